@@ -1,0 +1,5 @@
+"""``python -m streamal``."""
+
+from streamal.cli import main
+
+raise SystemExit(main())

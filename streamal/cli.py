@@ -1,0 +1,99 @@
+"""The ``streamal`` command line.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from streamal import __version__
+from streamal.errors import ConfigError, StreamalError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from streamal.config import load_settings, show
+
+    settings = load_settings(args.config)
+    if args.format == "json":
+        print(settings.model_dump_json(indent=2))
+    else:
+        print(show(settings), end="")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from streamal.messages import MESSAGES, json_schemas
+
+    schemas = json_schemas()
+    if args.name is None:
+        print(json.dumps(schemas, indent=2))
+        return EXIT_OK
+    name = args.name.lower().replace("_", "-")
+    if name not in MESSAGES:
+        raise ConfigError(f"unknown message '{args.name}'; allowed: {', '.join(MESSAGES)}")
+    print(json.dumps(schemas[name], indent=2))
+    return EXIT_OK
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="YAML config file (default: $STREAMAL_CONFIG; STREAMAL_* variables override it)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="streamal",
+        description="Stream-based active learning: ask humans about the uncertain samples of a "
+        "Kafka stream, auto-label the confident ones, retrain continuously.",
+        epilog="Run 'streamal COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamal {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_commands.add_parser(
+        "show", help="print the effective configuration (file + environment), secrets masked"
+    )
+    _add_config_option(show)
+    show.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format")
+    show.set_defaults(run=_config_show)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the messages (all, or one by name)"
+    )
+    schema.add_argument(
+        "name", nargs="?", metavar="NAME", help="sample, label-request, auto-label, "
+        "oracle-label, model-announcement or dead-letter (default: all)",
+    )  # fmt: skip
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print one line to stderr, never a traceback."""
+    args = build_parser().parse_args(argv)
+    run: Command = args.run
+    try:
+        return run(args)
+    except ConfigError as error:
+        print(error if str(error).startswith("config error") else f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except StreamalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

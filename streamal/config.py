@@ -1,0 +1,162 @@
+"""Settings: one YAML file per deployment, overridden by ``STREAMAL_`` environment variables.
+
+Precedence, highest first: environment (``STREAMAL_STRATEGY__BUDGET=0.05``; ``__`` nests),
+the YAML file, the defaults below. Every model is frozen and rejects unknown fields, so a typo
+is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from streamal.errors import ConfigError
+
+from streamal.validation import one_line
+
+CONFIG_ENV = "STREAMAL_CONFIG"
+
+TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocalTransportConfig(Section):
+    """The embedded transport: a durable log in one SQLite file shared by local processes."""
+
+    path: Path = Path(".streamal/log.sqlite")
+    partitions: int = Field(4, ge=1, le=1024, description="partitions of topics it creates")
+    session_timeout_s: float = Field(10.0, gt=0, description="a silent consumer loses its partitions after this")
+    synchronous: Literal["full", "normal"] = Field(
+        "full", description="full survives power loss; normal survives process crashes only"
+    )
+
+
+class KafkaTransportConfig(Section):
+    """Apache Kafka through kafka-python; security settings are passed through."""
+
+    bootstrap_servers: list[str] = Field(["localhost:9092"], min_length=1)
+    client_id: str = "streamal"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    transactional_id: str | None = Field(
+        None, description="unique per serve replica; default: <group>-<hostname>"
+    )
+    create_topics: bool = Field(True, description="create missing topics with the admin client")
+    partitions: int = Field(6, ge=1, description="partitions of topics it creates")
+    replication_factor: int = Field(1, ge=1, description="replication of topics it creates")
+    request_timeout_ms: int = Field(30_000, ge=1_000)
+    session_timeout_ms: int = Field(45_000, ge=1_000)
+    transaction_timeout_ms: int = Field(60_000, ge=1_000)
+    linger_ms: int = Field(5, ge=0)
+
+
+class TransportConfig(Section):
+    """Which transport carries the topics, and the settings of each."""
+
+    kind: Literal["local", "kafka"] = "local"
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a consumer group without committed offsets starts"
+    )
+    local: LocalTransportConfig = LocalTransportConfig()
+    kafka: KafkaTransportConfig = KafkaTransportConfig()
+
+
+class TopicsConfig(Section):
+    """Topic names (DESIGN section 3)."""
+
+    samples: TopicName = "samples"
+    label_requests: TopicName = "label-requests"
+    auto_labels: TopicName = "auto-labels"
+    labels: TopicName = "labels"
+    models: TopicName = "models"
+    dead_letter: TopicName = "dead-letter"
+
+
+class LogConfig(Section):
+    """Logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """The whole effective configuration of a streamal process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMAL_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    transport: TransportConfig = TransportConfig()
+    topics: TopicsConfig = TopicsConfig()
+
+    log: LogConfig = LogConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the YAML file (passed as init values), which beats defaults."""
+        return env_settings, init_settings, file_secret_settings
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load ``path`` (or ``$STREAMAL_CONFIG``, or nothing) plus the environment.
+
+    Raises
+    ------
+    ConfigError
+        With one line naming the file or field and what is allowed.
+    """
+    path = path or os.environ.get(CONFIG_ENV) or None
+    data = _read_yaml(Path(path)) if path else {}
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise ConfigError(f"config error: {one_line(error, Settings)}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"config error: {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config error: {path}: invalid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config error: {path}: the top level must be a mapping of sections")
+    return data
+
+
+def show(settings: Settings) -> str:
+    """The effective configuration as YAML, secrets masked."""
+    dumped = settings.model_dump(mode="json")
+    return yaml.safe_dump(dumped, sort_keys=False, default_flow_style=False)

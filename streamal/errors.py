@@ -1,0 +1,25 @@
+"""The exceptions streamal raises: one root, a few named kinds."""
+
+
+class StreamalError(Exception):
+    """Root of every error streamal raises on purpose."""
+
+
+class ConfigError(StreamalError):
+    """A configuration value is invalid; the message is one line naming the field."""
+
+
+class MessageError(StreamalError):
+    """A record could not be decoded into the expected message."""
+
+
+class TransportError(StreamalError):
+    """The transport failed (broker unreachable, fenced, closed, corrupt log)."""
+
+
+class FencedError(TransportError):
+    """This consumer no longer owns a partition it tried to commit; the batch must be redone."""
+
+
+class RegistryError(StreamalError):
+    """A configured name has no implementation; the message lists the allowed names."""

@@ -1,0 +1,213 @@
+"""The messages on streamal's topics (DESIGN section 3) and their JSON encoding.
+
+Every message is UTF-8 JSON with ``"v": 1``; the record key is the sample id (the model name on
+``models``). Timestamps are ISO 8601 in UTC on output and accept epoch seconds on input.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from streamal.errors import MessageError
+from streamal.validation import one_line
+
+SampleId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def now() -> datetime:
+    """The current time in UTC, as messages carry it."""
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every message: version 1, frozen, unknown fields and NaN/inf rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    v: Literal[1] = 1
+
+
+class Sample(Message):
+    """An unlabeled sample on ``samples``: ``features``, a ``payload`` for a featurizer, or both."""
+
+    id: SampleId
+    features: list[float] | None = None
+    payload: JsonValue = None
+    meta: dict[str, JsonValue] | None = None
+    ts: Timestamp | None = Field(None, description="event time, for end-to-end latency")
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Sample:
+        if self.features is None and self.payload is None:
+            raise ValueError("a sample needs features or a payload")
+        return self
+
+
+class LabelProbability(BaseModel):
+    """One of the model's top guesses."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    label: str
+    p: Probability
+
+
+class LabelRequest(Message):
+    """A sample routed to human annotators on ``label-requests``."""
+
+    id: SampleId
+    features: list[float] | None = None
+    payload: JsonValue = None
+    meta: dict[str, JsonValue] | None = None
+    prediction: list[LabelProbability]
+    utility: float
+    reason: Literal["uncertain", "audit", "explore"]
+    model_version: int = Field(ge=0, description="0 before the first trained model")
+    requested_at: Timestamp
+
+
+class AutoLabel(Message):
+    """A confident prediction published as a label on ``auto-labels``."""
+
+    id: SampleId
+    label: str
+    confidence: Probability
+    model_version: int = Field(ge=0)
+    labeled_at: Timestamp
+
+
+class OracleLabel(Message):
+    """A human's answer on ``labels``; may come late, twice, or for an unknown id."""
+
+    id: SampleId
+    label: Annotated[str, StringConstraints(min_length=1)]
+    annotator: str | None = None
+    labeled_at: Timestamp
+
+
+class ModelAnnouncement(Message):
+    """A new model version on the compacted ``models`` topic (key: the model name)."""
+
+    version: int = Field(ge=1)
+    uri: str
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    classes: list[str] = Field(min_length=2)
+    thresholds: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+    created_at: Timestamp
+
+
+class DeadLetter(Message):
+    """A record that could not be processed, kept with the reason on ``dead-letter``."""
+
+    original: str = Field(description="the original record value, base64")
+    error: Annotated[str, StringConstraints(pattern=r"^[^\n]*$")]
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    failed_at: Timestamp
+
+    @classmethod
+    def of(cls, value: bytes, error: str, topic: str, partition: int, offset: int) -> DeadLetter:
+        """Wrap a failed record; the error is cut to its first line."""
+        return cls(
+            original=base64.b64encode(value).decode("ascii"),
+            error=error.splitlines()[0] if error else "unknown error",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            failed_at=now(),
+        )
+
+
+MESSAGES: dict[str, type[Message]] = {
+    "sample": Sample,
+    "label-request": LabelRequest,
+    "auto-label": AutoLabel,
+    "oracle-label": OracleLabel,
+    "model-announcement": ModelAnnouncement,
+    "dead-letter": DeadLetter,
+}
+
+M = TypeVar("M", bound=Message)
+
+
+def encode(message: Message) -> bytes:
+    """UTF-8 JSON of ``message`` without null fields.
+
+    >>> encode(OracleLabel(id="s1", label="cat", labeled_at=0))
+    b'{"v":1,"id":"s1","label":"cat","labeled_at":"1970-01-01T00:00:00Z"}'
+    """
+    return message.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
+    """Parse one record value into ``model``.
+
+    Raises
+    ------
+    MessageError
+        With a one-line reason, e.g. ``features.2: must be a finite number (got 'NaN')``.
+
+    >>> decode(OracleLabel, b'{"v": 1, "id": "s1", "labeled_at": 0}')
+    Traceback (most recent call last):
+    ...
+    streamal.errors.MessageError: label: required field is missing
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise MessageError(one_line(error, model)) from None
+
+
+@dataclass
+class Decoded(Generic[M]):
+    """A decoded batch: ``valid`` and ``invalid`` hold (index in the batch, message or reason)."""
+
+    valid: list[tuple[int, M]] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+
+def decode_batch(model: type[M], raws: list[bytes], max_bytes: int | None = None) -> Decoded[M]:
+    """Decode every record; a bad one is reported, never raised, so the batch goes on.
+
+    >>> out = decode_batch(OracleLabel, [b'{"id":"a","label":"x","labeled_at":0}', b"{"])
+    >>> [i for i, _ in out.valid], out.invalid
+    ([0], [(1, 'invalid JSON: EOF while parsing an object at line 1 column 1')])
+    """
+    decoded: Decoded[M] = Decoded()
+    for index, raw in enumerate(raws):
+        try:
+            decoded.valid.append((index, decode(model, raw, max_bytes)))
+        except MessageError as error:
+            decoded.invalid.append((index, str(error)))
+    return decoded
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every message, by name (as ``streamal schema`` prints them)."""
+    return {name: model.model_json_schema() for name, model in MESSAGES.items()}

@@ -1,0 +1,1 @@
+"""Harnesses for tests and benchmarks: a real Kafka broker."""

@@ -1,0 +1,67 @@
+"""Transports: one small interface (``Transport``), an embedded SQLite log and Kafka."""
+
+from __future__ import annotations
+
+import socket
+
+from streamal.config import Settings, TopicsConfig
+from streamal.transport.base import (
+    Envelope,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transaction,
+    Transport,
+    next_offsets,
+)
+
+__all__ = [
+    "Envelope",
+    "Record",
+    "TopicPartition",
+    "TopicSpec",
+    "Transaction",
+    "Transport",
+    "next_offsets",
+    "open_transport",
+    "topic_specs",
+]
+
+
+def open_transport(
+    settings: Settings, *, group: str | None = None, transactional: bool = False
+) -> Transport:
+    """A transport of the configured kind.
+
+    Parameters
+    ----------
+    group
+        The consumer group; ``None`` reads every partition and commits nothing.
+    transactional
+        Kafka only: give the producer a transactional id (``transport.kafka.transactional_id``,
+        or ``<group>-<hostname>``) so that ``transaction()`` works. The local transport is
+        always transactional.
+    """
+    config = settings.transport
+    if config.kind == "local":
+        from streamal.transport.local import LocalTransport
+
+        return LocalTransport(config.local, group=group, auto_offset_reset=config.auto_offset_reset)
+    from streamal.transport.kafka import KafkaTransport
+
+    transactional_id = None
+    if transactional:
+        transactional_id = config.kafka.transactional_id or f"{group}-{socket.gethostname()}"
+    return KafkaTransport(
+        config.kafka,
+        group=group,
+        transactional_id=transactional_id,
+        auto_offset_reset=config.auto_offset_reset,
+    )
+
+
+def topic_specs(topics: TopicsConfig) -> dict[str, TopicSpec]:
+    """How streamal's topics are created: ``models`` compacted, the rest plain."""
+    specs = {name: TopicSpec() for name in topics.model_dump().values()}
+    specs[topics.models] = TopicSpec(partitions=1, compacted=True)
+    return specs

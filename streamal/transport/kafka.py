@@ -1,0 +1,319 @@
+"""Apache Kafka through kafka-python: a consumer group with manual commits (read_committed)
+and an idempotent producer, transactional when given a ``transactional_id``.
+
+Consumed offsets join the producer's transaction with ``send_offsets_to_transaction`` and the
+consumer's group metadata (KIP-447), so a replica that lost its partitions in a rebalance cannot
+commit over the new owner: the broker fences it and the transaction aborts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streamal.config import KafkaTransportConfig
+from streamal.errors import FencedError, TransportError
+from streamal.transport.base import Envelope, Record, TopicPartition, TopicSpec, Transaction, Transport
+
+log = logging.getLogger(__name__)
+
+_FENCING_ERRORS = (
+    "ProducerFencedError",
+    "CommitFailedError",
+    "IllegalGenerationError",
+    "UnknownMemberIdError",
+    "FencedInstanceIdError",
+    "RebalanceInProgressError",
+)
+
+
+def client_settings(config: KafkaTransportConfig) -> dict[str, Any]:
+    """kafka-python settings shared by consumer, producer and admin client.
+
+    ``api_version`` is left unset on purpose: kafka-python then negotiates protocol versions
+    with the broker, where a fixed old value would use requests that Kafka 4 removed.
+    """
+    settings: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap_servers,
+        "client_id": config.client_id,
+        "security_protocol": config.security_protocol,
+        "request_timeout_ms": config.request_timeout_ms,
+    }
+    if config.sasl_mechanism:
+        settings["sasl_mechanism"] = config.sasl_mechanism
+        settings["sasl_plain_username"] = config.sasl_username
+        if config.sasl_password is not None:
+            settings["sasl_plain_password"] = config.sasl_password.get_secret_value()
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(config, name)
+        if value is not None:
+            settings[name] = str(value)
+    if config.ssl_password is not None:
+        settings["ssl_password"] = config.ssl_password.get_secret_value()
+    return settings
+
+
+class _KafkaTransaction(Transaction):
+    def __init__(self, transport: KafkaTransport) -> None:
+        self._transport = transport
+        self.offsets: dict[TopicPartition, int] = {}
+
+    def produce(self, record: Record) -> None:
+        self._transport._send(record)
+
+    def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.offsets.update(offsets)
+
+
+class KafkaTransport(Transport):
+    """A Kafka client; ``group=None`` reads every partition without committing."""
+
+    def __init__(
+        self,
+        config: KafkaTransportConfig,
+        *,
+        group: str | None = None,
+        transactional_id: str | None = None,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self._config = config
+        self._settings = client_settings(config)
+        self._group = group
+        self._transactional_id = transactional_id
+        self._reset = auto_offset_reset
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._sent: list[Any] = []  # kafka-python FutureRecordMetadata
+        self._txn: _KafkaTransaction | None = None
+        self._implicit_txn = False
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> None:
+        if not self._config.create_topics or not specs:
+            return
+        with _errors("creating topics"):
+            admin = KafkaAdminClient(**self._settings)
+            try:
+                existing = set(admin.list_topics())
+                missing = {
+                    name: {
+                        "num_partitions": spec.partitions or self._config.partitions,
+                        "replication_factor": self._config.replication_factor,
+                        "configs": {"cleanup.policy": "compact"} if spec.compacted else {},
+                    }
+                    for name, spec in specs.items()
+                    if name not in existing
+                }
+                if missing:
+                    try:
+                        admin.create_topics(missing, wait_for_metadata=True)
+                        log.info("created topics %s", ", ".join(sorted(missing)))
+                    except TopicAlreadyExistsError:
+                        pass  # another replica created them first
+            finally:
+                admin.close()
+
+    def partitions_for(self, topic: str) -> list[TopicPartition]:
+        found = self._consumer_client().partitions_for_topic(topic)
+        if not found:
+            raise TransportError(f"topic {topic} does not exist")
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def _consumer_client(self) -> KafkaConsumer:
+        if self._consumer is None:
+            with _errors("connecting the consumer"):
+                self._consumer = KafkaConsumer(
+                    group_id=self._group,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    auto_offset_reset=self._reset,
+                    session_timeout_ms=self._config.session_timeout_ms,
+                    **self._settings,
+                )
+        return self._consumer
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        self.ensure_topics({topic: TopicSpec() for topic in topics})
+        consumer = self._consumer_client()
+        with _errors("subscribing"):
+            if self._group is None:
+                consumer.assign(
+                    [KafkaTopicPartition(*tp) for t in topics for tp in self.partitions_for(t)]
+                )
+            else:
+                consumer.subscribe(list(topics))
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer_client().assignment()}
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Envelope]:
+        with _errors("polling"):
+            fetched = self._consumer_client().poll(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
+        return [
+            Envelope(
+                tp.topic,
+                tp.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple((k, v) for k, v in (r.headers or ())),
+                r.timestamp,
+            )
+            for tp, records in fetched.items()
+            for r in records
+        ]
+
+    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        consumer = self._consumer_client()
+        with _errors("reading committed offsets"):
+            return {tp: consumer.committed(KafkaTopicPartition(*tp)) for tp in partitions}
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        with _errors("committing offsets"):
+            self._consumer_client().commit(_kafka_offsets(offsets))
+
+    def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (or the reset policy)."""
+        consumer = self._consumer_client()
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return
+        for tp in assigned:
+            offset = consumer.committed(tp)
+            if offset is not None:
+                consumer.seek(tp, offset)
+            elif self._reset == "earliest":
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek_to_end(tp)
+
+    # -- producing ------------------------------------------------------------------------
+
+    def _producer_client(self) -> KafkaProducer:
+        if self._producer is None:
+            with _errors("connecting the producer"):
+                self._producer = KafkaProducer(
+                    acks="all",
+                    enable_idempotence=True,
+                    transactional_id=self._transactional_id,
+                    transaction_timeout_ms=self._config.transaction_timeout_ms,
+                    linger_ms=self._config.linger_ms,
+                    **self._settings,
+                )
+                if self._transactional_id:
+                    self._producer.init_transactions()
+        return self._producer
+
+    def _send(self, record: Record) -> None:
+        with _errors(f"producing to {record.topic}"):
+            self._sent.append(
+                self._producer_client().send(
+                    record.topic, value=record.value, key=record.key, headers=list(record.headers)
+                )
+            )
+
+    def produce(self, record: Record) -> None:
+        if self._txn is not None:
+            raise TransportError("produce inside a transaction goes through the transaction")
+        if self._transactional_id and not self._implicit_txn:
+            self._producer_client().begin_transaction()
+            self._implicit_txn = True
+        self._send(record)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        if self._producer is None:
+            return
+        with _errors("flushing"):
+            self._producer.flush(timeout=timeout_s)
+            self._check_sent()
+            if self._implicit_txn:
+                self._producer.commit_transaction()
+                self._implicit_txn = False
+
+    def _check_sent(self) -> None:
+        """Fail loudly if any record of this batch was not written."""
+        sent, self._sent = self._sent, []
+        for future in sent:
+            future.get(timeout=0)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _begin(self) -> Transaction:
+        if not self._transactional_id:
+            raise TransportError("transactions need a transactional_id")
+        if self._txn is not None:
+            raise TransportError("a transaction is already open")
+        self.flush()
+        with _errors("beginning a transaction"):
+            self._producer_client().begin_transaction()
+        self._txn = _KafkaTransaction(self)
+        return self._txn
+
+    def _commit_transaction(self) -> None:
+        txn = self._txn
+        assert txn is not None and self._producer is not None
+        with _errors("committing a transaction"):
+            self._producer.flush()
+            self._check_sent()
+            if txn.offsets:
+                self._producer.send_offsets_to_transaction(
+                    _kafka_offsets(txn.offsets), self._consumer_client().group_metadata()
+                )
+            self._producer.commit_transaction()
+        self._txn = None
+
+    def _abort_transaction(self) -> None:
+        self._txn = None
+        self._sent = []
+        try:
+            if self._producer is not None:
+                self._producer.abort_transaction()
+        except KafkaError as error:  # already failed fatally: the producer must be rebuilt
+            log.warning("abort failed (%s); the producer will be recreated", error)
+            self._producer.close(timeout=5)
+            self._producer = None
+        if self._consumer is not None and self._group is not None:
+            with _errors("rewinding to committed offsets"):
+                self._rewind()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            if self._producer is not None:
+                self.flush()
+        finally:
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+                self._producer = None
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+                self._consumer = None
+
+
+def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPartition, Any]:
+    return {
+        KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()
+    }
+
+
+@contextmanager
+def _errors(doing: str) -> Iterator[None]:
+    """Turn kafka-python's errors into TransportError (FencedError when we were fenced)."""
+    try:
+        yield
+    except KafkaError as error:
+        name = type(error).__name__
+        kind = FencedError if name in _FENCING_ERRORS else TransportError
+        raise kind(f"kafka: {doing} failed: {name}: {error}") from error

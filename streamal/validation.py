@@ -1,0 +1,153 @@
+"""Turn a pydantic ``ValidationError`` into one line a person can act on.
+
+Config errors and malformed records share this wording, e.g.
+``strategy.budget: must be > 0 and <= 1 (got 1.5)``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "datetime": "a timestamp (ISO 8601 or epoch seconds)",
+    "literal": "one of the allowed values",
+}
+_BOUNDS = (
+    (annotated_types.Gt, "gt", ">"),
+    (annotated_types.Ge, "ge", ">="),
+    (annotated_types.Lt, "lt", "<"),
+    (annotated_types.Le, "le", "<="),
+)
+
+
+def one_line(error: ValidationError, model: type[BaseModel]) -> str:
+    """Describe the first problem in ``error`` as ``path: what is wrong (got value)``.
+
+    Parameters
+    ----------
+    error
+        The error pydantic raised while validating ``model``.
+    model
+        The model that was validated; its fields give bounds and allowed values.
+
+    Examples
+    --------
+    >>> from pydantic import Field
+    >>> class Strategy(BaseModel):
+    ...     budget: float = Field(0.1, gt=0, le=1)
+    >>> try:
+    ...     Strategy(budget=1.5)
+    ... except ValidationError as e:
+    ...     print(one_line(e, Strategy))
+    budget: must be > 0 and <= 1 (got 1.5)
+    """
+    first = error.errors(include_url=False)[0]
+    path, field, parent = _resolve(model, first["loc"])
+    text = f"{path}: {_explain(first, field, parent)}" if path else _explain(first, field, parent)
+    more = error.error_count() - 1
+    return f"{text} (+{more} more)" if more else text
+
+
+def _explain(err: Any, field: FieldInfo | None, parent: type[BaseModel] | None) -> str:
+    kind: str = err["type"]
+    got = _show(err.get("input"), field)
+    if kind == "extra_forbidden":
+        allowed = ", ".join(parent.model_fields) if parent else ""
+        return f"unknown field; allowed: {allowed}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("json_invalid", "json_type"):
+        return err["msg"].replace("Invalid JSON", "invalid JSON")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"must be {_bounds(field, err.get('ctx', {}))} (got {got})"
+    if kind == "literal_error":
+        return f"must be one of: {_choices(field, err)} (got {got})"
+    if kind == "union_tag_invalid":
+        tags = err["ctx"]["expected_tags"].replace("'", "")
+        return f"must be one of: {tags} (got {err['ctx']['tag']!r})"
+    if kind == "finite_number":
+        return f"must be a finite number (got {got})"
+    for prefix, wanted in _KINDS.items():
+        if kind.startswith(prefix):
+            return f"must be {wanted} (got {got})"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]} (got {got})"
+
+
+def _resolve(
+    model: type[BaseModel], loc: tuple[int | str, ...]
+) -> tuple[str, FieldInfo | None, type[BaseModel] | None]:
+    """Walk ``loc`` through nested models; return the dotted path, the field and its parent."""
+    shown: list[str] = []
+    current: Any = model
+    field: FieldInfo | None = None
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            parent, field = current, current.model_fields.get(str(part))
+            shown.append(str(part))
+            current = field.annotation if field else None
+            continue
+        members = [m for m in _union_members(current) if isinstance(m, type)]
+        tagged = [m for m in members if issubclass(m, BaseModel) and _tag(m) == part]
+        if tagged:  # a discriminated union names the variant in loc; hide it from the path
+            current = tagged[0]
+            continue
+        shown.append(str(part))
+        current = _item_type(current)
+    return ".".join(shown), field, parent
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _item_type(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[-1] if args else None
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    name = model.model_fields.get("name")
+    return get_args(name.annotation)[0] if name and get_origin(name.annotation) is Literal else None
+
+
+def _bounds(field: FieldInfo | None, ctx: dict[str, Any]) -> str:
+    found = []
+    for meta in field.metadata if field else []:
+        for cls, attr, sign in _BOUNDS:
+            if isinstance(meta, cls):
+                found.append(f"{sign} {getattr(meta, attr)}")
+    if not found:
+        found = [f"{sign} {ctx[attr]}" for _, attr, sign in _BOUNDS if attr in ctx]
+    return " and ".join(found)
+
+
+def _choices(field: FieldInfo | None, err: Any) -> str:
+    for member in _union_members(field.annotation if field else None):
+        if get_origin(member) is Literal:
+            return ", ".join(str(v) for v in get_args(member))
+    return str(err.get("ctx", {}).get("expected", "")).replace("'", "")
+
+
+def _show(value: Any, field: FieldInfo | None) -> str:
+    if field is not None and any(m is SecretStr for m in _union_members(field.annotation)):
+        return "***"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,89 @@
+"""Fixtures shared by the whole suite: a real Kafka broker and transport factories."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streamal.config import Settings
+from streamal.testing.kafka_broker import BrokerError, KafkaBroker
+from streamal.transport import Transport, TopicSpec, open_transport
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real broker: ``$STREAMAL_TEST_KAFKA`` if set, else one started for this session.
+
+    In CI (``CI=true``) a broker that cannot start fails the tests that need it; elsewhere they
+    are skipped with the reason.
+    """
+    if address := os.environ.get("STREAMAL_TEST_KAFKA"):
+        yield address
+        return
+    try:
+        broker = KafkaBroker().start()
+    except BrokerError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Kafka broker could not start in CI: {error}")
+        pytest.skip(f"no Kafka broker: {error}")
+    yield broker.bootstrap
+    broker.stop()
+
+
+def settings_for(kind: str, *, tmp_path: Path, bootstrap: str | None = None) -> Settings:
+    """Settings of a test cluster of ``kind`` (a log file in ``tmp_path``, or the broker)."""
+    if kind == "local":
+        local = {"path": str(tmp_path / "log.sqlite"), "partitions": 3, "synchronous": "normal"}
+        return Settings(transport={"kind": "local", "local": local})
+    kafka = {"bootstrap_servers": [bootstrap], "partitions": 3, "linger_ms": 0}
+    return Settings(transport={"kind": "kafka", "kafka": kafka})
+
+
+@pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.kafka)])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings pointing at a fresh cluster of each transport kind."""
+    bootstrap = request.getfixturevalue("kafka_bootstrap") if request.param == "kafka" else None
+    return settings_for(request.param, tmp_path=tmp_path, bootstrap=bootstrap)
+
+
+TransportFactory = Callable[..., Transport]
+
+
+@pytest.fixture
+def transport_factory(cluster: Settings) -> Iterator[TransportFactory]:
+    """Opens transports on ``cluster``; every one still open is closed after the test."""
+    opened: list[Transport] = []
+
+    def make(group: str | None = None, transactional: bool = False) -> Transport:
+        transport = open_transport(cluster, group=group, transactional=transactional)
+        opened.append(transport)
+        return transport
+
+    yield make
+    for transport in opened:
+        try:
+            transport.close()
+        except Exception:  # noqa: BLE001 - a test may have closed or broken it on purpose
+            pass
+
+
+@pytest.fixture
+def topic_factory(transport_factory: TransportFactory) -> Callable[..., str]:
+    """Creates a fresh topic (3 partitions unless told) and returns its name."""
+    admin = transport_factory()
+
+    def make(partitions: int = 3) -> str:
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        admin.ensure_topics({name: TopicSpec(partitions=partitions)})
+        return name
+
+    return make
+
+
+def unique(prefix: str) -> str:
+    """A fresh group or transactional id."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
