@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from streamal.errors import ConfigError
 
@@ -22,6 +31,13 @@ from streamal.validation import one_line
 CONFIG_ENV = "STREAMAL_CONFIG"
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
+def _split_commas(value: Any) -> Any:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 class Section(BaseModel):
@@ -44,7 +60,7 @@ class LocalTransportConfig(Section):
 class KafkaTransportConfig(Section):
     """Apache Kafka through kafka-python; security settings are passed through."""
 
-    bootstrap_servers: list[str] = Field(["localhost:9092"], min_length=1)
+    bootstrap_servers: CommaList = Field(["localhost:9092"], min_length=1)
     client_id: str = "streamal"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -138,6 +154,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as error:
         raise ConfigError(f"config error: {one_line(error, Settings)}") from None
+    except SettingsError as error:  # an environment value that does not parse
+        raise ConfigError(f"config error: {error}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -87,3 +87,13 @@ def topic_factory(transport_factory: TransportFactory) -> Callable[..., str]:
 def unique(prefix: str) -> str:
     """A fresh group or transactional id."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI a skipped test is a failure, except the GPU tests on a machine without CUDA."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and "gpu" not in item.keywords:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where it must run: {report.longrepr}"

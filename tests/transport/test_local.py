@@ -1,0 +1,129 @@
+"""What only the embedded SQLite log has to prove: file safety, liveness, fencing, compaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamal.config import LocalTransportConfig
+from streamal.errors import FencedError, TransportError
+from streamal.transport import Record, TopicPartition, TopicSpec, next_offsets
+from streamal.transport.local import LocalTransport
+
+
+def config(tmp_path: Path, **changes: object) -> LocalTransportConfig:
+    return LocalTransportConfig(path=tmp_path / "log.sqlite", synchronous="normal", **changes)
+
+
+def fill(path_config: LocalTransportConfig, topic: str, count: int, partitions: int = 2) -> None:
+    with LocalTransport(path_config) as producer:
+        producer.ensure_topics({topic: TopicSpec(partitions=partitions)})
+        for i in range(count):
+            producer.produce(Record(topic, str(i).encode(), key=f"k{i}".encode()))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"this is a text file, not a database" * 100, "not a streamal log")],
+)
+def test_refuses_a_file_that_is_not_a_log_and_leaves_it_alone(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "log.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(TransportError, match=reason):
+        LocalTransport(config(tmp_path))
+    assert path.read_bytes() == content
+
+
+def test_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices(id INTEGER)")
+    with pytest.raises(TransportError, match="SQLite file with other tables"):
+        LocalTransport(config(tmp_path))
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_refuses_a_log_of_another_format_version(tmp_path: Path) -> None:
+    LocalTransport(config(tmp_path)).close()
+    with sqlite3.connect(tmp_path / "log.sqlite") as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='version'")
+    with pytest.raises(TransportError, match="log format version 99"):
+        LocalTransport(config(tmp_path))
+
+
+def test_records_and_headers_survive_reopening(tmp_path: Path) -> None:
+    with LocalTransport(config(tmp_path)) as producer:
+        producer.produce(Record("t", b"v", key=b"k", headers=(("trace", b"\x00\x01"),)))
+    with LocalTransport(config(tmp_path)) as reader:
+        reader.subscribe(["t"])
+        (envelope,) = reader.poll(10, 1.0)
+    assert (envelope.key, envelope.value, envelope.headers) == (b"k", b"v", (("trace", b"\x00\x01"),))
+    assert envelope.timestamp_ms > 0
+
+
+def test_compacted_topic_keeps_the_newest_record_per_key(tmp_path: Path) -> None:
+    with LocalTransport(config(tmp_path)) as producer:
+        producer.ensure_topics({"models": TopicSpec(partitions=1, compacted=True)})
+        for version in range(5):
+            producer.produce(Record("models", str(version).encode(), key=b"default"))
+            producer.flush()
+        producer.produce(Record("models", b"x", key=b"other"))
+    with LocalTransport(config(tmp_path)) as reader:
+        reader.subscribe(["models"])
+        got = reader.poll(10, 1.0)
+    assert [(e.key, e.value, e.offset) for e in got] == [(b"default", b"4", 4), (b"other", b"x", 5)]
+
+
+def test_partitions_of_a_dead_process_are_taken_over_at_once(tmp_path: Path) -> None:
+    cfg = config(tmp_path, session_timeout_s=60)  # far longer than the test may wait
+    fill(cfg, "t", 10)
+    script = (
+        "import os, sys\n"
+        "from streamal.config import LocalTransportConfig\n"
+        "from streamal.transport.local import LocalTransport\n"
+        f"t = LocalTransport(LocalTransportConfig.model_validate_json({cfg.model_dump_json()!r}), group='g')\n"
+        "t.subscribe(['t'])\n"
+        "assert len(t.poll(100, 5.0)) == 10\n"
+        "os._exit(0)  # dies holding both partitions, committing nothing\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    with LocalTransport(cfg, group="g") as successor:
+        successor.subscribe(["t"])
+        started = time.monotonic()
+        got = successor.poll(100, 5.0)
+        assert len(got) == 10
+        assert time.monotonic() - started < 5
+        assert successor.assignment() == {TopicPartition("t", 0), TopicPartition("t", 1)}
+
+
+def test_a_member_that_lost_its_partitions_cannot_commit(tmp_path: Path) -> None:
+    cfg = config(tmp_path, session_timeout_s=0.5)
+    fill(cfg, "in", 6)
+    with LocalTransport(cfg, group="g") as stale, LocalTransport(cfg, group="g") as fresh:
+        stale.subscribe(["in"])
+        batch = stale.poll(100, 2.0)
+        assert len(batch) == 6
+        time.sleep(1.0)  # stale stops heartbeating; its session expires
+        fresh.subscribe(["in"])
+        assert len(fresh.poll(100, 2.0)) == 6  # fresh took over from the committed offsets
+        with pytest.raises(FencedError, match="no longer owned"):
+            stale.produce_and_commit([Record("out", b"dup")], next_offsets(batch))
+        fresh.produce_and_commit([Record("out", b"once")], {TopicPartition("in", 0): 3})
+    with LocalTransport(cfg) as reader:
+        reader.subscribe(["out"])
+        assert [e.value for e in reader.poll(10, 1.0)] == [b"once"]
+
+
+def test_closed_transport_refuses_work(tmp_path: Path) -> None:
+    transport = LocalTransport(config(tmp_path))
+    transport.close()
+    with pytest.raises(TransportError, match="closed"):
+        transport.poll(1, 0.0)
