@@ -90,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ConfigError as error:
-        print(error if str(error).startswith("config error") else f"error: {error}", file=sys.stderr)
+        print(
+            error if str(error).startswith("config error") else f"error: {error}", file=sys.stderr
+        )
         return EXIT_USAGE
     except StreamalError as error:
         print(f"error: {error}", file=sys.stderr)

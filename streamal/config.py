@@ -25,7 +25,6 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from streamal.errors import ConfigError
-
 from streamal.validation import one_line
 
 CONFIG_ENV = "STREAMAL_CONFIG"
@@ -34,7 +33,11 @@ TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")
 
 
 def _split_commas(value: Any) -> Any:
-    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+    return (
+        [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str)
+        else value
+    )
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
@@ -51,7 +54,9 @@ class LocalTransportConfig(Section):
 
     path: Path = Path(".streamal/log.sqlite")
     partitions: int = Field(4, ge=1, le=1024, description="partitions of topics it creates")
-    session_timeout_s: float = Field(10.0, gt=0, description="a silent consumer loses its partitions after this")
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="a silent consumer loses its partitions after this"
+    )
     synchronous: Literal["full", "normal"] = Field(
         "full", description="full survives power loss; normal survives process crashes only"
     )
@@ -104,13 +109,6 @@ class TopicsConfig(Section):
     dead_letter: TopicName = "dead-letter"
 
 
-class LogConfig(Section):
-    """Logging."""
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
-
-
 class Settings(BaseSettings):
     """The whole effective configuration of a streamal process."""
 
@@ -124,8 +122,6 @@ class Settings(BaseSettings):
 
     transport: TransportConfig = TransportConfig()
     topics: TopicsConfig = TopicsConfig()
-
-    log: LogConfig = LogConfig()
 
     @classmethod
     def settings_customise_sources(

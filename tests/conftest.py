@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ import pytest
 
 from streamal.config import Settings
 from streamal.testing.kafka_broker import BrokerError, KafkaBroker
-from streamal.transport import Transport, TopicSpec, open_transport
+from streamal.transport import TopicSpec, Transport, open_transport
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +66,8 @@ def transport_factory(cluster: Settings) -> Iterator[TransportFactory]:
 
     yield make
     for transport in opened:
-        try:
+        with contextlib.suppress(Exception):  # a test may have closed or broken it on purpose
             transport.close()
-        except Exception:  # noqa: BLE001 - a test may have closed or broken it on purpose
-            pass
 
 
 @pytest.fixture

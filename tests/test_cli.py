@@ -38,7 +38,10 @@ def test_no_command_is_a_usage_error() -> None:
 def test_config_show_prints_the_effective_config_with_secrets_masked() -> None:
     result = streamal(
         "config", "show", "--config", "configs/kafka.yaml",
-        env={"STREAMAL_TRANSPORT__KAFKA__SASL_PASSWORD": "hunter2", "STREAMAL_TOPICS__SAMPLES": "raw"},
+        env={
+            "STREAMAL_TRANSPORT__KAFKA__SASL_PASSWORD": "hunter2",
+            "STREAMAL_TOPICS__SAMPLES": "raw",
+        },
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout + result.stderr
@@ -57,13 +60,19 @@ def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> No
     result = streamal("config", "show", "--config", str(bad))
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr == "config error: transport.local.partitions: must be >= 1 and <= 1024 (got -1)\n"
+    assert (
+        result.stderr
+        == "config error: transport.local.partitions: must be >= 1 and <= 1024 (got -1)\n"
+    )
 
 
 def test_bad_environment_override_exits_2() -> None:
     result = streamal("config", "show", env={"STREAMAL_TRANSPORT__KIND": "zmq"})
     assert result.returncode == 2
-    assert result.stderr.strip() == "config error: transport.kind: must be one of: local, kafka (got 'zmq')"
+    assert (
+        result.stderr.strip()
+        == "config error: transport.kind: must be one of: local, kafka (got 'zmq')"
+    )
 
 
 def test_schema_prints_every_message_or_one() -> None:

@@ -27,10 +27,13 @@ EXAMPLES = [
     Sample(id="s1", features=[0.1, 2.0], meta={"src": "cam-3"}, ts=1_700_000_000),
     Sample(id="s2", payload={"text": "hello"}),
     LabelRequest(
-        id="s1", features=[0.1, 2.0], prediction=[{"label": "cat", "p": 0.55}, {"label": "dog", "p": 0.45}],
+        id="s1", features=[0.1, 2.0],
+        prediction=[{"label": "cat", "p": 0.55}, {"label": "dog", "p": 0.45}],
         utility=0.9, reason="uncertain", model_version=3, requested_at=datetime.now(UTC),
     ),
-    AutoLabel(id="s3", label="cat", confidence=0.995, model_version=3, labeled_at=datetime.now(UTC)),
+    AutoLabel(
+        id="s3", label="cat", confidence=0.995, model_version=3, labeled_at=datetime.now(UTC)
+    ),
     OracleLabel(id="s1", label="dog", annotator="ann-7", labeled_at=datetime.now(UTC)),
     ModelAnnouncement(
         version=4, uri="file:///models/4.pt", sha256="a" * 64, classes=["cat", "dog"],

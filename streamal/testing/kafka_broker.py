@@ -31,7 +31,12 @@ from typing import Self
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.25.2"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-JVM_OPTIONS = ["-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+JVM_OPTIONS = [
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+]
 
 POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -129,7 +134,11 @@ class KafkaBroker:
         properties = self._dir / "server.properties"
         properties.write_text(self._properties())
         (self._dir / "log4j2.properties").write_text(LOG4J2)
-        java = ["java", *JVM_OPTIONS, f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}"]
+        java = [
+            "java",
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}",
+        ]
         classpath = ["-cp", f"{libs}/*"]
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         fmt = subprocess.run(
@@ -188,7 +197,7 @@ class KafkaBroker:
                 admin.list_topics()
                 admin.close()
                 return
-            except Exception as error:  # noqa: BLE001 - any failure means "not ready yet"
+            except Exception as error:
                 last_error = error
                 time.sleep(0.5)
         self.stop()
@@ -234,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Kafka {KAFKA_VERSION} jars in {fetch_jars()}")
             return 0
         with KafkaBroker() as broker:
-            print(f"Kafka {KAFKA_VERSION} ready at {broker.bootstrap} (Ctrl-C stops it)", flush=True)
+            print(
+                f"Kafka {KAFKA_VERSION} ready at {broker.bootstrap} (Ctrl-C stops it)", flush=True
+            )
             stop = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)
             signal.sigwait(stop)

@@ -19,7 +19,14 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streamal.config import KafkaTransportConfig
 from streamal.errors import FencedError, TransportError
-from streamal.transport.base import Envelope, Record, TopicPartition, TopicSpec, Transaction, Transport
+from streamal.transport.base import (
+    Envelope,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transaction,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +160,9 @@ class KafkaTransport(Transport):
                 consumer.subscribe(list(topics))
 
     def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer_client().assignment()}
+        return {
+            TopicPartition(tp.topic, tp.partition) for tp in self._consumer_client().assignment()
+        }
 
     def poll(self, max_records: int, timeout_s: float) -> list[Envelope]:
         with _errors("polling"):
@@ -276,13 +285,14 @@ class KafkaTransport(Transport):
     def _abort_transaction(self) -> None:
         self._txn = None
         self._sent = []
-        try:
-            if self._producer is not None:
-                self._producer.abort_transaction()
-        except KafkaError as error:  # already failed fatally: the producer must be rebuilt
-            log.warning("abort failed (%s); the producer will be recreated", error)
-            self._producer.close(timeout=5)
-            self._producer = None
+        producer = self._producer
+        if producer is not None:
+            try:
+                producer.abort_transaction()
+            except KafkaError as error:  # already failed fatally: the producer must be rebuilt
+                log.warning("abort failed (%s); the producer will be recreated", error)
+                producer.close(timeout=5)
+                self._producer = None
         if self._consumer is not None and self._group is not None:
             with _errors("rewinding to committed offsets"):
                 self._rewind()
@@ -304,7 +314,8 @@ class KafkaTransport(Transport):
 
 def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPartition, Any]:
     return {
-        KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()
+        KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
+        for tp, offset in offsets.items()
     }
 
 

@@ -416,9 +416,13 @@ def _open(path: Path, synchronous: str) -> sqlite3.Connection:
         if not tables:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
-            db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", VERSION)])
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", VERSION)]
+            )
             tables.add("meta")
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        meta = (
+            dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        )
         db.execute("COMMIT")
     except sqlite3.DatabaseError as error:
         db.close()

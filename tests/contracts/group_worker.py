@@ -15,8 +15,10 @@ from streamal.errors import FencedError
 from streamal.transport import Record, next_offsets, open_transport
 
 
-def run(settings_json: str, group: str, topics: tuple[str, str], report: str, idle_s: float) -> None:
-    """Consume ``topics[0]`` until idle for ``idle_s`` (after a first record), copying to ``topics[1]``."""
+def run(
+    settings_json: str, group: str, topics: tuple[str, str], report: str, idle_s: float
+) -> None:
+    """Copy ``topics[0]`` to ``topics[1]`` until idle for ``idle_s`` after a first record."""
     settings = Settings.model_validate_json(settings_json)
     in_topic, out_topic = topics
     polled: list[list[int]] = []
@@ -32,7 +34,10 @@ def run(settings_json: str, group: str, topics: tuple[str, str], report: str, id
             started, last_record = True, time.monotonic()
             positions = [[e.partition, e.offset] for e in batch]
             polled.extend(positions)
-            records = [Record(out_topic, json.dumps(p).encode(), key=e.key) for p, e in zip(positions, batch)]
+            records = [
+                Record(out_topic, json.dumps(p).encode(), key=e.key)
+                for p, e in zip(positions, batch, strict=True)
+            ]
             try:
                 transport.produce_and_commit(records, next_offsets(batch))
             except FencedError:

@@ -61,7 +61,9 @@ def test_order_within_a_partition(transport_factory: TransportFactory, topic_fac
     assert {len({e.partition for e in got if e.key == k}) for k in by_key} == {1}
 
 
-def test_commit_then_resume_after_restart(transport_factory: TransportFactory, topic_factory) -> None:
+def test_commit_then_resume_after_restart(
+    transport_factory: TransportFactory, topic_factory
+) -> None:
     topic = topic_factory()
     produce(transport_factory, topic, [(f"k{i}".encode(), b"x") for i in range(40)])
     group = unique("g")
@@ -80,7 +82,9 @@ def test_commit_then_resume_after_restart(transport_factory: TransportFactory, t
     assert committed == next_offsets(done)
 
 
-def test_aborted_transaction_leaves_nothing(transport_factory: TransportFactory, topic_factory) -> None:
+def test_aborted_transaction_leaves_nothing(
+    transport_factory: TransportFactory, topic_factory
+) -> None:
     source, sink = topic_factory(), topic_factory()
     produce(transport_factory, source, [(f"k{i}".encode(), b"in") for i in range(12)])
     worker = transport_factory(group=unique("g"), transactional=True)
@@ -97,7 +101,9 @@ def test_aborted_transaction_leaves_nothing(transport_factory: TransportFactory,
     assert read_all(transport_factory, sink) == []
     assert worker.committed(partitions) == dict.fromkeys(partitions)
     again = drain(worker, 12)  # the consumer rewound to the committed offsets
-    assert sorted((e.partition, e.offset) for e in again) == sorted((e.partition, e.offset) for e in batch)
+    assert sorted((e.partition, e.offset) for e in again) == sorted(
+        (e.partition, e.offset) for e in batch
+    )
 
     worker.produce_and_commit([Record(sink, b"out", key=e.key) for e in again], next_offsets(again))
     assert len(read_all(transport_factory, sink)) == 12

@@ -65,7 +65,11 @@ def test_records_and_headers_survive_reopening(tmp_path: Path) -> None:
     with LocalTransport(config(tmp_path)) as reader:
         reader.subscribe(["t"])
         (envelope,) = reader.poll(10, 1.0)
-    assert (envelope.key, envelope.value, envelope.headers) == (b"k", b"v", (("trace", b"\x00\x01"),))
+    assert (envelope.key, envelope.value, envelope.headers) == (
+        b"k",
+        b"v",
+        (("trace", b"\x00\x01"),),
+    )
     assert envelope.timestamp_ms > 0
 
 
@@ -89,7 +93,8 @@ def test_partitions_of_a_dead_process_are_taken_over_at_once(tmp_path: Path) -> 
         "import os, sys\n"
         "from streamal.config import LocalTransportConfig\n"
         "from streamal.transport.local import LocalTransport\n"
-        f"t = LocalTransport(LocalTransportConfig.model_validate_json({cfg.model_dump_json()!r}), group='g')\n"
+        f"cfg = LocalTransportConfig.model_validate_json({cfg.model_dump_json()!r})\n"
+        "t = LocalTransport(cfg, group='g')\n"
         "t.subscribe(['t'])\n"
         "assert len(t.poll(100, 5.0)) == 10\n"
         "os._exit(0)  # dies holding both partitions, committing nothing\n"
