@@ -81,6 +81,7 @@ class KafkaTransportConfig(Section):
     create_topics: bool = Field(True, description="create missing topics with the admin client")
     partitions: int = Field(6, ge=1, description="partitions of topics it creates")
     replication_factor: int = Field(1, ge=1, description="replication of topics it creates")
+    connect_timeout_ms: int = Field(30_000, ge=100, description="wait for a first broker this long")
     request_timeout_ms: int = Field(30_000, ge=1_000)
     session_timeout_ms: int = Field(45_000, ge=1_000)
     transaction_timeout_ms: int = Field(60_000, ge=1_000)

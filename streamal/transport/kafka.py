@@ -51,6 +51,7 @@ def client_settings(config: KafkaTransportConfig) -> dict[str, Any]:
         "client_id": config.client_id,
         "security_protocol": config.security_protocol,
         "request_timeout_ms": config.request_timeout_ms,
+        "bootstrap_timeout_ms": config.connect_timeout_ms,
     }
     if config.sasl_mechanism:
         settings["sasl_mechanism"] = config.sasl_mechanism
@@ -105,7 +106,7 @@ class KafkaTransport(Transport):
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> None:
         if not self._config.create_topics or not specs:
             return
-        with _errors("creating topics"):
+        with self._errors("creating topics"):
             admin = KafkaAdminClient(**self._settings)
             try:
                 existing = set(admin.list_topics())
@@ -137,7 +138,7 @@ class KafkaTransport(Transport):
 
     def _consumer_client(self) -> KafkaConsumer:
         if self._consumer is None:
-            with _errors("connecting the consumer"):
+            with self._errors("connecting the consumer"):
                 self._consumer = KafkaConsumer(
                     group_id=self._group,
                     enable_auto_commit=False,
@@ -151,7 +152,7 @@ class KafkaTransport(Transport):
     def subscribe(self, topics: Sequence[str]) -> None:
         self.ensure_topics({topic: TopicSpec() for topic in topics})
         consumer = self._consumer_client()
-        with _errors("subscribing"):
+        with self._errors("subscribing"):
             if self._group is None:
                 consumer.assign(
                     [KafkaTopicPartition(*tp) for t in topics for tp in self.partitions_for(t)]
@@ -165,7 +166,7 @@ class KafkaTransport(Transport):
         }
 
     def poll(self, max_records: int, timeout_s: float) -> list[Envelope]:
-        with _errors("polling"):
+        with self._errors("polling"):
             fetched = self._consumer_client().poll(
                 timeout_ms=int(timeout_s * 1000), max_records=max_records
             )
@@ -185,11 +186,11 @@ class KafkaTransport(Transport):
 
     def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         consumer = self._consumer_client()
-        with _errors("reading committed offsets"):
+        with self._errors("reading committed offsets"):
             return {tp: consumer.committed(KafkaTopicPartition(*tp)) for tp in partitions}
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        with _errors("committing offsets"):
+        with self._errors("committing offsets"):
             self._consumer_client().commit(_kafka_offsets(offsets))
 
     def _rewind(self) -> None:
@@ -211,7 +212,7 @@ class KafkaTransport(Transport):
 
     def _producer_client(self) -> KafkaProducer:
         if self._producer is None:
-            with _errors("connecting the producer"):
+            with self._errors("connecting the producer"):
                 self._producer = KafkaProducer(
                     acks="all",
                     enable_idempotence=True,
@@ -225,7 +226,7 @@ class KafkaTransport(Transport):
         return self._producer
 
     def _send(self, record: Record) -> None:
-        with _errors(f"producing to {record.topic}"):
+        with self._errors(f"producing to {record.topic}"):
             self._sent.append(
                 self._producer_client().send(
                     record.topic, value=record.value, key=record.key, headers=list(record.headers)
@@ -243,7 +244,7 @@ class KafkaTransport(Transport):
     def flush(self, timeout_s: float | None = None) -> None:
         if self._producer is None:
             return
-        with _errors("flushing"):
+        with self._errors("flushing"):
             self._producer.flush(timeout=timeout_s)
             self._check_sent()
             if self._implicit_txn:
@@ -264,7 +265,7 @@ class KafkaTransport(Transport):
         if self._txn is not None:
             raise TransportError("a transaction is already open")
         self.flush()
-        with _errors("beginning a transaction"):
+        with self._errors("beginning a transaction"):
             self._producer_client().begin_transaction()
         self._txn = _KafkaTransaction(self)
         return self._txn
@@ -272,7 +273,7 @@ class KafkaTransport(Transport):
     def _commit_transaction(self) -> None:
         txn = self._txn
         assert txn is not None and self._producer is not None
-        with _errors("committing a transaction"):
+        with self._errors("committing a transaction"):
             self._producer.flush()
             self._check_sent()
             if txn.offsets:
@@ -294,8 +295,23 @@ class KafkaTransport(Transport):
                 producer.close(timeout=5)
                 self._producer = None
         if self._consumer is not None and self._group is not None:
-            with _errors("rewinding to committed offsets"):
+            with self._errors("rewinding to committed offsets"):
                 self._rewind()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn kafka-python's errors into TransportError (FencedError when we were fenced)."""
+        try:
+            yield
+        except KafkaError as error:
+            name = type(error).__name__
+            if name == "NoBrokersAvailable" or "Unable to bootstrap" in str(error):
+                servers = ",".join(self._config.bootstrap_servers)
+                raise TransportError(
+                    f"kafka: cannot reach a broker at {servers} ({doing})"
+                ) from error
+            kind = FencedError if name in _FENCING_ERRORS else TransportError
+            raise kind(f"kafka: {doing} failed: {name}: {error}") from error
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -317,14 +333,3 @@ def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPart
         KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
         for tp, offset in offsets.items()
     }
-
-
-@contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    """Turn kafka-python's errors into TransportError (FencedError when we were fenced)."""
-    try:
-        yield
-    except KafkaError as error:
-        name = type(error).__name__
-        kind = FencedError if name in _FENCING_ERRORS else TransportError
-        raise kind(f"kafka: {doing} failed: {name}: {error}") from error
