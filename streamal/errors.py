@@ -23,3 +23,7 @@ class FencedError(TransportError):
 
 class RegistryError(StreamalError):
     """A configured name has no implementation; the message lists the allowed names."""
+
+
+class ModelError(StreamalError):
+    """A model or checkpoint is unusable (corrupt, mismatched, foreign); the old one keeps serving."""

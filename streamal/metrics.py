@@ -1,0 +1,78 @@
+"""Every Prometheus metric streamal exports (DESIGN section 7), on an injected registry.
+
+Names carry the ``streamal_`` prefix and base units; counters end in ``_total``; no label ever
+holds a per-sample value. Each process uses the part that concerns it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ROUTES = ("oracle", "auto_label", "skip", "dead_letter")
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+class Metrics:
+    """The metric objects, registered on ``registry`` (a fresh one when not given)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.samples = Counter(
+            "streamal_samples", "Samples routed, by route", ["route"], registry=r
+        )
+        for route in ROUTES:
+            self.samples.labels(route)
+        self.batch_size = Histogram(
+            "streamal_batch_size", "Samples per processed batch", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.predict_seconds = Histogram(
+            "streamal_predict_seconds", "Model time per batch (predict + score)",
+            buckets=_FAST_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.end_to_end_seconds = Histogram(
+            "streamal_end_to_end_seconds", "From a sample's event time to its routing",
+            buckets=sorted({*_FAST_BUCKETS, *_SLOW_BUCKETS}), registry=r,
+        )  # fmt: skip
+        self.threshold = Gauge(
+            "streamal_threshold", "Current threshold of each gate", ["gate"], registry=r
+        )
+        self.label_rate = Gauge(
+            "streamal_label_rate", "Share of samples sent to the oracle over the budget window",
+            registry=r,
+        )  # fmt: skip
+        self.label_budget = Gauge(
+            "streamal_label_budget", "Target share of samples sent to the oracle", registry=r
+        )
+        self.model_version = Gauge("streamal_model_version", "Model version in use", registry=r)
+        self.model_swaps = Counter("streamal_model_swaps", "Models hot-swapped in", registry=r)
+        self.model_rejections = Counter(
+            "streamal_model_rejections", "Announced models refused (corrupt or mismatched)",
+            registry=r,
+        )  # fmt: skip
+        self.labels_received = Counter(
+            "streamal_labels_received", "Oracle labels received", registry=r
+        )
+        self.label_delay_seconds = Histogram(
+            "streamal_label_delay_seconds", "From label request to oracle label",
+            buckets=_SLOW_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.prequential_accuracy = Gauge(
+            "streamal_prequential_accuracy", "Oracle label vs the prediction at request time",
+            registry=r,
+        )  # fmt: skip
+        self.auto_label_precision_lower_bound = Gauge(
+            "streamal_auto_label_precision_lower_bound",
+            "Lower confidence bound of auto-label precision, from audits", registry=r,
+        )  # fmt: skip
+        self.drift_detected = Counter(
+            "streamal_drift_detected", "Drifts detected", ["detector"], registry=r
+        )
+        self.training_runs = Counter(
+            "streamal_training_runs", "Training rounds by outcome", ["outcome"], registry=r
+        )
+        self.training_seconds = Histogram(
+            "streamal_training_seconds", "Duration of a training round", buckets=_SLOW_BUCKETS,
+            registry=r,
+        )  # fmt: skip

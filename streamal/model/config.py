@@ -1,0 +1,38 @@
+"""Settings of the model: the default MLP's shape, or a user's module by import path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ImportPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
+class ModelConfig(BaseModel):
+    """The model every process builds the same way (serve, train, pool)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "default"
+    n_features: int = Field(
+        10, ge=1, description="length of Sample.features (or featurizer output)"
+    )
+    classes: list[str] = Field(["0", "1"], min_length=2)
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([64, 64], description="hidden layer sizes")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    module: ImportPath | None = Field(
+        None, description="package.module:function(n_features, n_classes) -> torch.nn.Module"
+    )
+    featurizer: ImportPath | None = Field(
+        None, description="package.module:function(list of payloads) -> array [B, n_features]"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    store: Path = Field(Path(".streamal/models"), description="model store directory or volume")
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> Self:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be distinct")
+        return self
