@@ -25,6 +25,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from streamal.errors import ConfigError
+from streamal.model.config import ModelConfig
+from streamal.strategies import StrategyConfig
 from streamal.validation import one_line
 
 CONFIG_ENV = "STREAMAL_CONFIG"
@@ -123,6 +125,8 @@ class Settings(BaseSettings):
 
     transport: TransportConfig = TransportConfig()
     topics: TopicsConfig = TopicsConfig()
+    model: ModelConfig = ModelConfig()
+    strategy: StrategyConfig = StrategyConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -66,6 +66,10 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("strategy:\n  budget: 1.5\n", "strategy.budget: must be > 0 and <= 1 (got 1.5)"),
+        ("strategy:\n  gate: {name: coin}\n", "strategy.gate: must be one of: fixed, variable_unc"),
+        ("strategy:\n  gate: {name: split, explore: 2}\n", "strategy.gate.explore: must be >= 0"),
+        ("model:\n  classes: [a]\n", "model.classes: "),
         (
             "transport:\n  local:\n    partitions: 0\n",
             "transport.local.partitions: must be >= 1 and <= 1024 (got 0)",
