@@ -27,6 +27,7 @@ from pydantic_settings.exceptions import SettingsError
 from streamal.errors import ConfigError
 from streamal.model.config import ModelConfig
 from streamal.strategies import StrategyConfig
+from streamal.stream.config import ServeConfig
 from streamal.validation import one_line
 
 CONFIG_ENV = "STREAMAL_CONFIG"
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
     topics: TopicsConfig = TopicsConfig()
     model: ModelConfig = ModelConfig()
     strategy: StrategyConfig = StrategyConfig()
+    serve: ServeConfig = ServeConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -26,4 +26,4 @@ class RegistryError(StreamalError):
 
 
 class ModelError(StreamalError):
-    """A model or checkpoint is unusable (corrupt, mismatched, foreign); the old one keeps serving."""
+    """A model or checkpoint is unusable (corrupt, mismatched, foreign); the old one stays."""

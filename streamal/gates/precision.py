@@ -1,0 +1,95 @@
+"""Lower confidence bounds on precision, and the auto-label threshold they allow."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import betaincinv, ndtri
+
+__all__ = ["BoundMethod", "precision_lower_bound", "select_threshold"]
+
+BoundMethod = Literal["wilson", "clopper_pearson"]
+
+
+def precision_lower_bound(
+    correct: ArrayLike, total: ArrayLike, *, method: BoundMethod = "wilson", level: float = 0.95
+) -> np.ndarray:
+    """One-sided lower confidence bounds on a proportion, ``correct`` successes in ``total``.
+
+    Parameters
+    ----------
+    method
+        ``"wilson"`` (score interval) or ``"clopper_pearson"`` (exact, more conservative).
+    level
+        The confidence level: the true proportion is at or above the bound with this
+        probability.
+
+    Examples
+    --------
+    >>> precision_lower_bound([50, 200], [50, 200]).round(4)
+    array([0.9487, 0.9867])
+    >>> precision_lower_bound([50, 0], [50, 10], method="clopper_pearson").round(4)
+    array([0.9418, 0.    ])
+    """
+    if method not in get_args(BoundMethod):
+        raise ValueError(f"unknown bound method {method!r}; allowed: wilson, clopper_pearson")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be > 0 and < 1, got {level}")
+    k = np.asarray(correct, dtype=np.float64)
+    n = np.asarray(total, dtype=np.float64)
+    if method == "clopper_pearson":
+        return np.where(k > 0, betaincinv(np.maximum(k, 1), n - k + 1, 1 - level), 0.0)
+    z2 = ndtri(level) ** 2
+    share = k / n
+    spread = np.sqrt(z2 * share * (1 - share) / n + z2**2 / (4 * n**2))
+    return (share + z2 / (2 * n) - spread) / (1 + z2 / n)
+
+
+def select_threshold(
+    confidences: ArrayLike,
+    correct: ArrayLike,
+    *,
+    target: float = 0.98,
+    method: BoundMethod = "wilson",
+    level: float = 0.95,
+) -> float | None:
+    """The lowest confidence threshold whose auto-labels have a precision bound >= ``target``.
+
+    The precision at threshold ``t`` is estimated from the audited samples with confidence
+    ``>= t``; only confidences seen among them are candidate thresholds.
+
+    Parameters
+    ----------
+    confidences
+        The model's top probability for each audited sample.
+    correct
+        Whether the human label agreed with the prediction, per audited sample.
+
+    Returns
+    -------
+    float or None
+        The threshold, or None when no threshold meets the target.
+
+    Examples
+    --------
+    >>> conf = [0.99] * 300 + [0.8] * 100
+    >>> ok = [True] * 300 + [True, False] * 50
+    >>> select_threshold(conf, ok)
+    0.99
+    >>> select_threshold(conf[:20], ok[:20]) is None
+    True
+    """
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    if conf.shape != right.shape or conf.ndim != 1:
+        raise ValueError(f"confidences {conf.shape} and correct {right.shape} must be 1-D alike")
+    order = np.argsort(-conf, kind="stable")
+    conf = conf[order]
+    bounds = precision_lower_bound(
+        np.cumsum(right[order]), np.arange(1, len(conf) + 1), method=method, level=level
+    )
+    distinct = np.append(conf[1:] != conf[:-1], True)  # the last sample at each confidence
+    meets = distinct & (bounds >= target)
+    return float(conf[meets][-1]) if meets.any() else None

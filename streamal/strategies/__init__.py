@@ -1,0 +1,66 @@
+"""Pure scoring shared by stream and pool, and the registry that wires configs to code.
+
+Every score is vectorized over a batch, runs on the input tensor's device (numpy in, numpy
+out) and is higher for samples more worth asking a human about.
+"""
+
+from streamal.strategies.bayesian import bald, consensus_kl, variation_ratio, vote_entropy
+from streamal.strategies.config import (
+    AutoLabelConfig,
+    Diversity,
+    FixedThresholdConfig,
+    GateConfig,
+    PoolConfig,
+    QuantileBudgetConfig,
+    RandomizedVariableUncertaintyConfig,
+    ScoreName,
+    SplitConfig,
+    StrategyConfig,
+    VariableUncertaintyConfig,
+)
+from streamal.strategies.gradient import expected_gradient_length
+from streamal.strategies.registry import (
+    DIVERSITIES,
+    GATES,
+    SCORES,
+    Score,
+    build_auto_label,
+    build_gate,
+    build_score,
+    build_selector,
+)
+from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
+from streamal.strategies.selection import PoolSelector
+
+__all__ = [
+    "DIVERSITIES",
+    "GATES",
+    "SCORES",
+    "AutoLabelConfig",
+    "Diversity",
+    "FixedThresholdConfig",
+    "GateConfig",
+    "PoolConfig",
+    "PoolSelector",
+    "QuantileBudgetConfig",
+    "RandomizedVariableUncertaintyConfig",
+    "Score",
+    "ScoreName",
+    "SplitConfig",
+    "StrategyConfig",
+    "VariableUncertaintyConfig",
+    "bald",
+    "build_auto_label",
+    "build_gate",
+    "build_score",
+    "build_selector",
+    "consensus_kl",
+    "entropy",
+    "expected_gradient_length",
+    "least_confidence",
+    "margin",
+    "random_scores",
+    "ratio",
+    "variation_ratio",
+    "vote_entropy",
+]

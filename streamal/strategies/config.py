@@ -1,0 +1,135 @@
+"""Validated settings of the strategy (scores, gates, auto-labeling) and of pool selection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from streamal.gates.precision import BoundMethod
+
+__all__ = [
+    "AutoLabelConfig",
+    "Diversity",
+    "FixedThresholdConfig",
+    "GateConfig",
+    "PoolConfig",
+    "QuantileBudgetConfig",
+    "RandomizedVariableUncertaintyConfig",
+    "ScoreName",
+    "SplitConfig",
+    "StrategyConfig",
+    "VariableUncertaintyConfig",
+]
+
+ScoreName = Literal[
+    "least_confidence",
+    "margin",
+    "ratio",
+    "entropy",
+    "normalized_entropy",
+    "variation_ratio",
+    "bald",
+    "vote_entropy",
+    "consensus_kl",
+    "expected_gradient_length",
+    "random",
+]
+"""The registered utility functions (see `streamal.strategies.SCORES`)."""
+
+Diversity = Literal["none", "kcenter", "badge", "seals"]
+"""How a pool selection trades utility for diversity."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FixedThresholdConfig(_Frozen):
+    """`streamal.gates.FixedThreshold`: ask at or above a fixed utility."""
+
+    name: Literal["fixed"] = "fixed"
+    threshold: float = Field(0.5, ge=0)
+    window: int = Field(100, gt=0, description="samples the label spend is measured over")
+
+
+class VariableUncertaintyConfig(_Frozen):
+    """`streamal.gates.VariableUncertainty` (Zliobaite et al. 2014)."""
+
+    name: Literal["variable_uncertainty"] = "variable_uncertainty"
+    threshold: float = Field(0.5, gt=0, description="starting utility threshold")
+    step: float = Field(0.01, gt=0, lt=1, description="adjusting step s")
+    window: int = Field(100, gt=0, description="samples the label spend is measured over")
+
+
+class RandomizedVariableUncertaintyConfig(VariableUncertaintyConfig):
+    """`streamal.gates.RandomizedVariableUncertainty`: the threshold times ``N(1, delta)``."""
+
+    name: Literal["randomized_variable_uncertainty"] = "randomized_variable_uncertainty"  # type: ignore[assignment]
+    delta: float = Field(1.0, gt=0)
+
+
+class SplitConfig(VariableUncertaintyConfig):
+    """`streamal.gates.Split`: a share ``explore`` asked at random, the rest by VU."""
+
+    name: Literal["split"] = "split"  # type: ignore[assignment]
+    explore: float = Field(0.1, ge=0, le=1, description="share v asked at random")
+
+
+class QuantileBudgetConfig(_Frozen):
+    """`streamal.gates.QuantileBudget` (Kottke et al. 2015)."""
+
+    name: Literal["quantile"] = "quantile"
+    window: int = Field(100, gt=0, description="recent utilities the quantile is taken over")
+    tolerance_window: int = Field(50, gt=0, description="queries of slack before full correction")
+
+
+GateConfig = Annotated[
+    FixedThresholdConfig
+    | VariableUncertaintyConfig
+    | RandomizedVariableUncertaintyConfig
+    | SplitConfig
+    | QuantileBudgetConfig,
+    Field(discriminator="name"),
+]
+
+
+class AutoLabelConfig(_Frozen):
+    """`streamal.gates.AutoLabelGate`: auto-label confident samples, audited by humans."""
+
+    enabled: bool = True
+    target_precision: float = Field(0.98, gt=0, lt=1)
+    audit_share: float = Field(0.05, gt=0, le=1, description="share of candidates audited")
+    min_audits: int = Field(200, gt=0, description="audits needed before auto-labeling")
+    bound: BoundMethod = "wilson"
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    threshold: float = Field(0.9, ge=0, le=1, description="starting confidence threshold")
+    window: int = Field(5000, gt=0, description="recent audited outcomes kept")
+
+    @model_validator(mode="after")
+    def _audits_fit_window(self) -> Self:
+        if self.min_audits > self.window:
+            raise ValueError(f"min_audits ({self.min_audits}) must be <= window ({self.window})")
+        return self
+
+
+class StrategyConfig(_Frozen):
+    """What the stream daemon asks: the utility, the budget gate and auto-labeling."""
+
+    score: ScoreName = "margin"
+    budget: float = Field(0.1, gt=0, le=1, description="share of samples sent to the oracle")
+    gate: GateConfig = Field(default_factory=VariableUncertaintyConfig)
+    auto_label: AutoLabelConfig = Field(default_factory=AutoLabelConfig)
+    mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
+    seed: int = Field(0, ge=0)
+
+
+class PoolConfig(_Frozen):
+    """How a pool job ranks and picks items."""
+
+    score: ScoreName = "margin"
+    diversity: Diversity = "none"
+    neighbors: int = Field(100, gt=0, description="SEALS: nearest pool items per labeled item")
+    chunk_elements: int = Field(1 << 22, gt=0, description="largest distance block")
+    mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
+    seed: int = Field(0, ge=0)

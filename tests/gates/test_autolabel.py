@@ -1,0 +1,137 @@
+"""Auto-labeling: precision kept on a calibrated stream, bounds and threshold selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from streamal.errors import StreamalError
+from streamal.gates import (
+    AutoLabelGate,
+    Decision,
+    Reason,
+    Route,
+    VariableUncertainty,
+    precision_lower_bound,
+    select_threshold,
+)
+
+
+def skipped(n: int) -> Decision[Any]:
+    """An upstream decision that skips all ``n`` samples."""
+    codes = np.zeros(n, dtype=np.int8)
+    return Decision(codes, codes.copy(), None, 0)
+
+
+def test_nothing_is_auto_labeled_before_enough_audits() -> None:
+    gate = AutoLabelGate(min_audits=50, audit_share=0.2, threshold=0.5, seed=0)
+    gate.observe([0.99] * 49, [True] * 49)
+    decision = gate.decide(np.full(500, 0.99), skipped(500))
+    assert Route.AUTO_LABEL not in decision.routes
+    audited = decision.reasons == Reason.AUDIT
+    assert (decision.routes[audited] == Route.ORACLE).all()
+    assert 0.15 < audited.mean() < 0.25
+    assert not gate.active and np.isfinite(gate.precision_lower_bound)
+
+
+def test_only_skipped_confident_samples_are_candidates() -> None:
+    gate = AutoLabelGate(min_audits=1, audit_share=0.01, threshold=0.9, seed=0)
+    gate.observe([0.95] * 500, [True] * 500)
+    codes = np.array([Route.ORACLE, Route.SKIP, Route.SKIP], dtype=np.int8)
+    reasons = np.array([Reason.UNCERTAIN, Reason.NONE, Reason.NONE], dtype=np.int8)
+    decision = gate.decide([0.99, 0.99, 0.5], Decision(codes, reasons, None, 0))
+    assert decision.routes.tolist() == [Route.ORACLE, Route.AUTO_LABEL, Route.SKIP]
+    assert decision.reasons.tolist() == [Reason.UNCERTAIN, Reason.NONE, Reason.NONE]
+
+
+def test_auto_labels_keep_their_precision_on_a_calibrated_stream() -> None:
+    """Confidence c is right with probability c; audits come back after each batch."""
+    rng = np.random.default_rng(7)
+    target = 0.98
+    budget_gate = VariableUncertainty(budget=0.1)
+    gate = AutoLabelGate(target=target, audit_share=0.1, min_audits=200, threshold=0.9, seed=1)
+    right_auto = total_auto = 0
+    for _ in range(60):
+        confidence = 0.5 + 0.5 * rng.beta(8, 1, 500)
+        correct = rng.random(500) < confidence
+        upstream = budget_gate.decide(1 - confidence)
+        budget_gate.update(upstream)
+        decision = gate.decide(confidence, upstream)
+        gate.update(decision)
+        auto = decision.routes == Route.AUTO_LABEL
+        right_auto += int(correct[auto].sum())
+        total_auto += int(auto.sum())
+        audited = decision.reasons == Reason.AUDIT
+        gate.observe(confidence[audited], correct[audited])
+    assert total_auto > 1_000
+    assert right_auto / total_auto >= target
+    assert gate.active and gate.precision_lower_bound >= target
+
+
+def test_a_model_below_target_never_auto_labels() -> None:
+    gate = AutoLabelGate(target=0.98, min_audits=100, threshold=0.5, seed=0)
+    gate.observe(np.linspace(0.9, 1.0, 1000), np.arange(1000) % 10 != 0)  # 90% right
+    assert not gate.active
+    assert Route.AUTO_LABEL not in gate.decide(np.full(100, 0.99), skipped(100)).routes
+
+
+def test_select_threshold_picks_the_lowest_that_meets_the_target() -> None:
+    confidences = np.r_[np.full(400, 0.99), np.full(400, 0.95), np.full(400, 0.9)]
+    correct = np.r_[np.ones(400), np.ones(400), np.arange(400) % 5 != 0].astype(bool)
+    assert select_threshold(confidences, correct) == 0.95
+    assert select_threshold(confidences, correct, target=0.5) == 0.9
+    assert select_threshold(confidences[:10], correct[:10]) is None
+    assert select_threshold([], []) is None
+
+
+def test_select_threshold_refuses_mismatched_inputs() -> None:
+    with pytest.raises(ValueError, match="1-D alike"):
+        select_threshold([0.9, 0.8], [True])
+
+
+@pytest.mark.parametrize("method", ["wilson", "clopper_pearson"])
+def test_lower_bounds_are_below_the_estimate_and_grow_with_evidence(method: Any) -> None:
+    k = np.array([9, 90, 900])
+    n = np.array([10, 100, 1000])
+    bounds = precision_lower_bound(k, n, method=method)
+    assert (bounds < k / n).all()
+    assert (np.diff(bounds) > 0).all()
+
+
+def test_clopper_pearson_is_exact() -> None:
+    k, n, level = 45, 50, 0.95
+    bound = precision_lower_bound(k, n, method="clopper_pearson", level=level)
+    assert binom.sf(k - 1, n, bound) == pytest.approx(1 - level)
+
+
+def test_wilson_matches_its_closed_form_at_full_success() -> None:
+    z = 1.6448536269514722  # the one-sided 95% normal quantile
+    assert precision_lower_bound(50, 50) == pytest.approx(1 / (1 + z**2 / 50))
+
+
+def test_bad_audit_inputs_are_refused() -> None:
+    gate = AutoLabelGate()
+    with pytest.raises(ValueError, match="outcomes"):
+        gate.observe([0.9, 0.8], [True])
+    with pytest.raises(ValueError, match="routes"):
+        gate.decide([0.9, 0.8], skipped(3))
+
+
+def test_set_active_adopts_the_trainers_threshold_for_a_new_model() -> None:
+    gate = AutoLabelGate(min_audits=100, audit_share=0.01, seed=0)
+    gate.observe([0.99] * 50, [True] * 50)
+    pending = gate.decide([0.97], skipped(1))
+    gate.set_active(0.96)
+    assert (gate.active, gate.threshold, gate.audits) == (True, 0.96, 0)
+    assert gate.decide([0.97, 0.95], skipped(2)).routes.tolist() == [Route.AUTO_LABEL, Route.SKIP]
+    gate.observe([0.97] * 10, [False] * 10)  # too few new audits to overrule the trainer
+    assert gate.active
+    gate.set_active(None)
+    assert not gate.active and gate.threshold == 0.96
+    with pytest.raises(StreamalError, match="stale decision"):
+        gate.update(pending)
+    with pytest.raises(ValueError, match="threshold must be"):
+        gate.set_active(1.5)
