@@ -1,0 +1,1 @@
+"""The selective-sampling daemon: featurize, route, run."""
