@@ -43,6 +43,33 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from streamal.config import load_settings
+    from streamal.logs import configure
+    from streamal.stream.daemon import Daemon
+
+    settings = load_settings(args.config)
+    configure(settings.log)
+    daemon = Daemon(settings, max_samples=args.max_samples, idle_timeout_s=args.idle_timeout)
+    daemon.install_signal_handlers()
+    daemon.run()
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return value
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -71,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(show)
     show.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format")
     show.set_defaults(run=_config_show)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the selective-sampling daemon: route samples to annotators, auto-labels or skip",
+        description="Consume samples, predict with the current model, and route each sample to "
+        "label-requests, auto-labels or nowhere, exactly once. Stops on SIGTERM/SIGINT after "
+        "committing the batch in hand.",
+    )
+    _add_config_option(serve)
+    serve.add_argument(
+        "--max-samples", type=_positive_int, metavar="N", help="stop after N samples"
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds without samples",
+    )
+    serve.set_defaults(run=_serve)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of the messages (all, or one by name)"

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from streamal.errors import ConfigError
+from streamal.logs import LogConfig
 from streamal.model.config import ModelConfig
 from streamal.strategies import StrategyConfig
 from streamal.stream.config import ServeConfig
@@ -121,7 +122,6 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
-        nested_model_default_partial_update=True,
     )
 
     transport: TransportConfig = TransportConfig()
@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     model: ModelConfig = ModelConfig()
     strategy: StrategyConfig = StrategyConfig()
     serve: ServeConfig = ServeConfig()
+    log: LogConfig = LogConfig()
 
     @classmethod
     def settings_customise_sources(

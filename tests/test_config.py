@@ -133,3 +133,12 @@ def test_secret_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None)
     assert "hunter2" not in str(caught.value)
+
+
+def test_choosing_another_gate_takes_that_gates_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(write(tmp_path, "strategy:\n  gate: {name: fixed}\n"))
+    assert settings.strategy.gate.name == "fixed"
+    monkeypatch.setenv("STREAMAL_STRATEGY__GATE__NAME", "quantile")
+    assert load_settings(None).strategy.gate.name == "quantile"

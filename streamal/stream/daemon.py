@@ -1,0 +1,211 @@
+"""``streamal serve``: the poll -> route -> atomic produce + commit loop, and its lifecycle.
+
+Each batch's output records and consumed offsets commit in one transaction, and the gates
+learn from a batch only after that commit, so a crash at any point neither loses nor repeats a
+sample. Models are swapped between batches. SIGTERM or SIGINT finishes the batch in hand,
+commits it, closes and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from types import FrameType
+
+from streamal.config import Settings
+from streamal.errors import FencedError, TransportError
+from streamal.http import OpsServer
+from streamal.messages import now
+from streamal.metrics import Metrics
+from streamal.stream.models import Loaded, ModelWatcher, initial_model
+from streamal.stream.router import Plan, Router
+from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
+
+log = logging.getLogger(__name__)
+
+HEALTHY_WITHIN_S = 60.0
+SUMMARY_EVERY_S = 30.0
+
+
+class Daemon:
+    """The selective-sampling daemon of one replica.
+
+    Parameters
+    ----------
+    max_samples
+        Stop after this many samples (every route counted), for bounded runs.
+    idle_timeout_s
+        Stop after this long without a sample.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        max_samples: int | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._max_samples = max_samples
+        self._idle_timeout_s = idle_timeout_s
+        self._stopping = threading.Event()
+        self._transport: Transport | None = None
+        self._router: Router | None = None
+        self._beat = time.monotonic()
+        self._processed = 0
+        self._summary: Counter[str] = Counter()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask the loop to finish its batch and return (safe from a signal handler)."""
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the daemon gracefully."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def healthy(self) -> bool:
+        """The loop turned recently."""
+        return time.monotonic() - self._beat < HEALTHY_WITHIN_S
+
+    def ready(self) -> bool:
+        """Connected to the transport, with a model loaded."""
+        return self._transport is not None and self._router is not None
+
+    def run(self) -> None:
+        """Serve until stopped, idle for ``idle_timeout_s`` or done with ``max_samples``."""
+        serve = self.settings.serve
+        ops = OpsServer(serve.metrics_address, self.metrics.registry, self.healthy, self.ready)
+        ops.start()
+        log.info("metrics, /healthz and /readyz on %s (port %d)", serve.metrics_address, ops.port)
+        watcher: ModelWatcher | None = None
+        try:
+            loaded = initial_model(self.settings)
+            self._router = Router(self.settings, loaded.predictor)
+            self._adopt(loaded)
+            self._transport = self._connect()
+            if self._transport is not None:
+                watcher = ModelWatcher(self.settings, loaded.predictor.version, self.metrics)
+                watcher.start()
+                self._loop(self._transport, watcher)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            if self._transport is not None:
+                self._transport.close()
+            ops.stop()
+            log.info("stopped after %d samples", self._processed)
+
+    def _connect(self) -> Transport | None:
+        """Open, create the topics and subscribe, retrying with backoff until it works."""
+        delay = 0.5
+        settings = self.settings
+        while not self._stopping.is_set():
+            transport: Transport | None = None
+            try:
+                transport = open_transport(settings, group=settings.serve.group, transactional=True)
+                transport.ensure_topics(topic_specs(settings.topics))
+                transport.subscribe([settings.topics.samples])
+                log.info("consuming %s as group %s", settings.topics.samples, settings.serve.group)
+                return transport
+            except TransportError as error:
+                if transport is not None:
+                    transport.close()
+                log.error("cannot start consuming (%s); retrying in %.1fs", error, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _loop(self, transport: Transport, watcher: ModelWatcher) -> None:
+        serve = self.settings.serve
+        last_sample = last_summary = time.monotonic()
+        backoff = 0.0
+        while not self._stopping.is_set():
+            self._beat = time.monotonic()
+            if (loaded := watcher.take()) is not None:
+                self._adopt(loaded)
+            limit = serve.max_batch
+            if self._max_samples is not None:
+                limit = min(limit, self._max_samples - self._processed)
+            try:
+                batch = transport.poll(limit, serve.max_wait_ms / 1000)
+                if batch:
+                    self._process(transport, batch)
+                backoff = 0.0
+            except FencedError as error:
+                log.warning("batch dropped, its partitions moved to another replica: %s", error)
+                continue
+            except TransportError as error:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                log.error("transport failed (%s); retrying in %.1fs", error, backoff)
+                self._stopping.wait(backoff)
+                continue
+            now_s = time.monotonic()
+            if batch:
+                last_sample = now_s
+            elif self._idle_timeout_s is not None and now_s - last_sample >= self._idle_timeout_s:
+                log.info("idle for %.0fs, stopping", self._idle_timeout_s)
+                return
+            if self._max_samples is not None and self._processed >= self._max_samples:
+                log.info("processed --max-samples %d, stopping", self._max_samples)
+                return
+            if now_s - last_summary >= SUMMARY_EVERY_S:
+                self._log_summary()
+                last_summary = now_s
+
+    def _process(self, transport: Transport, batch: list[Envelope]) -> None:
+        assert self._router is not None
+        plan = self._router.plan(batch)
+        transport.produce_and_commit(plan.records, next_offsets(batch))
+        self._router.commit(plan)
+        self._processed += len(batch)
+        self._observe(plan, batch)
+
+    def _adopt(self, loaded: Loaded) -> None:
+        """Serve ``loaded`` from the next batch on."""
+        assert self._router is not None
+        previous = self._router.predictor.version
+        self._router.use(loaded.predictor, loaded.thresholds)
+        self.metrics.model_version.set(loaded.predictor.version)
+        if loaded.predictor.version != previous:
+            self.metrics.model_swaps.inc()
+            log.info("swapped model v%d -> v%d", previous, loaded.predictor.version)
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def _observe(self, plan: Plan, batch: list[Envelope]) -> None:
+        assert self._router is not None
+        metrics, router = self.metrics, self._router
+        for route, count in plan.routes.items():
+            metrics.samples.labels(route).inc(count)
+        self._summary.update(plan.routes)
+        metrics.batch_size.observe(len(batch))
+        if plan.predict_seconds:
+            metrics.predict_seconds.observe(plan.predict_seconds)
+        routed_at = now().timestamp()
+        for event_time in plan.event_times:
+            metrics.end_to_end_seconds.observe(max(0.0, routed_at - event_time))
+        metrics.threshold.labels("budget").set(router.gate.threshold)
+        metrics.label_rate.set(router.gate.label_rate)
+        metrics.label_budget.set(router.gate.budget)
+        if router.auto_label is not None:
+            metrics.threshold.labels("auto_label").set(router.auto_label.threshold)
+        log.debug(
+            "%s..%d: %s with model v%d",
+            batch[0], batch[-1].offset, dict(plan.routes), router.predictor.version,
+        )  # fmt: skip
+
+    def _log_summary(self) -> None:
+        if self._summary:
+            version = self._router.predictor.version if self._router else 0
+            log.info("routed %s with model v%d", dict(self._summary), version)
+            self._summary.clear()

@@ -1,0 +1,98 @@
+"""Samples to a feature matrix: ``features`` as given, or a user's featurizer over ``payload``.
+
+A sample that cannot become a row of finite floats of the model's width is rejected with a
+one-line reason, and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamal.messages import Sample
+from streamal.model.config import ModelConfig
+from streamal.plugins import load_function
+
+NO_FEATURIZER = "payload given but no featurizer configured (model.featurizer)"
+
+
+@dataclass
+class Featurized:
+    """Rows of ``matrix`` belong to the samples at ``kept`` (indices into the input)."""
+
+    matrix: np.ndarray
+    kept: list[int]
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Featurizer:
+    """Builds the float32 matrix [B, n_features] the model reads.
+
+    >>> featurize = Featurizer(ModelConfig(n_features=2))
+    >>> out = featurize([Sample(id="a", features=[1, 2]), Sample(id="b", features=[1])])
+    >>> out.matrix.tolist(), out.kept, out.rejected
+    ([[1.0, 2.0]], [0], [(1, 'features: expected 2 values (got 1)')])
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        self._width = config.n_features
+        self._from_payload: Callable[[list[Any]], Any] | None = (
+            load_function(config.featurizer, "model.featurizer") if config.featurizer else None
+        )
+
+    def __call__(self, samples: Sequence[Sample]) -> Featurized:
+        rows: dict[int, np.ndarray] = {}
+        rejected: list[tuple[int, str]] = []
+        payloads: list[int] = []
+        for index, sample in enumerate(samples):
+            if sample.features is not None:
+                if len(sample.features) == self._width:
+                    rows[index] = np.asarray(sample.features, dtype=np.float32)
+                else:
+                    reason = f"features: expected {self._width} values (got {len(sample.features)})"
+                    rejected.append((index, reason))
+            elif self._from_payload is None:
+                rejected.append(
+                    (index, "payload given but no featurizer configured (model.featurizer)")
+                )
+            else:
+                payloads.append(index)
+        if payloads:
+            self._featurize_payloads(samples, payloads, rows, rejected)
+        kept = sorted(rows)
+        matrix = (
+            np.stack([rows[i] for i in kept]) if kept else np.empty((0, self._width), np.float32)
+        )
+        return Featurized(matrix, kept, sorted(rejected))
+
+    def _featurize_payloads(
+        self,
+        samples: Sequence[Sample],
+        indices: list[int],
+        rows: dict[int, np.ndarray],
+        rejected: list[tuple[int, str]],
+    ) -> None:
+        """One call for the batch; if it fails, one call per sample to find the bad ones."""
+        with contextlib.suppress(Exception):  # user code: the loop below isolates the culprits
+            matrix = self._checked([samples[i].payload for i in indices])
+            rows.update(zip(indices, matrix, strict=True))
+            return
+        for index in indices:
+            try:
+                rows[index] = self._checked([samples[index].payload])[0]
+            except Exception as error:  # user code may raise anything
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                rejected.append((index, f"featurizer: {reason}"))
+
+    def _checked(self, payloads: list[Any]) -> np.ndarray:
+        assert self._from_payload is not None
+        matrix = np.asarray(self._from_payload(payloads), dtype=np.float32)
+        if matrix.shape != (len(payloads), self._width):
+            raise ValueError(f"expected shape ({len(payloads)}, {self._width}), got {matrix.shape}")
+        if not np.isfinite(matrix).all():
+            raise ValueError("produced a value that is not finite")
+        return matrix

@@ -1,0 +1,154 @@
+"""One micro-batch through the model: decode -> featurize -> predict -> score -> gates -> records.
+
+`Router.plan` leaves the gates untouched; `Router.commit` applies their updates once the batch's
+records and offsets are committed, so an aborted batch changes nothing and is planned again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamal.config import Settings
+from streamal.gates import Decision, Reason, Route
+from streamal.messages import AutoLabel, DeadLetter, LabelRequest, Sample, decode_batch, encode, now
+from streamal.model import Predictor
+from streamal.strategies import build_auto_label, build_gate, build_score
+from streamal.stream.featurize import Featurizer
+from streamal.transport import Envelope, Record
+
+log = logging.getLogger(__name__)
+
+ROUTE_NAMES = {Route.ORACLE: "oracle", Route.AUTO_LABEL: "auto_label", Route.SKIP: "skip"}
+
+
+@dataclass
+class Plan:
+    """What one batch produces, and the gate decisions to commit with it."""
+
+    records: list[Record] = field(default_factory=list)
+    routes: Counter[str] = field(default_factory=Counter)
+    event_times: list[float] = field(default_factory=list)
+    predict_seconds: float = 0.0
+    gate: Decision[Any] | None = None
+    auto_label: Decision[Any] | None = None
+
+
+class Router:
+    """Routes batches of sample records with the current model and the strategy's gates.
+
+    Before the first trained model (version 0) it explores: samples are asked at random at the
+    budget rate (reason ``explore``) and nothing is auto-labeled.
+    """
+
+    def __init__(self, settings: Settings, predictor: Predictor) -> None:
+        strategy = settings.strategy
+        self.predictor = predictor
+        self.gate = build_gate(strategy)
+        self.auto_label = build_auto_label(strategy)
+        self._score = build_score(strategy.score, seed=strategy.seed)
+        self._explore = build_score("random", seed=strategy.seed)
+        self._passes = strategy.mc_passes
+        self._featurize = Featurizer(settings.model)
+        self._topics = settings.topics
+        self._max_bytes = settings.serve.max_record_bytes
+        self._top_k = settings.serve.top_k
+
+    def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
+        """Serve with ``predictor`` from the next batch on, with the thresholds announced for it."""
+        self.predictor = predictor
+        if "budget" in thresholds:
+            self.gate.set_threshold(thresholds["budget"])
+        if self.auto_label is not None:
+            self.auto_label.set_active(thresholds.get("auto_label"))
+
+    def plan(self, envelopes: Sequence[Envelope]) -> Plan:
+        """Route ``envelopes``; bad records become dead letters with their reason."""
+        plan = Plan()
+        decoded = decode_batch(Sample, [e.value for e in envelopes], self._max_bytes)
+        samples = [message for _, message in decoded.valid]
+        featurized = self._featurize(samples)
+        dead = decoded.invalid + [(decoded.valid[i][0], why) for i, why in featurized.rejected]
+        for index, reason in sorted(dead):
+            self._dead_letter(plan, envelopes[index], reason)
+        kept = [samples[i] for i in featurized.kept]
+        if kept:
+            self._route(plan, kept, featurized.matrix)
+        return plan
+
+    def commit(self, plan: Plan) -> None:
+        """Apply the gate updates of a committed ``plan``."""
+        if plan.gate is not None:
+            self.gate.update(plan.gate)
+        if plan.auto_label is not None and self.auto_label is not None:
+            self.auto_label.update(plan.auto_label)
+
+    def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
+        log.warning("dead letter %s: %s", envelope, reason)
+        letter = DeadLetter.of(
+            envelope.value, reason, envelope.topic, envelope.partition, envelope.offset
+        )
+        plan.records.append(Record(self._topics.dead_letter, encode(letter), key=envelope.key))
+        plan.routes["dead_letter"] += 1
+
+    def _route(self, plan: Plan, samples: list[Sample], matrix: np.ndarray) -> None:
+        started = time.perf_counter()
+        probabilities, utilities = self._utilities(matrix)
+        top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
+        top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
+        utilities_np = np.asarray(torch.as_tensor(utilities).double().cpu())
+        plan.predict_seconds = time.perf_counter() - started
+
+        cold = self.predictor.version == 0
+        plan.gate = self.gate.decide(utilities_np)
+        decision = plan.gate
+        if not cold and self.auto_label is not None:
+            plan.auto_label = decision = self.auto_label.decide(top_p_np[:, 0], plan.gate)
+        version, at = self.predictor.version, now()
+        classes = self.predictor.classes
+        for row, sample in enumerate(samples):
+            route = Route(decision.routes[row])
+            plan.routes[ROUTE_NAMES[route]] += 1
+            if sample.ts is not None:
+                plan.event_times.append(sample.ts.timestamp())
+            if route == Route.ORACLE:
+                reason = Reason.EXPLORE if cold else Reason(decision.reasons[row])
+                guesses = [
+                    {"label": classes[i], "p": float(p)}
+                    for i, p in zip(top_i_np[row], top_p_np[row], strict=True)
+                ]
+                message: LabelRequest | AutoLabel = LabelRequest(
+                    id=sample.id, features=sample.features, payload=sample.payload,
+                    meta=sample.meta, prediction=guesses, utility=float(utilities_np[row]),
+                    reason=reason.label, model_version=version, requested_at=at,
+                )  # fmt: skip
+                topic = self._topics.label_requests
+            elif route == Route.AUTO_LABEL:
+                message = AutoLabel(
+                    id=sample.id, label=classes[top_i_np[row, 0]],
+                    confidence=float(top_p_np[row, 0]), model_version=version, labeled_at=at,
+                )  # fmt: skip
+                topic = self._topics.auto_labels
+            else:
+                continue
+            plan.records.append(Record(topic, encode(message), key=sample.id.encode()))
+
+    def _utilities(self, matrix: np.ndarray) -> tuple[torch.Tensor, Any]:
+        """Class probabilities [B, C] and the utility of each sample, on the model's device."""
+        predictor = self.predictor
+        probabilities = predictor.probabilities(matrix)
+        if predictor.version == 0:
+            return probabilities, self._explore(probabilities)
+        if self._score.needs_passes:
+            return probabilities, self._score(predictor.stochastic(matrix, self._passes))
+        if self._score.needs_embeddings:
+            embeddings = predictor.embeddings(matrix)
+            return probabilities, self._score(probabilities, embeddings=embeddings)
+        return probabilities, self._score(probabilities)

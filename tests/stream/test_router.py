@@ -1,0 +1,142 @@
+"""The router on one batch: each sample lands where its utility says; bad ones dead-letter."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from torch import nn
+
+from streamal.config import Settings
+from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
+from streamal.model import Predictor
+from streamal.stream.router import Router
+from streamal.transport import Envelope
+
+CLASSES = ["a", "b", "c"]
+
+
+def settings(**strategy: object) -> Settings:
+    base = {
+        "score": "least_confidence",
+        "budget": 1.0,
+        "gate": {"name": "fixed", "threshold": 0.3},
+        "auto_label": {"audit_share": 1e-9, "min_audits": 1},
+    }
+    base.update(strategy)
+    return Settings(
+        model={"n_features": 3, "classes": CLASSES},
+        strategy=base,
+        serve={"max_record_bytes": 4096},
+    )
+
+
+def logits_of(probabilities: list[float]) -> list[float]:
+    """Features that an identity model turns into exactly these probabilities."""
+    return [math.log(p) for p in probabilities]
+
+
+def envelope(value: bytes, offset: int) -> Envelope:
+    return Envelope("samples", 0, offset, None, value, (), 0)
+
+
+def sample(sample_id: str, probabilities: list[float]) -> bytes:
+    return json.dumps({"id": sample_id, "features": logits_of(probabilities)}).encode()
+
+
+def router(version: int = 1, **strategy: object) -> Router:
+    identity = Predictor(nn.Identity(), CLASSES, version=version)
+    routing = Router(settings(**strategy), identity)
+    routing.use(identity, {"auto_label": 0.9})
+    return routing
+
+
+def test_each_sample_lands_where_its_utility_says() -> None:
+    batch = [
+        envelope(sample("unsure", [0.5, 0.3, 0.2]), 0),  # utility 0.5 >= 0.3: ask
+        envelope(sample("sure", [0.03, 0.95, 0.02]), 1),  # utility 0.05, confidence 0.95: auto
+        envelope(sample("meh", [0.8, 0.1, 0.1]), 2),  # utility 0.2, confidence 0.8: skip
+    ]
+    plan = router().plan(batch)
+    assert plan.routes == {"oracle": 1, "auto_label": 1, "skip": 1}
+    request, auto = plan.records
+    assert request.topic == "label-requests" and request.key == b"unsure"
+    asked = decode(LabelRequest, request.value)
+    assert asked.reason == "uncertain" and asked.model_version == 1
+    assert asked.utility == pytest.approx(0.5, abs=1e-6)
+    assert [g.label for g in asked.prediction] == ["a", "b", "c"]
+    assert asked.prediction[0].p == pytest.approx(0.5, abs=1e-6)
+    labeled = decode(AutoLabel, auto.value)
+    assert auto.topic == "auto-labels"
+    assert (labeled.id, labeled.label) == ("sure", "b")
+    assert labeled.confidence == pytest.approx(0.95, abs=1e-6)
+
+
+def test_plan_changes_no_gate_until_committed() -> None:
+    routing = router(gate={"name": "variable_uncertainty", "threshold": 0.3})
+    batch = [envelope(sample(f"s{i}", [0.5, 0.3, 0.2]), i) for i in range(5)]
+    before = routing.gate.threshold
+    first, second = routing.plan(batch), routing.plan(batch)
+    assert [r.value for r in first.records] != [] and first.routes == second.routes
+    assert routing.gate.threshold == before
+    routing.commit(first)
+    assert routing.gate.threshold > before  # five queries raised the utility threshold
+
+
+def test_an_untrained_model_explores_at_the_budget_and_auto_labels_nothing() -> None:
+    routing = router(version=0, budget=0.2, gate={"name": "variable_uncertainty"})
+    rng = np.random.default_rng(0)
+    asked = 0
+    for b in range(20):
+        batch = [
+            envelope(sample(f"{b}-{i}", list(rng.dirichlet([1, 1, 1]))), i) for i in range(100)
+        ]
+        plan = routing.plan(batch)
+        routing.commit(plan)
+        reasons = {decode(LabelRequest, r.value).reason for r in plan.records}
+        assert reasons <= {"explore"}
+        assert plan.routes["auto_label"] == 0
+        asked += plan.routes["oracle"]
+    assert abs(asked / 2000 - 0.2) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{oops", "invalid JSON"),
+        (b'{"features": [0, 0, 0]}', "id: required field is missing"),
+        (b'{"id": "x", "features": [0, 0]}', "features: expected 3 values (got 2)"),
+        (b'{"id": "x", "features": [0, NaN, 0]}', "features.1: must be a finite number"),
+        (b'{"id": "x", "features": [0, Infinity, 0]}', "features.1: must be a finite number"),
+        (b'{"id": "x", "payload": {"text": "hi"}}', "no featurizer configured (model.featurizer)"),
+        (b'{"id": "x", "features": [0, 0, 0], "pad": "' + b"x" * 5000 + b'"}', "record too large"),
+        (b'{"id": ["x"], "features": [0, 0, 0]}', "id: must be a string"),
+        (b'{"id": "x", "features": "0,0,0"}', "features: must be a list"),
+    ],
+)
+def test_bad_input_goes_to_dead_letter_and_the_next_sample_is_routed(
+    value: bytes, reason: str
+) -> None:
+    batch = [envelope(value, 7), envelope(sample("good", [0.5, 0.3, 0.2]), 8)]
+    plan = router().plan(batch)
+    dead, routed = plan.records
+    assert dead.topic == "dead-letter"
+    letter = decode(DeadLetter, dead.value)
+    assert reason in letter.error
+    assert (letter.topic, letter.partition, letter.offset) == ("samples", 0, 7)
+    assert letter.original.encode() and routed.key == b"good"
+    assert plan.routes == {"dead_letter": 1, "oracle": 1}
+
+
+def test_mc_dropout_scores_use_stochastic_passes() -> None:
+    from streamal.model import MLP
+
+    routing = Router(
+        settings(score="bald", gate={"name": "fixed", "threshold": 0.0}),
+        Predictor(MLP(3, 3, [16], dropout=0.5), CLASSES, version=1),
+    )
+    plan = routing.plan([envelope(sample(f"s{i}", [0.4, 0.3, 0.3]), i) for i in range(4)])
+    utilities = [decode(LabelRequest, r.value).utility for r in plan.records]
+    assert len(utilities) == 4 and all(u > 0 for u in utilities)  # BALD > 0 needs varied passes
