@@ -70,7 +70,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
         "--config",
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser(
         "show", help="print the effective configuration (file + environment), secrets masked"
     )
-    _add_config_option(show)
+    add_config_option(show)
     show.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format")
     show.set_defaults(run=_config_show)
 
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "label-requests, auto-labels or nowhere, exactly once. Stops on SIGTERM/SIGINT after "
         "committing the batch in hand.",
     )
-    _add_config_option(serve)
+    add_config_option(serve)
     serve.add_argument(
         "--max-samples", type=_positive_int, metavar="N", help="stop after N samples"
     )
@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after S seconds without samples",
     )
     serve.set_defaults(run=_serve)
+
+    from streamal.tools import feed, tail  # they import this module's helpers
+
+    feed.add_parser(commands)
+    tail.add_parser(commands)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of the messages (all, or one by name)"

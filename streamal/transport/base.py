@@ -107,7 +107,11 @@ class Transport(ABC):
 
     @abstractmethod
     def subscribe(self, topics: Sequence[str]) -> None:
-        """Consume ``topics``; in a group, partitions are shared among its members."""
+        """Consume ``topics``; in a group, partitions are shared among its members.
+
+        Without a group every partition is read, from start positions fixed before this
+        returns (the reset policy), so a record produced afterwards is never skipped.
+        """
 
     @abstractmethod
     def poll(self, max_records: int, timeout_s: float) -> list[Envelope]:

@@ -154,9 +154,12 @@ class KafkaTransport(Transport):
         consumer = self._consumer_client()
         with self._errors("subscribing"):
             if self._group is None:
-                consumer.assign(
-                    [KafkaTopicPartition(*tp) for t in topics for tp in self.partitions_for(t)]
-                )
+                partitions = [
+                    KafkaTopicPartition(*tp) for t in topics for tp in self.partitions_for(t)
+                ]
+                consumer.assign(partitions)
+                for tp in partitions:  # fix the start now, as the local transport does
+                    consumer.position(tp, timeout_ms=self._config.request_timeout_ms)
             else:
                 consumer.subscribe(list(topics))
 
