@@ -53,8 +53,13 @@ class SlidingWindowBudget:
 
     @property
     def available(self) -> bool:
-        """Whether the spend over the window is under the budget."""
-        return self._asked / self.window < self.budget
+        """Whether asking the next sample keeps the spend over the window within the budget.
+
+        The window then holds the next sample and the ``window - 1`` before it, so at budget 1
+        every sample may be asked.
+        """
+        spend = self._asked - self._flags[self._position] + 1
+        return spend <= self.budget * self.window + 1e-9
 
     def record(self, asked: bool) -> None:
         """Account for one more sample, asked or not."""

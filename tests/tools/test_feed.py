@@ -16,7 +16,7 @@ from streamal.errors import ConfigError, MessageError
 from streamal.messages import Sample, decode
 from streamal.tools.feed import FeedReport, add_parser, feed
 from tests.conftest import settings_for
-from tests.tools import read_back, with_fresh_topics, write_config
+from tests.helpers import read_back, with_fresh_topics, write_config
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ from streamal.config import Settings
 from streamal.tools.tail import Tailer, add_parser, envelope_json, tail
 from streamal.transport import Envelope, Record, Transport, open_transport
 from tests.conftest import TransportFactory, settings_for
-from tests.tools import read_back, with_fresh_topics, write_config
+from tests.helpers import read_back, with_fresh_topics, write_config
 
 
 def main(argv: list[str]) -> int:
