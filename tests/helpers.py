@@ -38,3 +38,13 @@ def read_back(settings: Settings, topic: str, count: int, timeout_s: float = 20)
             got += transport.poll(500, 0.5)
         got += transport.poll(500, 0.2)
     return got
+
+
+def read_all(settings: Settings, topic: str, quiet_s: float = 1.0) -> list[Envelope]:
+    """Every record of ``topic`` so far: reads until a poll of ``quiet_s`` brings nothing."""
+    got: list[Envelope] = []
+    with open_transport(settings) as transport:
+        transport.subscribe([topic])
+        while batch := transport.poll(5000, quiet_s):
+            got += batch
+    return got

@@ -38,7 +38,7 @@ class Daemon:
     max_samples
         Stop after this many samples (every route counted), for bounded runs.
     idle_timeout_s
-        Stop after this long without a sample.
+        Stop after this long without a sample while owning partitions.
     """
 
     def __init__(
@@ -150,7 +150,7 @@ class Daemon:
                 self._stopping.wait(backoff)
                 continue
             now_s = time.monotonic()
-            if batch:
+            if batch or not transport.assignment():  # idle means: partitions, but no samples
                 last_sample = now_s
             elif self._idle_timeout_s is not None and now_s - last_sample >= self._idle_timeout_s:
                 log.info("idle for %.0fs, stopping", self._idle_timeout_s)

@@ -9,6 +9,7 @@ commit over the new owner: the broker fences it and the transaction aborts.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -129,9 +130,13 @@ class KafkaTransport(Transport):
                 admin.close()
 
     def partitions_for(self, topic: str) -> list[TopicPartition]:
-        found = self._consumer_client().partitions_for_topic(topic)
-        if not found:
-            raise TransportError(f"topic {topic} does not exist")
+        """Every partition of ``topic``; waits a little for a topic just created to show."""
+        consumer = self._consumer_client()
+        deadline = time.monotonic() + self._config.request_timeout_ms / 1000
+        while not (found := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise TransportError(f"topic {topic} does not exist")
+            time.sleep(0.2)
         return [TopicPartition(topic, p) for p in sorted(found)]
 
     # -- consuming ------------------------------------------------------------------------
@@ -160,7 +165,9 @@ class KafkaTransport(Transport):
                 consumer.assign(partitions)
                 for tp in partitions:  # fix the start now, as the local transport does
                     consumer.position(tp, timeout_ms=self._config.request_timeout_ms)
-            else:
+            else:  # known to the consumer's metadata first, or the first assignment misses them
+                for topic in topics:
+                    self.partitions_for(topic)
                 consumer.subscribe(list(topics))
 
     def assignment(self) -> set[TopicPartition]:

@@ -1,0 +1,274 @@
+"""``streamal serve`` end to end, on the embedded log and on a real Kafka broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamal.config import Settings
+from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
+from streamal.metrics import Metrics
+from streamal.model import MLP, ModelStore
+from streamal.model.announce import announcement_record
+from streamal.stream.daemon import Daemon
+from streamal.transport import Record, open_transport, topic_specs
+from tests.conftest import unique
+from tests.helpers import read_all, read_back, with_fresh_topics, write_config
+
+ROOT = Path(__file__).parent.parent.parent
+CLASSES = ["a", "b", "c"]
+BAD = [
+    b"{nope",
+    b'{"id": "short", "features": [1.0]}',
+    b'{"id": "nan", "features": [1, NaN, 0, 0]}',
+]
+
+
+def serve_settings(cluster: Settings, tmp_path: Path, **strategy: object) -> Settings:
+    """A small deployment on ``cluster`` with topics, group and model store of its own."""
+    base = with_fresh_topics(cluster)
+    changes: dict[str, object] = {
+        "model": {
+            "n_features": 4,
+            "classes": CLASSES,
+            "hidden": [16],
+            "store": str(tmp_path / "m"),
+        },
+        "serve": {"group": unique("serve"), "max_batch": 64, "metrics_address": "127.0.0.1:0"},
+        "strategy": strategy,
+    }
+    data = base.model_dump(mode="json") | changes
+    if base.transport.kind == "kafka":
+        data["transport"]["kafka"] |= {"session_timeout_ms": 6000, "transactional_id": unique("tx")}
+    return Settings(**data)
+
+
+def produce_samples(settings: Settings, count: int, start: int = 0, bad: bool = True) -> list[str]:
+    """``count`` valid samples (and the BAD records); the ids of the valid ones."""
+    rng = np.random.default_rng(start)
+    ids = [f"s{i}" for i in range(start, start + count)]
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for sample_id in ids:
+            features = rng.normal(size=4).round(4).tolist()
+            value = json.dumps({"id": sample_id, "features": features, "ts": time.time()})
+            producer.produce(
+                Record(settings.topics.samples, value.encode(), key=sample_id.encode())
+            )
+        for i, value in enumerate(BAD if bad else []):
+            producer.produce(Record(settings.topics.samples, value, key=f"bad{start}-{i}".encode()))
+    return ids
+
+
+def outputs(settings: Settings, expected: int) -> dict[str, list[bytes]]:
+    """Every record on the three output topics, once ``expected`` records came in all."""
+    topics = settings.topics
+    names = (topics.label_requests, topics.auto_labels, topics.dead_letter)
+    deadline = time.monotonic() + 30
+    while True:
+        found = {topic: [e.value for e in read_all(settings, topic)] for topic in names}
+        if sum(map(len, found.values())) >= expected or time.monotonic() > deadline:
+            return found
+
+
+def routed_ids(settings: Settings, found: dict[str, list[bytes]]) -> Counter[str]:
+    """How many times each sample (or bad record's offset) was routed to an output."""
+    topics = settings.topics
+    seen: Counter[str] = Counter()
+    seen.update(decode(LabelRequest, v).id for v in found[topics.label_requests])
+    seen.update(decode(AutoLabel, v).id for v in found[topics.auto_labels])
+    for value in found[topics.dead_letter]:
+        letter = decode(DeadLetter, value)
+        seen[f"dead:{letter.partition}:{letter.offset}"] += 1
+    return seen
+
+
+def store_model(settings: Settings, thresholds: dict[str, float], seed: int = 0) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    store = ModelStore(settings.model.store, settings.model.name)
+    store.save(MLP(4, 3, [16], 0.0), CLASSES, thresholds=thresholds)
+
+
+def test_records_and_metrics_agree_on_every_route(cluster: Settings, tmp_path: Path) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=0.2, auto_label={"audit_share": 0.1})
+    store_model(settings, {"auto_label": 0.4})  # an untrained MLP is about 0.35-0.45 sure
+    ids = produce_samples(settings, 600)
+    metrics = Metrics()
+    Daemon(settings, metrics=metrics, idle_timeout_s=2.0).run()
+
+    found = outputs(settings, 0)
+    count = {t: len(v) for t, v in found.items()}
+    value = metrics.registry.get_sample_value
+    topics = settings.topics
+    assert value("streamal_samples_total", {"route": "oracle"}) == count[topics.label_requests]
+    assert value("streamal_samples_total", {"route": "auto_label"}) == count[topics.auto_labels]
+    assert value("streamal_samples_total", {"route": "dead_letter"}) == len(BAD)
+    assert count[topics.dead_letter] == len(BAD)
+    skipped = value("streamal_samples_total", {"route": "skip"})
+    assert skipped == len(ids) - count[topics.label_requests] - count[topics.auto_labels]
+    assert min(count[topics.label_requests], count[topics.auto_labels], skipped) > 0
+    reasons = Counter(decode(LabelRequest, v).reason for v in found[topics.label_requests])
+    assert set(reasons) == {"uncertain", "audit"}
+    assert value("streamal_model_version") == 1
+    assert value("streamal_label_budget") == 0.2
+    assert value("streamal_batch_size_count") >= len(ids) / 64
+    assert value("streamal_end_to_end_seconds_count") == len(ids)  # every valid one had a ts
+
+
+def run_serve(config: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamal", "serve", "-c", config, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_exactly_once_through_repeated_sigkills(cluster: Settings, tmp_path: Path) -> None:
+    settings = serve_settings(
+        cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0.0}
+    )  # every sample is routed: none may be missing, none repeated
+    config = write_config(settings, tmp_path / "serve.yaml")
+    ids = produce_samples(settings, 20_000)
+    chance = random.Random(7)
+    for _ in range(5):
+        daemon = run_serve(config)
+        time.sleep(chance.uniform(3.0, 6.0))  # start-up (imports, group join) plus some batches
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+    daemon = run_serve(config, "--idle-timeout", "5")
+    _, stderr = daemon.communicate(timeout=300)
+    assert daemon.returncode == 0, stderr[-2000:]
+
+    seen = routed_ids(settings, outputs(settings, len(ids) + len(BAD)))
+    assert {i: seen[i] for i in ids if seen[i] != 1} == {}
+    assert sum(seen.values()) == len(ids) + len(BAD)
+
+
+def test_sigterm_commits_the_batch_in_hand_and_exits_0(cluster: Settings, tmp_path: Path) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
+    config = write_config(settings, tmp_path / "serve.yaml")
+    ids = produce_samples(settings, 3000, bad=False)
+    daemon = run_serve(config)
+    deadline = time.monotonic() + 60
+    while not read_back(settings, settings.topics.label_requests, 0, timeout_s=0.5):
+        assert time.monotonic() < deadline, "serve routed nothing"
+    daemon.send_signal(signal.SIGTERM)
+    _, stderr = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+
+    finish = run_serve(config, "--idle-timeout", "3")
+    finish.communicate(timeout=120)
+    seen = routed_ids(settings, outputs(settings, len(ids)))
+    assert set(seen.values()) == {1} and len(seen) == len(ids)
+
+
+def test_two_replicas_share_the_partitions_and_route_each_sample_once(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
+    config = write_config(settings, tmp_path / "serve.yaml")
+    key = "STREAMAL_TRANSPORT__KAFKA__TRANSACTIONAL_ID"
+    replicas = [run_serve(config, "--idle-timeout", "6", env={key: unique(n)}) for n in "ab"]
+    ids: list[str] = []
+    for chunk in range(30):  # samples keep coming while both replicas join
+        ids += produce_samples(settings, 100, start=chunk * 100, bad=False)
+        time.sleep(0.2)
+    logs = [replica.communicate(timeout=180)[1] for replica in replicas]
+    assert [r.returncode for r in replicas] == [0, 0], [log[-1500:] for log in logs]
+    processed = [int(log.rsplit("stopped after ", 1)[1].split()[0]) for log in logs]
+    assert all(n > 0 for n in processed), processed
+    assert sum(processed) == len(ids)
+    seen = routed_ids(settings, outputs(settings, len(ids)))
+    assert set(seen.values()) == {1} and len(seen) == len(ids)
+
+
+@pytest.fixture
+def serving(cluster: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Daemon]]:
+    """A daemon serving in a thread of this process until the test ends."""
+    settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
+    daemon = Daemon(settings, metrics=Metrics())
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    yield settings, daemon
+    daemon.stop()
+    thread.join(timeout=60)
+
+
+def wait_for(condition, timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_hot_swap_under_load_and_a_corrupt_checkpoint_is_refused(
+    serving: tuple[Settings, Daemon],
+) -> None:
+    settings, daemon = serving
+    value = daemon.metrics.registry.get_sample_value
+    store = ModelStore(settings.model.store, settings.model.name)
+    ids = produce_samples(settings, 2000, bad=False)
+    wait_for(daemon.ready)
+    wait_for(lambda: (value("streamal_samples_total", {"route": "oracle"}) or 0) > 200)
+    good = store.save(MLP(4, 3, [16], 0.0), CLASSES, thresholds={"budget": 0.0})
+    corrupt = store.save(MLP(4, 3, [16], 0.0), CLASSES)
+    with open_transport(settings) as producer:
+        producer.produce(announcement_record(settings.topics.models, good))
+    ids += produce_samples(settings, 2000, start=2000, bad=False)
+    wait_for(lambda: value("streamal_model_version") == 1)
+    Path(corrupt.uri.removeprefix("file://")).write_bytes(b"scrambled")
+    with open_transport(settings) as producer:
+        producer.produce(announcement_record(settings.topics.models, corrupt))
+    wait_for(lambda: value("streamal_model_rejections_total") == 1)
+    ids += produce_samples(settings, 2000, start=4000, bad=False)
+    wait_for(lambda: value("streamal_samples_total", {"route": "oracle"}) == len(ids))
+
+    requests = [
+        decode(LabelRequest, v) for v in outputs(settings, len(ids))[settings.topics.label_requests]
+    ]
+    by_id = Counter(r.id for r in requests)
+    assert set(by_id.values()) == {1} and len(by_id) == len(ids)
+    versions = Counter(r.model_version for r in requests)
+    assert set(versions) == {0, 1} and min(versions.values()) > 200
+    assert value("streamal_model_swaps_total") == 1
+    assert value("streamal_model_version") == 1  # the corrupt v2 never served
+
+
+@pytest.mark.kafka
+def test_unreachable_broker_is_reported_and_retried(tmp_path: Path) -> None:
+    from streamal.testing.kafka_broker import free_port
+
+    port = free_port()
+    settings = Settings(
+        transport={
+            "kind": "kafka",
+            "kafka": {"bootstrap_servers": [f"127.0.0.1:{port}"], "connect_timeout_ms": 300},
+        },
+        serve={"metrics_address": "127.0.0.1:0"},
+        model={"store": str(tmp_path / "m")},
+    )
+    daemon = run_serve(write_config(settings, tmp_path / "c.yaml"))
+    time.sleep(8)
+    daemon.send_signal(signal.SIGTERM)
+    _, stderr = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+    retries = [line for line in stderr.splitlines() if "cannot start consuming" in line]
+    assert len(retries) >= 2
+    assert f"cannot reach a broker at 127.0.0.1:{port}" in retries[0]
+    assert "retrying in 0.5s" in retries[0] and "retrying in 1.0s" in retries[1]
+    assert "Traceback" not in stderr
