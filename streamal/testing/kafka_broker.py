@@ -127,6 +127,7 @@ class KafkaBroker:
         self._timeout = startup_timeout_s
         self._dir = Path(tempfile.mkdtemp(prefix="streamal-kafka-"))
         self._process: subprocess.Popen[bytes] | None = None
+        self._command: list[str] = []
 
     def start(self) -> Self:
         """Format the storage, start the JVM and wait until an admin client lists topics."""
@@ -148,16 +149,25 @@ class KafkaBroker:
         )  # fmt: skip
         if fmt.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {fmt.stderr.strip()[-500:]}")
-        with open(self._dir / "broker.log", "wb") as out:
+        self._command = [*java, *classpath, "kafka.Kafka", str(properties)]
+        self._launch()
+        atexit.register(self.stop)
+        return self
+
+    def _launch(self) -> None:
+        with open(self._dir / "broker.log", "ab") as out:
             self._process = subprocess.Popen(
-                [*java, *classpath, "kafka.Kafka", str(properties)],
+                self._command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so stop() leaves nothing behind
             )
-        atexit.register(self.stop)
         self._wait_ready()
-        return self
+
+    def restart(self) -> None:
+        """Stop the broker and start it again on the same ports and data (a broker bounce)."""
+        self._halt()
+        self._launch()
 
     def _properties(self) -> str:
         settings = {
@@ -211,6 +221,10 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """Stop the broker's process group (SIGTERM, then SIGKILL) and remove its data."""
+        self._halt()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _halt(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -219,7 +233,6 @@ class KafkaBroker:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self.start()

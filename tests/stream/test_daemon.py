@@ -272,3 +272,34 @@ def test_unreachable_broker_is_reported_and_retried(tmp_path: Path) -> None:
     assert f"cannot reach a broker at 127.0.0.1:{port}" in retries[0]
     assert "retrying in 0.5s" in retries[0] and "retrying in 1.0s" in retries[1]
     assert "Traceback" not in stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.skipif("STREAMAL_TEST_KAFKA" in os.environ, reason="needs a broker of its own")
+def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    from streamal.testing.kafka_broker import KafkaBroker
+    from tests.conftest import settings_for
+
+    with KafkaBroker() as broker:
+        cluster = settings_for("kafka", tmp_path=tmp_path, bootstrap=broker.bootstrap)
+        settings = serve_settings(
+            cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0}
+        )
+        ids = produce_samples(settings, 6000, bad=False)
+        daemon = Daemon(settings, metrics=Metrics())
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        try:
+            routed = daemon.metrics.registry.get_sample_value
+            wait_for(lambda: (routed("streamal_samples_total", {"route": "oracle"}) or 0) > 500)
+            broker.restart()
+            assert routed("streamal_samples_total", {"route": "oracle"}) < len(ids)  # mid-run
+            wait_for(
+                lambda: routed("streamal_samples_total", {"route": "oracle"}) == len(ids),
+                timeout_s=180,
+            )
+        finally:
+            daemon.stop()
+            thread.join(timeout=60)
+        seen = routed_ids(settings, outputs(settings, len(ids)))
+    assert set(seen.values()) == {1} and len(seen) == len(ids)
