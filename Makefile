@@ -28,3 +28,4 @@ lint: install
 
 bench: install kafka-jars
 	$(PY) benchmarks/strategies.py --quick
+	$(PY) benchmarks/serve.py --quick
