@@ -303,3 +303,18 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path: Path) -> N
             thread.join(timeout=60)
         seen = routed_ids(settings, outputs(settings, len(ids)))
     assert set(seen.values()) == {1} and len(seen) == len(ids)
+
+
+def test_max_samples_bounds_a_run_and_commits_what_it_routed(tmp_path: Path) -> None:
+    from tests.conftest import settings_for
+
+    settings = serve_settings(
+        settings_for("local", tmp_path=tmp_path), tmp_path, budget=1.0,
+        gate={"name": "fixed", "threshold": 0},
+    )  # fmt: skip
+    ids = produce_samples(settings, 500, bad=False)
+    Daemon(settings, max_samples=200).run()
+    assert len(read_all(settings, settings.topics.label_requests)) == 200
+    Daemon(settings, idle_timeout_s=1.0).run()  # the rest, from the committed offsets
+    seen = routed_ids(settings, outputs(settings, len(ids)))
+    assert set(seen.values()) == {1} and len(seen) == len(ids)

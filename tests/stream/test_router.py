@@ -140,3 +140,45 @@ def test_mc_dropout_scores_use_stochastic_passes() -> None:
     plan = routing.plan([envelope(sample(f"s{i}", [0.4, 0.3, 0.3]), i) for i in range(4)])
     utilities = [decode(LabelRequest, r.value).utility for r in plan.records]
     assert len(utilities) == 4 and all(u > 0 for u in utilities)  # BALD > 0 needs varied passes
+
+
+def words_to_features(payloads: list[object]) -> list[list[float]]:
+    """A user featurizer: three counts from a text payload; fails on anything else."""
+    rows = []
+    for payload in payloads:
+        text = payload["text"]  # type: ignore[index]
+        rows.append([float(len(text)), float(text.count(" ")), float(text.count("!"))])
+    return rows
+
+
+def test_payloads_go_through_the_configured_featurizer_and_its_failures_dead_letter() -> None:
+    config = settings().model_dump(mode="json")
+    config["model"]["featurizer"] = "tests.stream.test_router:words_to_features"
+    identity = Predictor(nn.Identity(), CLASSES, version=1)
+    routing = Router(Settings(**config), identity)
+    routing.use(identity, {"auto_label": 0.9})
+    batch = [
+        envelope(b'{"id": "t1", "payload": {"text": "hi there!"}}', 0),
+        envelope(b'{"id": "t2", "payload": ["not", "a", "mapping"]}', 1),
+        envelope(sample("f1", [0.5, 0.3, 0.2]), 2),  # features still work beside payloads
+    ]
+    plan = routing.plan(batch)
+    assert plan.routes["dead_letter"] == 1
+    letter = next(decode(DeadLetter, r.value) for r in plan.records if r.topic == "dead-letter")
+    assert letter.offset == 1 and letter.error.startswith("featurizer: ")
+    routed = sorted(r.key for r in plan.records if r.topic != "dead-letter")
+    assert routed == [b"f1", b"t1"]
+    auto = next(decode(AutoLabel, r.value) for r in plan.records if r.topic == "auto-labels")
+    assert (auto.id, auto.label) == ("t1", "a")  # logits [9, 1, 1] from "hi there!"
+
+
+def test_announced_thresholds_are_applied_with_the_model() -> None:
+    routing = router(gate={"name": "variable_uncertainty", "threshold": 0.3})
+    newer = Predictor(nn.Identity(), CLASSES, version=2)
+    routing.use(newer, {"budget": 0.42, "auto_label": 0.97})
+    assert routing.predictor is newer
+    assert routing.gate.threshold == 0.42
+    assert routing.auto_label is not None and routing.auto_label.active
+    assert routing.auto_label.threshold == 0.97
+    routing.use(newer, {})  # no auto-label threshold announced: auto-labeling off
+    assert not routing.auto_label.active
