@@ -236,7 +236,7 @@ class KafkaTransport(Transport):
         return self._producer
 
     def _send(self, record: Record) -> None:
-        with self._errors(f"producing to {record.topic}"):
+        with self._errors("producing"):
             self._sent.append(
                 self._producer_client().send(
                     record.topic, value=record.value, key=record.key, headers=list(record.headers)
@@ -284,13 +284,12 @@ class KafkaTransport(Transport):
         txn = self._txn
         assert txn is not None and self._producer is not None
         with self._errors("committing a transaction"):
-            self._producer.flush()
-            self._check_sent()
             if txn.offsets:
                 self._producer.send_offsets_to_transaction(
                     _kafka_offsets(txn.offsets), self._consumer_client().group_metadata()
                 )
-            self._producer.commit_transaction()
+            self._producer.commit_transaction()  # flushes; fails if any send of it failed
+            self._check_sent()
         self._txn = None
 
     def _abort_transaction(self) -> None:
