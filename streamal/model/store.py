@@ -55,9 +55,9 @@ class ModelStore:
         marker = root / MARKER
         if root.exists() and not marker.exists() and any(root.iterdir()):
             raise ModelError(f"{root}: not a streamal model store (it holds other files)")
-        self._dir.mkdir(parents=True, exist_ok=True)
-        if not marker.exists():
-            marker.write_text("1\n")
+        root.mkdir(parents=True, exist_ok=True)
+        marker.write_text("1\n")  # before any folder, so a process starting beside us sees it
+        self._dir.mkdir(exist_ok=True)
 
     def latest(self) -> Checkpoint | None:
         """The newest complete version, or None when the store is empty."""
