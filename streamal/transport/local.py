@@ -21,10 +21,10 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from streamal.config import LocalTransportConfig
 from streamal.errors import FencedError, TransportError
+from streamal.sqlite import open_sqlite
 from streamal.transport.base import (
     Envelope,
     Headers,
@@ -42,7 +42,6 @@ VERSION = "1"
 HOST = socket.gethostname()
 
 SCHEMA = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE topics(name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, compacted INTEGER NOT NULL);
 CREATE TABLE partitions(topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL,
     PRIMARY KEY(topic, partition)) WITHOUT ROWID;
@@ -83,7 +82,10 @@ class LocalTransport(Transport):
         self._group = group
         self._reset = auto_offset_reset
         self._member = uuid.uuid4().hex
-        self._db = _open(config.path, config.synchronous)
+        self._db, _ = open_sqlite(
+            config.path, kind=FORMAT, version=VERSION, schema=SCHEMA, error=TransportError,
+            synchronous=config.synchronous,
+        )  # fmt: skip
         self._topics: list[str] = []
         self._topic_info: dict[str, tuple[int, bool]] = {}
         self._positions: dict[TopicPartition, int] = {}
@@ -402,40 +404,6 @@ class LocalTransport(Transport):
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-
-
-def _open(path: Path, synchronous: str) -> sqlite3.Connection:
-    """Open (creating if new) the log at ``path``; refuse a file that is not a streamal log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        db.execute("BEGIN IMMEDIATE")
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                db.execute(statement)
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", VERSION)]
-            )
-            tables.add("meta")
-        meta = (
-            dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-        )
-        db.execute("COMMIT")
-    except sqlite3.DatabaseError as error:
-        db.close()
-        raise TransportError(f"{path}: not a streamal log ({error})") from None
-    problem = None
-    if meta.get("format") != FORMAT:
-        problem = "not a streamal log (a SQLite file with other tables)"
-    elif meta.get("version") != VERSION:
-        problem = f"log format version {meta.get('version')}, this streamal reads {VERSION}"
-    if problem:
-        db.close()
-        raise TransportError(f"{path}: {problem}")
-    return db
 
 
 def _stored_headers(headers: Headers) -> str | None:

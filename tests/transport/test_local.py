@@ -29,7 +29,7 @@ def fill(path_config: LocalTransportConfig, topic: str, count: int, partitions: 
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"this is a text file, not a database" * 100, "not a streamal log")],
+    [(b"this is a text file, not a database" * 100, "not a streamal-log file")],
 )
 def test_refuses_a_file_that_is_not_a_log_and_leaves_it_alone(
     tmp_path: Path, content: bytes, reason: str
@@ -55,7 +55,7 @@ def test_refuses_a_log_of_another_format_version(tmp_path: Path) -> None:
     LocalTransport(config(tmp_path)).close()
     with sqlite3.connect(tmp_path / "log.sqlite") as db:
         db.execute("UPDATE meta SET value='99' WHERE key='version'")
-    with pytest.raises(TransportError, match="log format version 99"):
+    with pytest.raises(TransportError, match="streamal-log version 99"):
         LocalTransport(config(tmp_path))
 
 

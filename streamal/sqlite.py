@@ -1,0 +1,67 @@
+"""Open the SQLite files streamal keeps (the embedded log, the label store) safely.
+
+A new file gets its schema and a ``meta`` table naming its format and version in one
+transaction. An existing file of another format, of another version, or that is not SQLite at
+all is refused with a one-line reason and left untouched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+from streamal.errors import StreamalError
+
+
+def open_sqlite(
+    path: Path,
+    *,
+    kind: str,
+    version: str,
+    schema: str,
+    error: type[StreamalError],
+    meta: Mapping[str, str] | None = None,
+    synchronous: str = "full",
+) -> tuple[sqlite3.Connection, dict[str, str]]:
+    """The connection (autocommit, WAL) and the file's ``meta`` table.
+
+    Parameters
+    ----------
+    kind
+        The format's name, e.g. ``streamal-log``; also the noun of the error messages.
+    schema
+        ``CREATE`` statements separated by ``;`` (the ``meta`` table is added).
+    meta
+        More ``meta`` entries written when the file is created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        db.execute("BEGIN IMMEDIATE")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for statement in filter(str.strip, schema.split(";")):
+                db.execute(statement)
+            entries = {"format": kind, "version": version, **(meta or {})}
+            db.executemany("INSERT INTO meta VALUES (?, ?)", entries.items())
+            tables.add("meta")
+        found = (
+            dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        )
+        db.execute("COMMIT")
+    except sqlite3.DatabaseError as reason:
+        db.close()
+        raise error(f"{path}: not a {kind} file ({reason})") from None
+    problem = None
+    if found.get("format") != kind:
+        problem = f"not a {kind} file (a SQLite file with other tables)"
+    elif found.get("version") != version:
+        problem = f"{kind} version {found.get('version')}, this streamal reads {version}"
+    if problem:
+        db.close()
+        raise error(f"{path}: {problem}")
+    return db, found
