@@ -29,6 +29,7 @@ from streamal.logs import LogConfig
 from streamal.model.config import ModelConfig
 from streamal.strategies import StrategyConfig
 from streamal.stream.config import ServeConfig
+from streamal.training.config import TrainConfig
 from streamal.validation import one_line
 
 CONFIG_ENV = "STREAMAL_CONFIG"
@@ -129,6 +130,7 @@ class Settings(BaseSettings):
     model: ModelConfig = ModelConfig()
     strategy: StrategyConfig = StrategyConfig()
     serve: ServeConfig = ServeConfig()
+    train: TrainConfig = TrainConfig()
     log: LogConfig = LogConfig()
 
     @classmethod

@@ -87,12 +87,12 @@ class Daemon:
         log.info("metrics, /healthz and /readyz on %s (port %d)", serve.metrics_address, ops.port)
         watcher: ModelWatcher | None = None
         try:
-            loaded = initial_model(self.settings)
-            self._router = Router(self.settings, loaded.predictor)
-            self._adopt(loaded)
+            predictor, thresholds = initial_model(self.settings)
+            self._router = Router(self.settings, predictor)
+            self._adopt(Loaded(predictor, thresholds))
             self._transport = self._connect()
             if self._transport is not None:
-                watcher = ModelWatcher(self.settings, loaded.predictor.version, self.metrics)
+                watcher = ModelWatcher(self.settings, predictor.version, thresholds, self.metrics)
                 watcher.start()
                 self._loop(self._transport, watcher)
         finally:
@@ -173,12 +173,15 @@ class Daemon:
     def _adopt(self, loaded: Loaded) -> None:
         """Serve ``loaded`` from the next batch on."""
         assert self._router is not None
-        previous = self._router.predictor.version
-        self._router.use(loaded.predictor, loaded.thresholds)
-        self.metrics.model_version.set(loaded.predictor.version)
-        if loaded.predictor.version != previous:
+        previous = self._router.predictor
+        predictor = loaded.predictor or previous
+        self._router.use(predictor, loaded.thresholds)
+        self.metrics.model_version.set(predictor.version)
+        if predictor is not previous:
             self.metrics.model_swaps.inc()
-            log.info("swapped model v%d -> v%d", previous, loaded.predictor.version)
+            log.info("swapped model v%d -> v%d", previous.version, predictor.version)
+        else:
+            log.info("model v%d: thresholds now %s", predictor.version, loaded.thresholds)
 
     # -- reporting ------------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Loaded:
-    """A verified model ready to serve, with the thresholds announced for it."""
+    """A verified model ready to serve (None: the current one), with its announced thresholds."""
 
-    predictor: Predictor
+    predictor: Predictor | None
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
@@ -42,7 +42,7 @@ def load_version(
     return Predictor(module, classes, version, pick_device(settings.model.device))
 
 
-def initial_model(settings: Settings) -> Loaded:
+def initial_model(settings: Settings) -> tuple[Predictor, dict[str, float]]:
     """The newest model in the store, or an untrained one (version 0) when there is none."""
     store = ModelStore(settings.model.store, settings.model.name)
     latest = store.latest()
@@ -52,20 +52,27 @@ def initial_model(settings: Settings) -> Loaded:
                 settings, latest.version, latest.uri, latest.sha256, latest.classes
             )
             log.info("serving model %s v%d from the store", settings.model.name, latest.version)
-            return Loaded(predictor, dict(latest.thresholds))
+            return predictor, dict(latest.thresholds)
         except ModelError as error:
             log.error("the newest stored model is unusable, starting untrained: %s", error)
     module = build_module(settings.model)
     log.info("no trained model yet: exploring at the budget until one is announced")
-    return Loaded(Predictor(module, settings.model.classes, 0, pick_device(settings.model.device)))
+    return Predictor(module, settings.model.classes, 0, pick_device(settings.model.device)), {}
 
 
 class ModelWatcher:
-    """Loads announced versions newer than ``version`` in the background; see `take`."""
+    """Loads announced versions newer than ``version`` in the background; see `take`.
 
-    def __init__(self, settings: Settings, version: int, metrics: Metrics) -> None:
+    A new announcement of the version in use with other thresholds (an exploration boost
+    after a drift, say) is passed on as thresholds alone.
+    """
+
+    def __init__(
+        self, settings: Settings, version: int, thresholds: dict[str, float], metrics: Metrics
+    ) -> None:
         self._settings = settings
         self._newest = version
+        self._thresholds = thresholds
         self._metrics = metrics
         self._ready: Loaded | None = None
         self._lock = threading.Lock()
@@ -108,6 +115,11 @@ class ModelWatcher:
             log.error("ignored a malformed model announcement: %s", error)
             self._metrics.model_rejections.inc()
             return
+        if announcement.version == self._newest and announcement.thresholds != self._thresholds:
+            self._thresholds = dict(announcement.thresholds)  # same model, new thresholds
+            with self._lock:
+                self._ready = Loaded(None, self._thresholds)
+            return
         if announcement.version <= self._newest:
             return
         try:
@@ -122,7 +134,7 @@ class ModelWatcher:
             log.error("refused model v%d, keeping the current one: %s", announcement.version, error)
             self._metrics.model_rejections.inc()
             return
-        self._newest = announcement.version
+        self._newest, self._thresholds = announcement.version, dict(announcement.thresholds)
         with self._lock:
             self._ready = Loaded(predictor, dict(announcement.thresholds))
         log.info("model v%d verified and ready to swap in", announcement.version)

@@ -22,6 +22,7 @@ from streamal.messages import AutoLabel, DeadLetter, LabelRequest, Sample, decod
 from streamal.model import Predictor
 from streamal.strategies import build_auto_label, build_gate, build_score
 from streamal.stream.featurize import Featurizer
+from streamal.stream.scoring import probabilities_and_utilities
 from streamal.transport import Envelope, Record
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,15 @@ class Router:
         self._topics = settings.topics
         self._max_bytes = settings.serve.max_record_bytes
         self._top_k = settings.serve.top_k
+        self._boost = (0.0, 0.0)  # (share, until epoch seconds): more exploration after a drift
+        self._boost_draws = np.random.default_rng(strategy.seed)
 
     def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
         """Serve with ``predictor`` from the next batch on, with the thresholds announced for it."""
         self.predictor = predictor
         if "budget" in thresholds:
             self.gate.set_threshold(thresholds["budget"])
+        self._boost = (thresholds.get("explore", 0.0), thresholds.get("explore_until", 0.0))
         if self.auto_label is not None:
             self.auto_label.set_active(thresholds.get("auto_label"))
 
@@ -100,7 +104,13 @@ class Router:
 
     def _route(self, plan: Plan, samples: list[Sample], matrix: np.ndarray) -> None:
         started = time.perf_counter()
-        probabilities, utilities = self._utilities(matrix)
+        if self.predictor.version == 0:  # untrained: explore at random
+            probabilities = self.predictor.probabilities(matrix)
+            utilities = self._explore(probabilities)
+        else:
+            probabilities, utilities = probabilities_and_utilities(
+                self.predictor, self._score, matrix, self._passes
+            )
         top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
         utilities_np = np.asarray(torch.as_tensor(utilities).double().cpu())
@@ -112,14 +122,20 @@ class Router:
         if not cold and self.auto_label is not None:
             plan.auto_label = decision = self.auto_label.decide(top_p_np[:, 0], plan.gate)
         version, at = self.predictor.version, now()
+        routes, reasons = decision.routes, decision.reasons
+        share, until = self._boost
+        if share > 0 and at.timestamp() < until:  # a drift was seen: ask a random share more
+            boosted = (self._boost_draws.random(len(samples)) < share) & (routes != Route.ORACLE)
+            routes = np.where(boosted, Route.ORACLE, routes)
+            reasons = np.where(boosted, Reason.EXPLORE, reasons)
         classes = self.predictor.classes
         for row, sample in enumerate(samples):
-            route = Route(decision.routes[row])
+            route = Route(routes[row])
             plan.routes[ROUTE_NAMES[route]] += 1
             if sample.ts is not None:
                 plan.event_times.append(sample.ts.timestamp())
             if route == Route.ORACLE:
-                reason = Reason.EXPLORE if cold else Reason(decision.reasons[row])
+                reason = Reason.EXPLORE if cold else Reason(reasons[row])
                 guesses = [
                     {"label": classes[i], "p": float(p)}
                     for i, p in zip(top_i_np[row], top_p_np[row], strict=True)
@@ -139,16 +155,3 @@ class Router:
             else:
                 continue
             plan.records.append(Record(topic, encode(message), key=sample.id.encode()))
-
-    def _utilities(self, matrix: np.ndarray) -> tuple[torch.Tensor, Any]:
-        """Class probabilities [B, C] and the utility of each sample, on the model's device."""
-        predictor = self.predictor
-        probabilities = predictor.probabilities(matrix)
-        if predictor.version == 0:
-            return probabilities, self._explore(probabilities)
-        if self._score.needs_passes:
-            return probabilities, self._score(predictor.stochastic(matrix, self._passes))
-        if self._score.needs_embeddings:
-            embeddings = predictor.embeddings(matrix)
-            return probabilities, self._score(probabilities, embeddings=embeddings)
-        return probabilities, self._score(probabilities)

@@ -1,0 +1,27 @@
+"""A model's class probabilities and a score's utilities for a feature matrix, in one pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamal.model import Predictor
+from streamal.strategies import Score
+
+
+def probabilities_and_utilities(
+    predictor: Predictor, score: Score, matrix: np.ndarray, passes: int
+) -> tuple[torch.Tensor, Any]:
+    """Class probabilities [B, C] and utilities [B], both on the model's device.
+
+    Runs ``passes`` MC-dropout passes only for the scores that need them, and the embeddings
+    only for the scores that read them.
+    """
+    probabilities = predictor.probabilities(matrix)
+    if score.needs_passes:
+        return probabilities, score(predictor.stochastic(matrix, passes))
+    if score.needs_embeddings:
+        return probabilities, score(probabilities, embeddings=predictor.embeddings(matrix))
+    return probabilities, score(probabilities)

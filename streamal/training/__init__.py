@@ -1,0 +1,1 @@
+"""The periodic trainer: label store, training rounds, thresholds, drift."""

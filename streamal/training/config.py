@@ -1,0 +1,40 @@
+"""Settings of the periodic trainer (``streamal train``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DriftConfig(BaseModel):
+    """Drift detection on the oracle-vs-prediction errors and on the confidence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    detector: Literal["adwin", "kswin", "page_hinkley"] = "adwin"
+    delta: float = Field(0.002, gt=0, lt=1, description="ADWIN's confidence parameter")
+    explore_boost: float = Field(0.3, ge=0, le=1, description="random share asked after a drift")
+    boost_s: float = Field(600, gt=0, description="how long the exploration boost lasts")
+
+
+class TrainConfig(BaseModel):
+    """How ``streamal train`` keeps labels and when it trains."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group: str = Field("streamal-train", min_length=1)
+    label_store: Path = Path(".streamal/labels.sqlite")
+    interval_s: float = Field(300, gt=0, description="train at least this often (with new labels)")
+    min_new_labels: int = Field(200, ge=1, description="train as soon as this many labels came")
+    duplicates: Literal["latest", "majority"] = "latest"
+    pending_ttl_s: float = Field(86_400, gt=0, description="keep labels of unknown ids this long")
+    validation_share: float = Field(0.2, gt=0, lt=1)
+    max_epochs: int = Field(50, ge=1)
+    patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    recent_requests: int = Field(2000, ge=10, description="requests the budget threshold uses")
+    drift: DriftConfig = DriftConfig()
+    metrics_address: str = Field("0.0.0.0:9401", description="host:port of /metrics and probes")

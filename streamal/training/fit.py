@@ -1,0 +1,116 @@
+"""One training round: warm-start a challenger from the champion, train it on the labeled set
+with early stopping on a held-out part, and compare both on that same held-out part."""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamal.model import MLP, ModelConfig, build_module
+from streamal.training.config import TrainConfig
+
+
+@dataclass
+class FitResult:
+    """The challenger and how it and the champion did on the held-out labels."""
+
+    challenger: nn.Module
+    accuracy: float
+    champion_accuracy: float | None
+    epochs: int
+    train_size: int
+    validation_size: int
+
+    @property
+    def better_or_equal(self) -> bool:
+        """Whether the challenger may replace the champion (champion / challenger rule)."""
+        return self.champion_accuracy is None or self.accuracy >= self.champion_accuracy
+
+
+def held_out(ids: list[str], share: float) -> np.ndarray:
+    """A stable validation mask: an id is held out by its hash, whatever the round.
+
+    >>> held_out(["a", "b", "c", "d"], 0.5).tolist() == held_out(["a", "b", "c", "d"], 0.5).tolist()
+    True
+    """
+    cut = int(share * 1000)
+    return np.array([zlib.crc32(i.encode()) % 1000 < cut for i in ids], dtype=bool)
+
+
+def accuracy(module: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of ``labels`` the module predicts."""
+    module.eval()
+    with torch.inference_mode():
+        return float((module(features).argmax(1) == labels).float().mean())
+
+
+def fit(
+    train: TrainConfig,
+    model: ModelConfig,
+    ids: list[str],
+    features: np.ndarray,
+    labels: np.ndarray,
+    champion: nn.Module | None,
+    seed: int = 0,
+) -> FitResult | None:
+    """Train a challenger on ``features`` / class indices ``labels``; None if too few labels.
+
+    The challenger starts from the champion's weights when there is one (warm start), else
+    from scratch with the default MLP's standardization set from the training features.
+    """
+    validation = held_out(ids, train.validation_share)
+    if validation.all() or not validation.any():
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    x, y = torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels)
+    x_train, y_train, x_val, y_val = x[~validation], y[~validation], x[validation], y[validation]
+
+    challenger = build_module(model)
+    if champion is not None:
+        challenger.load_state_dict(champion.state_dict())
+    elif isinstance(challenger, MLP):
+        challenger.mean.copy_(x_train.mean(0))
+        if len(x_train) > 1:
+            challenger.std.copy_(x_train.std(0).clamp_min(1e-6))
+    optimizer = torch.optim.Adam(challenger.parameters(), lr=train.learning_rate)
+    loss_of = nn.CrossEntropyLoss()
+
+    best_loss, best_state, stale, epochs = (
+        float("inf"),
+        copy.deepcopy(challenger.state_dict()),
+        0,
+        0,
+    )
+    for epoch in range(1, train.max_epochs + 1):
+        epochs = epoch
+        challenger.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for start in range(0, len(order), train.batch_size):
+            batch = order[start : start + train.batch_size]
+            optimizer.zero_grad()
+            loss_of(challenger(x_train[batch]), y_train[batch]).backward()
+            optimizer.step()
+        challenger.eval()
+        with torch.inference_mode():
+            loss = float(loss_of(challenger(x_val), y_val))
+        if loss < best_loss - 1e-4:
+            best_loss, best_state, stale = loss, copy.deepcopy(challenger.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= train.patience:
+                break
+    challenger.load_state_dict(best_state)
+    return FitResult(
+        challenger=challenger,
+        accuracy=accuracy(challenger, x_val, y_val),
+        champion_accuracy=None if champion is None else accuracy(champion, x_val, y_val),
+        epochs=epochs,
+        train_size=len(x_train),
+        validation_size=len(x_val),
+    )

@@ -1,0 +1,217 @@
+"""The trainer's durable labeled set: label requests joined with the annotators' answers by id.
+
+Everything lives in one SQLite file. A label may come before its request (kept pending until
+the request arrives, or dropped after a TTL), long after it, or more than once: each answer is a
+vote keyed by its position in the ``labels`` topic, so replaying the topic after a crash never
+counts an answer twice, and the duplicates policy picks the label (the latest, or the majority).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from streamal.errors import StreamalError
+from streamal.messages import LabelRequest, OracleLabel
+from streamal.sqlite import open_sqlite
+
+FORMAT = "streamal-labels"
+VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE requests(id TEXT PRIMARY KEY, features TEXT, predicted TEXT NOT NULL,
+    confidence REAL NOT NULL, reason TEXT NOT NULL, model_version INTEGER NOT NULL,
+    requested_at REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE votes(source TEXT PRIMARY KEY, id TEXT NOT NULL, label TEXT NOT NULL,
+    annotator TEXT, labeled_at REAL NOT NULL, received_at REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX votes_by_id ON votes(id);
+CREATE INDEX requests_by_seq ON requests(seq);
+"""
+
+HAS_LABEL = "EXISTS (SELECT 1 FROM votes v WHERE v.id = r.id)"
+
+
+class LabelStoreError(StreamalError):
+    """The label store file is corrupt or belongs to something else."""
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A label that met its request for the first time: what prequential accuracy needs."""
+
+    id: str
+    label: str
+    predicted: str
+    confidence: float
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """Features and resolved labels of every labeled request, in arrival order."""
+
+    ids: list[str]
+    features: np.ndarray
+    labels: list[str]
+    reasons: list[str]
+
+
+class LabelStore:
+    """The labeled set of one model, kept in ``path``.
+
+    Parameters
+    ----------
+    classes
+        The model's classes; a store made for other classes is refused.
+    duplicates
+        ``latest`` keeps the newest answer of an id; ``majority`` the most frequent (ties go
+        to the newest).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        classes: list[str],
+        duplicates: Literal["latest", "majority"] = "latest",
+    ) -> None:
+        self._path = path
+        self._duplicates = duplicates
+        self._db = _open(path, classes)
+        row = self._db.execute(
+            "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
+        ).fetchone()
+        self._seq = int(row[0] or 0)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def add_request(self, request: LabelRequest) -> Joined | None:
+        """Keep a request's features; the pending vote that was waiting for it, if any, joins."""
+        if request.features is None or not request.prediction:
+            return None
+        top = request.prediction[0]
+        with self._write():
+            self._seq += 1
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id, json.dumps(request.features), top.label, top.p, request.reason,
+                    request.model_version, request.requested_at.timestamp(), self._seq,
+                ),
+            ).rowcount  # fmt: skip
+        return self._joined(request.id) if inserted else None
+
+    def add_label(self, label: OracleLabel, source: str) -> Joined | None:
+        """Record one answer (``source``: its topic position); the join if it is the first."""
+        with self._write():
+            self._seq += 1
+            first = self._db.execute("SELECT 1 FROM votes WHERE id=?", (label.id,)).fetchone()
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    source, label.id, label.label, label.annotator,
+                    label.labeled_at.timestamp(), time.time(), self._seq,
+                ),
+            ).rowcount  # fmt: skip
+        return self._joined(label.id) if inserted and first is None else None
+
+    def drop_expired(self, ttl_s: float) -> int:
+        """Forget votes that waited longer than ``ttl_s`` for a request; how many."""
+        with self._write():
+            return int(
+                self._db.execute(
+                    "DELETE FROM votes WHERE received_at < ?"
+                    " AND id NOT IN (SELECT id FROM requests)",
+                    (time.time() - ttl_s,),
+                ).rowcount
+            )
+
+    def _joined(self, sample_id: str) -> Joined | None:
+        row = self._db.execute(
+            "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at FROM requests r"
+            " JOIN votes v ON v.id = r.id WHERE r.id=? ORDER BY v.seq LIMIT 1",
+            (sample_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        label = self.label_of(sample_id)
+        assert label is not None
+        return Joined(sample_id, label, row[0], row[1], max(0.0, row[3] - row[2]))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def label_of(self, sample_id: str) -> str | None:
+        """The resolved label of ``sample_id`` under the duplicates policy."""
+        if self._duplicates == "latest":
+            order = "ORDER BY labeled_at DESC, seq DESC LIMIT 1"
+            row = self._db.execute(f"SELECT label FROM votes WHERE id=? {order}", (sample_id,))
+        else:
+            row = self._db.execute(
+                "SELECT label FROM votes WHERE id=? GROUP BY label"
+                " ORDER BY count(*) DESC, max(seq) DESC LIMIT 1",
+                (sample_id,),
+            )
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    def labeled(self) -> LabeledSet:
+        """Every request that has a label, with its resolved label."""
+        rows = self._db.execute(
+            f"SELECT r.id, r.features, r.reason FROM requests r WHERE {HAS_LABEL} ORDER BY r.seq"
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        features = np.array([json.loads(row[1]) for row in rows], dtype=np.float32)
+        labels = [self.label_of(i) or "" for i in ids]
+        return LabeledSet(ids, features, labels, [row[2] for row in rows])
+
+    def recent_features(self, count: int) -> np.ndarray:
+        """Features of the newest ``count`` requests, labeled or not."""
+        rows = self._db.execute(
+            "SELECT features FROM requests ORDER BY seq DESC LIMIT ?", (count,)
+        ).fetchall()
+        return np.array([json.loads(row[0]) for row in rows], dtype=np.float32)
+
+    def counts(self) -> dict[str, int]:
+        """Requests, labeled requests, votes, and votes waiting for their request."""
+        one = self._db.execute
+        return {
+            "requests": one("SELECT count(*) FROM requests").fetchone()[0],
+            "labeled": one(f"SELECT count(*) FROM requests r WHERE {HAS_LABEL}").fetchone()[0],
+            "votes": one("SELECT count(*) FROM votes").fetchone()[0],
+            "pending": one(
+                "SELECT count(DISTINCT id) FROM votes WHERE id NOT IN (SELECT id FROM requests)"
+            ).fetchone()[0],
+        }
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
+    """Open or create the store; refuse a foreign, corrupt or other-classes file untouched."""
+    db, meta = open_sqlite(
+        path, kind=FORMAT, version=VERSION, schema=SCHEMA, error=LabelStoreError,
+        meta={"classes": json.dumps(classes)},
+    )  # fmt: skip
+    if json.loads(meta.get("classes", "[]")) != classes:
+        db.close()
+        raise LabelStoreError(f"{path}: made for classes {meta['classes']}, not {classes}")
+    return db

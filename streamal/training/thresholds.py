@@ -1,0 +1,57 @@
+"""The thresholds published with a model version, computed for that model.
+
+- ``budget``: the starting threshold of the budget gate, the ``1 - b`` quantile of the new
+  model's utilities on recent requests, so a new model neither floods nor starves the oracle.
+- ``auto_label``: the lowest confidence at which the lower confidence bound of the new model's
+  precision on audited samples reaches the target; absent (auto-labeling off) while the
+  evidence is too thin or no threshold qualifies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from streamal.config import Settings
+from streamal.gates import precision_lower_bound, select_threshold
+from streamal.model import Predictor
+from streamal.strategies import build_score
+from streamal.stream.scoring import probabilities_and_utilities
+
+MIN_UTILITY_THRESHOLD = 1e-6  # the variable-uncertainty gates need a threshold > 0
+
+
+def budget_threshold(settings: Settings, predictor: Predictor, recent: np.ndarray) -> float | None:
+    """The ``1 - budget`` quantile of the utilities of ``recent`` features (None if none)."""
+    if len(recent) == 0:
+        return None
+    strategy = settings.strategy
+    score = build_score(strategy.score, seed=strategy.seed)
+    _, utilities = probabilities_and_utilities(predictor, score, recent, strategy.mc_passes)
+    values = np.asarray(torch.as_tensor(utilities).double().cpu())
+    return max(float(np.quantile(values, 1 - strategy.budget)), MIN_UTILITY_THRESHOLD)
+
+
+def auto_label_threshold(
+    settings: Settings, predictor: Predictor, features: np.ndarray, labels: list[str]
+) -> tuple[float, float] | None:
+    """The auto-label threshold for the precision target on audited samples, with the
+    precision's lower bound there; None while no threshold qualifies."""
+    auto = settings.strategy.auto_label
+    if len(labels) < auto.min_audits:
+        return None
+    probabilities = predictor.probabilities(features)
+    confidence, predicted = probabilities.max(dim=1)
+    names = np.array(predictor.classes)[predicted.cpu().numpy()]
+    correct = names == np.array(labels)
+    confidences = confidence.double().cpu().numpy()
+    method, level = auto.bound, auto.confidence_level
+    threshold = select_threshold(
+        confidences, correct, target=auto.target_precision, method=method, level=level
+    )
+    if threshold is None:
+        return None
+    above = correct[confidences >= threshold]
+    return threshold, float(
+        precision_lower_bound(above.sum(), len(above), method=method, level=level)
+    )

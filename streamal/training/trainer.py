@@ -1,0 +1,288 @@
+"""``streamal train``: keep the labeled set, train in rounds, publish better models.
+
+The trainer consumes ``label-requests`` (features and the prediction made at request time)
+and ``labels`` (the annotators' answers) in its own group. Each record is written to the
+label store before its offset is committed, and the store ignores a record it already has, so
+a crash at any point loses no label and counts none twice. A round runs every ``interval_s``
+(when labels came), as soon as ``min_new_labels`` came, or early after a drift. A challenger
+is published only if it does no worse than the champion on the same held-out labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+from types import FrameType
+
+import numpy as np
+
+from streamal.config import Settings
+from streamal.errors import MessageError
+from streamal.http import OpsServer
+from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode
+from streamal.metrics import Metrics
+from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
+from streamal.model.announce import announcement_record
+from streamal.model.store import Checkpoint
+from streamal.training.drift import DriftMonitor
+from streamal.training.fit import fit
+from streamal.training.labels import Joined, LabeledSet, LabelStore
+from streamal.training.thresholds import auto_label_threshold, budget_threshold
+from streamal.transport import (
+    Envelope,
+    Record,
+    Transport,
+    next_offsets,
+    open_transport,
+    topic_specs,
+)
+
+log = logging.getLogger(__name__)
+
+ACCURACY_WINDOW = 500
+
+
+class Trainer:
+    """The periodic trainer of one model.
+
+    Parameters
+    ----------
+    max_rounds
+        Stop after this many training rounds (bounded runs).
+    idle_timeout_s
+        Stop after this long without a record.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        max_rounds: int | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._max_rounds = max_rounds
+        self._idle_timeout_s = idle_timeout_s
+        self._stopping = threading.Event()
+        config = settings.train
+        self.labels = LabelStore(config.label_store, settings.model.classes, config.duplicates)
+        self.models = ModelStore(settings.model.store, settings.model.name)
+        self.champion = self._load_champion()
+        self._drift = DriftMonitor(config.drift)
+        self._recent = deque[bool](maxlen=ACCURACY_WINDOW)
+        self._new_labels = 0
+        self._rounds = 0
+        self._drifted = False
+        self._boost_until = 0.0
+        self._last_round = time.monotonic()
+        self._transport: Transport | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Finish the step in hand and return (safe from a signal handler)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume and train until stopped (or the bounds of a bounded run)."""
+        settings = self.settings
+        ops = OpsServer(
+            settings.train.metrics_address, self.metrics.registry,
+            lambda: True, lambda: self._transport is not None,
+        )  # fmt: skip
+        ops.start()
+        try:
+            with open_transport(settings, group=settings.train.group) as transport:
+                transport.ensure_topics(topic_specs(settings.topics))
+                transport.subscribe([settings.topics.label_requests, settings.topics.labels])
+                self._transport = transport
+                self._loop(transport)
+        finally:
+            self._transport = None
+            self.labels.close()
+            ops.stop()
+
+    def _loop(self, transport: Transport) -> None:
+        last_record = time.monotonic()
+        while not self._stopping.is_set():
+            batch = transport.poll(1000, 0.5)
+            if batch:
+                last_record = time.monotonic()
+                self._ingest(transport, batch)
+            elif self._idle_timeout_s and time.monotonic() - last_record > self._idle_timeout_s:
+                log.info("idle for %.0fs, stopping", self._idle_timeout_s)
+                return
+            if self._round_due():
+                self._round(transport)
+                if self._max_rounds is not None and self._rounds >= self._max_rounds:
+                    return
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def _ingest(self, transport: Transport, batch: list[Envelope]) -> None:
+        """Store every record, dead-letter the bad ones, then commit the offsets."""
+        topics = self.settings.topics
+        for envelope in batch:
+            try:
+                if envelope.topic == topics.label_requests:
+                    joined = self.labels.add_request(decode(LabelRequest, envelope.value))
+                else:
+                    joined = self._add_label(envelope)
+            except MessageError as error:
+                self._dead_letter(transport, envelope, str(error))
+                continue
+            if joined is not None:
+                self._observe(joined)
+        transport.flush()
+        transport.commit(next_offsets(batch))
+        dropped = self.labels.drop_expired(self.settings.train.pending_ttl_s)
+        if dropped:
+            log.warning("dropped %d labels whose requests never came", dropped)
+
+    def _add_label(self, envelope: Envelope) -> Joined | None:
+        label = decode(OracleLabel, envelope.value)
+        if label.label not in self.settings.model.classes:
+            raise MessageError(f"label: unknown class {label.label!r}")
+        self.metrics.labels_received.inc()
+        self._new_labels += 1
+        return self.labels.add_label(
+            label, f"{envelope.topic}:{envelope.partition}:{envelope.offset}"
+        )
+
+    def _dead_letter(self, transport: Transport, envelope: Envelope, reason: str) -> None:
+        log.warning("dead letter %s: %s", envelope, reason)
+        letter = DeadLetter.of(
+            envelope.value, reason, envelope.topic, envelope.partition, envelope.offset
+        )
+        transport.produce(
+            Record(self.settings.topics.dead_letter, encode(letter), key=envelope.key)
+        )
+
+    def _observe(self, joined: Joined) -> None:
+        """Prequential accuracy and drift, from a label meeting its request."""
+        correct = joined.label == joined.predicted
+        self._recent.append(correct)
+        self.metrics.prequential_accuracy.set(sum(self._recent) / len(self._recent))
+        self.metrics.label_delay_seconds.observe(joined.delay_s)
+        for detector in self._drift.update(correct=correct, confidence=joined.confidence):
+            log.warning(
+                "drift detected by the %s detector: exploring more, training early", detector
+            )
+            self.metrics.drift_detected.labels(detector).inc()
+            self._drifted = True
+            self._boost_until = time.time() + self.settings.train.drift.boost_s
+
+    # -- rounds ---------------------------------------------------------------------------
+
+    def _round_due(self) -> bool:
+        config = self.settings.train
+        if self._new_labels == 0 and not self._drifted:
+            return False
+        waited = time.monotonic() - self._last_round
+        return (
+            self._drifted
+            or self._new_labels >= config.min_new_labels
+            or waited >= config.interval_s
+        )
+
+    def _round(self, transport: Transport) -> None:
+        started = time.monotonic()
+        self._rounds += 1
+        self._last_round = started
+        self._new_labels, drifted, self._drifted = 0, self._drifted, False
+        data = self.labels.labeled()
+        classes = self.settings.model.classes
+        index = {name: i for i, name in enumerate(classes)}
+        targets = np.array([index[label] for label in data.labels], dtype=np.int64)
+        champion = self.champion.predictor.module if self.champion else None
+        result = fit(
+            self.settings.train, self.settings.model, data.ids, data.features, targets, champion
+        )
+        self.metrics.training_seconds.observe(time.monotonic() - started)
+        if result is None:
+            self._count("too_few_labels", "round %d: too few labels (%d)", len(data.ids))
+            return
+        metrics = {"accuracy": result.accuracy}
+        if self._recent:
+            metrics["prequential_accuracy"] = sum(self._recent) / len(self._recent)
+        if result.champion_accuracy is not None:
+            metrics["champion_accuracy"] = result.champion_accuracy
+        if not result.better_or_equal:
+            self._count(
+                "rejected", "round %d: challenger %.3f < champion %.3f; keeping the champion",
+                result.accuracy, result.champion_accuracy,
+            )  # fmt: skip
+            if drifted and self.champion is not None:  # still announce the exploration boost
+                self._announce(
+                    transport,
+                    self.champion.checkpoint,
+                    self._thresholds(self.champion.predictor, data),
+                )
+            return
+        version = (self.champion.checkpoint.version if self.champion else 0) + 1
+        predictor = Predictor(
+            result.challenger, classes, version, pick_device(self.settings.model.device)
+        )
+        thresholds = self._thresholds(predictor, data)
+        checkpoint = self.models.save(result.challenger, classes, metrics, thresholds)
+        self.champion = _Champion(checkpoint, predictor)
+        self._announce(transport, checkpoint, thresholds)
+        self._count(
+            "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
+            checkpoint.version, result.accuracy, result.validation_size,
+        )  # fmt: skip
+
+    def _thresholds(self, predictor: Predictor, data: LabeledSet) -> dict[str, float]:
+        thresholds: dict[str, float] = {}
+        recent = self.labels.recent_features(self.settings.train.recent_requests)
+        if (budget := budget_threshold(self.settings, predictor, recent)) is not None:
+            thresholds["budget"] = budget
+        audited = [i for i, reason in enumerate(data.reasons) if reason == "audit"]
+        auto = auto_label_threshold(
+            self.settings, predictor, data.features[audited], [data.labels[i] for i in audited]
+        )
+        if auto is not None:
+            thresholds["auto_label"], bound = auto
+            self.metrics.auto_label_precision_lower_bound.set(bound)
+        if time.time() < self._boost_until:
+            thresholds["explore"] = self.settings.train.drift.explore_boost
+            thresholds["explore_until"] = self._boost_until
+        return thresholds
+
+    def _announce(
+        self, transport: Transport, checkpoint: Checkpoint, thresholds: dict[str, float]
+    ) -> None:
+        transport.produce(
+            announcement_record(
+                self.settings.topics.models, replace(checkpoint, thresholds=thresholds)
+            )
+        )
+        transport.flush()
+
+    def _count(self, outcome: str, message: str, *args: object) -> None:
+        self.metrics.training_runs.labels(outcome).inc()
+        log.info(message, self._rounds, *args)
+
+    def _load_champion(self) -> _Champion | None:
+        latest = self.models.latest()
+        if latest is None:
+            return None
+        module = load_weights(build_module(self.settings.model), latest.uri, latest.sha256)
+        predictor = Predictor(
+            module, latest.classes, latest.version, pick_device(self.settings.model.device)
+        )
+        log.info("champion: %s v%d", latest.name, latest.version)
+        return _Champion(latest, predictor)
+
+
+class _Champion:
+    """The published model the next challenger has to match."""
+
+    def __init__(self, checkpoint: Checkpoint, predictor: Predictor) -> None:
+        self.checkpoint = checkpoint
+        self.predictor = predictor

@@ -1,0 +1,53 @@
+"""A training round learns, warm-starts, and compares challenger with champion fairly."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from streamal.model import MLP, ModelConfig
+from streamal.training.config import TrainConfig
+from streamal.training.fit import accuracy, fit, held_out
+
+MODEL = ModelConfig(n_features=2, classes=["a", "b", "c"], hidden=[16], dropout=0.0)
+
+
+def blobs(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    centers = np.array([[0, 4], [4, 0], [-4, -4]], dtype=np.float32)
+    features = (centers[labels] + rng.normal(size=(n, 2))).astype(np.float32)
+    return [f"s{seed}-{i}" for i in range(n)], features, labels
+
+
+def test_a_round_learns_separable_classes() -> None:
+    ids, x, y = blobs(600)
+    result = fit(TrainConfig(), MODEL, ids, x, y, champion=None)
+    assert result is not None
+    assert result.accuracy > 0.95
+    assert result.champion_accuracy is None and result.better_or_equal
+    assert result.validation_size + result.train_size == 600
+    assert 0.1 < result.validation_size / 600 < 0.3
+
+
+def test_the_held_out_part_is_stable_across_rounds() -> None:
+    ids, _, _ = blobs(500)
+    assert held_out(ids[:300], 0.2).tolist() == held_out(ids, 0.2)[:300].tolist()
+
+
+def test_a_challenger_starts_from_the_champion_and_is_compared_on_the_same_labels() -> None:
+    ids, x, y = blobs(600)
+    first = fit(TrainConfig(), MODEL, ids, x, y, champion=None)
+    assert first is not None
+    untrained = MLP(2, 3, [16], 0.0)
+    second = fit(TrainConfig(max_epochs=1), MODEL, ids, x, y, champion=first.challenger)
+    assert second is not None
+    assert second.champion_accuracy == first.accuracy  # the champion on the same held-out labels
+    assert second.accuracy > 0.9  # one epoch from the champion's weights, not from scratch
+    mask = held_out(ids, 0.2)
+    assert accuracy(untrained, torch.as_tensor(x[mask]), torch.as_tensor(y[mask])) < 0.9
+
+
+def test_too_few_labels_train_nothing() -> None:
+    ids, x, y = blobs(1)
+    assert fit(TrainConfig(), MODEL, ids, x, y, champion=None) is None

@@ -1,0 +1,102 @@
+"""The label store: joins by id whatever the order, duplicates, replays, TTL, refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from streamal.messages import LabelRequest, OracleLabel
+from streamal.training.labels import LabelStore, LabelStoreError
+
+CLASSES = ["cat", "dog"]
+
+
+def request(sample_id: str, predicted: str = "cat", p: float = 0.7, reason: str = "uncertain"):
+    other = "dog" if predicted == "cat" else "cat"
+    return LabelRequest(
+        id=sample_id, features=[1.0, 2.0], utility=0.5, reason=reason, model_version=1,
+        prediction=[{"label": predicted, "p": p}, {"label": other, "p": 1 - p}],
+        requested_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def answer(sample_id: str, label: str, at: float = 1_767_225_660.0) -> OracleLabel:
+    return OracleLabel(id=sample_id, label=label, labeled_at=at)
+
+
+def store(tmp_path: Path, duplicates: str = "latest") -> LabelStore:
+    return LabelStore(tmp_path / "labels.sqlite", CLASSES, duplicates)  # type: ignore[arg-type]
+
+
+def test_a_label_joins_its_request_whichever_comes_first(tmp_path: Path) -> None:
+    labels = store(tmp_path)
+    assert labels.add_request(request("a")) is None
+    joined = labels.add_label(answer("a", "dog"), "labels:0:0")
+    assert joined is not None
+    assert (joined.label, joined.predicted, joined.confidence) == ("dog", "cat", 0.7)
+    assert joined.delay_s == pytest.approx(60.0)
+    assert labels.add_label(answer("b", "cat"), "labels:0:1") is None  # request not seen yet
+    assert labels.counts()["pending"] == 1
+    late = labels.add_request(request("b"))
+    assert late is not None and late.label == "cat"
+    data = labels.labeled()
+    assert data.ids == ["a", "b"] and data.labels == ["dog", "cat"]
+    assert data.features.shape == (2, 2)
+
+
+def test_replayed_records_are_not_counted_twice(tmp_path: Path) -> None:
+    labels = store(tmp_path, "majority")
+    labels.add_request(request("a"))
+    labels.add_label(answer("a", "dog"), "labels:0:5")
+    for _ in range(3):  # the same topic position again, as after a crash before the commit
+        assert labels.add_label(answer("a", "cat"), "labels:0:6") is None
+        labels.add_request(request("a"))
+    assert labels.counts() == {"requests": 1, "labeled": 1, "votes": 2, "pending": 0}
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("latest", "cat"), ("majority", "dog")])
+def test_duplicate_answers_follow_the_policy(tmp_path: Path, policy: str, expected: str) -> None:
+    labels = store(tmp_path, policy)
+    labels.add_request(request("a"))
+    labels.add_label(answer("a", "dog", at=100), "labels:0:1")
+    labels.add_label(answer("a", "dog", at=200), "labels:0:2")
+    labels.add_label(answer("a", "cat", at=300), "labels:0:3")
+    assert labels.label_of("a") == expected
+    assert labels.labeled().labels == [expected]
+
+
+def test_labels_whose_request_never_comes_expire(tmp_path: Path) -> None:
+    labels = store(tmp_path)
+    labels.add_label(answer("ghost", "cat"), "labels:0:0")
+    assert labels.drop_expired(ttl_s=3600) == 0
+    assert labels.drop_expired(ttl_s=-1) == 1
+    assert labels.counts()["votes"] == 0
+
+
+def test_labels_survive_a_restart(tmp_path: Path) -> None:
+    first = store(tmp_path)
+    first.add_request(request("a"))
+    first.add_label(answer("a", "dog"), "labels:0:0")
+    first.close()
+    again = store(tmp_path)
+    assert again.labeled().labels == ["dog"]
+    assert again.add_label(answer("a", "dog"), "labels:0:0") is None
+
+
+def test_a_foreign_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "labels.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE payroll(x)")
+    with pytest.raises(LabelStoreError, match="not a streamal-labels file"):
+        store(tmp_path)
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["payroll"]
+
+
+def test_a_store_for_other_classes_is_refused(tmp_path: Path) -> None:
+    store(tmp_path).close()
+    with pytest.raises(LabelStoreError, match="made for classes"):
+        LabelStore(tmp_path / "labels.sqlite", ["cat", "dog", "bird"])

@@ -1,0 +1,49 @@
+"""Thresholds published with a model are computed for that model."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from streamal.config import Settings
+from streamal.model import Predictor
+from streamal.training.thresholds import auto_label_threshold, budget_threshold
+
+CLASSES = ["a", "b"]
+
+
+def identity() -> Predictor:
+    return Predictor(nn.Identity(), CLASSES, version=3)
+
+
+def logits(p_first: np.ndarray) -> np.ndarray:
+    """Features an identity model turns into probabilities (p, 1 - p)."""
+    return np.stack([np.log(p_first), np.log1p(-p_first)], axis=1).astype(np.float32)
+
+
+def test_the_budget_threshold_lets_the_budget_share_through() -> None:
+    settings = Settings(strategy={"score": "least_confidence", "budget": 0.2})
+    p = np.random.default_rng(0).uniform(0.5, 1.0, 5000)
+    threshold = budget_threshold(settings, identity(), logits(p))
+    assert threshold is not None
+    share = np.mean(1 - p >= threshold)  # least confidence of each sample against it
+    assert abs(share - 0.2) < 0.01
+    assert budget_threshold(settings, identity(), np.empty((0, 2), np.float32)) is None
+
+
+def test_auto_labeling_waits_for_enough_audits_then_meets_the_target() -> None:
+    settings = Settings(strategy={"auto_label": {"min_audits": 100, "target_precision": 0.95}})
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.5, 1.0, 3000)
+    labels = ["a" if rng.random() < q else "b" for q in p]  # a calibrated model
+    assert auto_label_threshold(settings, identity(), logits(p[:50]), labels[:50]) is None
+    found = auto_label_threshold(settings, identity(), logits(p), labels)
+    assert found is not None
+    threshold, bound = found
+    assert bound >= 0.95
+    above = p >= threshold
+    realized = np.mean(np.array(labels)[above] == "a")
+    assert realized >= 0.95
+    # calibrated: precision above t is (1 + t) / 2, so the point estimate would stop at 0.90;
+    # the lower bound must ask for more, but not absurdly much
+    assert 0.9 < threshold < 0.96
