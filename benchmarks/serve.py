@@ -75,7 +75,7 @@ def settings_for(
             "kafka": {
                 "bootstrap_servers": [bootstrap],
                 "partitions": PARTITIONS,
-                "transactional_id": f"{prefix}-tx",
+                "replica_id": f"{prefix}-r",
                 "session_timeout_ms": 6000,
             },
         },

@@ -56,6 +56,22 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train(args: argparse.Namespace) -> int:
+    import signal
+
+    from streamal.config import load_settings
+    from streamal.logs import configure
+    from streamal.training.trainer import Trainer
+
+    settings = load_settings(args.config)
+    configure(settings.log)
+    trainer = Trainer(settings, max_rounds=args.max_rounds, idle_timeout_s=args.idle_timeout)
+    signal.signal(signal.SIGTERM, trainer.stop)
+    signal.signal(signal.SIGINT, trainer.stop)
+    trainer.run()
+    return EXIT_OK
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -117,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after S seconds without samples",
     )
     serve.set_defaults(run=_serve)
+
+    train = commands.add_parser(
+        "train",
+        help="run the periodic trainer: keep the labels, train, publish better models",
+        description="Join the annotators' labels with the label requests, train in rounds "
+        "(every train.interval_s, every train.min_new_labels labels, or early after a drift), "
+        "and publish a new version only if it does no worse than the current one.",
+    )
+    add_config_option(train)
+    train.add_argument("--max-rounds", type=_positive_int, metavar="N", help="stop after N rounds")
+    train.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds without records",
+    )
+    train.set_defaults(run=_train)
 
     from streamal.tools import feed, tail  # they import this module's helpers
 

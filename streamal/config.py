@@ -80,8 +80,10 @@ class KafkaTransportConfig(Section):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_password: SecretStr | None = None
-    transactional_id: str | None = Field(
-        None, description="unique per serve replica; default: <group>-<hostname>"
+    replica_id: str | None = Field(
+        None,
+        description="unique per replica of a group (default: hostname); transactional "
+        "id = <group>-<replica_id>",
     )
     create_topics: bool = Field(True, description="create missing topics with the admin client")
     partitions: int = Field(6, ge=1, description="partitions of topics it creates")

@@ -24,7 +24,8 @@ def open_sqlite(
     meta: Mapping[str, str] | None = None,
     synchronous: str = "full",
 ) -> tuple[sqlite3.Connection, dict[str, str]]:
-    """The connection (autocommit, WAL) and the file's ``meta`` table.
+    """The connection (autocommit, WAL; usable from one thread at a time, any thread) and the
+    file's ``meta`` table.
 
     Parameters
     ----------
@@ -36,7 +37,7 @@ def open_sqlite(
         More ``meta`` entries written when the file is created.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")

@@ -1,12 +1,15 @@
 """Drift detection with river's detectors on two streams the trainer sees.
 
 One detector watches the oracle-vs-prediction errors (the model got worse), one the model's
-confidence on the requests (the inputs moved). Either firing means: explore more for a while
-and train early.
+confidence on the requests (the inputs moved). A detector reports a change in either
+direction; only a change for the worse (more errors, less confidence) counts as a drift, since
+a model that improves with training changes both too. A drift means: explore more for a
+while and train early.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from river import drift
@@ -23,25 +26,46 @@ def make_detector(config: DriftConfig) -> Any:
     return drift.PageHinkley(delta=config.delta)
 
 
+RECENT = 50
+
+
+class _Watch:
+    """One stream: its detector, and its mean before and after a change."""
+
+    def __init__(self, config: DriftConfig, worse: int) -> None:
+        self.detector = make_detector(config)
+        self.worse = worse  # +1: a rise is for the worse; -1: a fall is
+        self.recent: deque[float] = deque(maxlen=RECENT)
+        self.total, self.count = 0.0, 0
+
+    def update(self, value: float) -> bool:
+        self.detector.update(value)
+        self.recent.append(value)
+        self.total, self.count = self.total + value, self.count + 1
+        if not self.detector.drift_detected:
+            return False
+        before = (self.total - sum(self.recent)) / max(1, self.count - len(self.recent))
+        after = sum(self.recent) / len(self.recent)
+        self.total, self.count = sum(self.recent), len(self.recent)
+        return (after - before) * self.worse > 0
+
+
 class DriftMonitor:
-    """Feeds both streams to their detectors; reports which fired.
+    """Feeds both streams to their detectors; reports which saw a change for the worse.
 
     >>> monitor = DriftMonitor(DriftConfig())
-    >>> fired = [monitor.update(correct=i < 600, confidence=0.9) for i in range(1200)]
-    >>> "error" in set().union(*fired)
-    True
+    >>> better = [monitor.update(correct=i >= 600, confidence=0.9) for i in range(1200)]
+    >>> set().union(*better)  # fewer errors: a change, but no drift
+    set()
+    >>> worse = [monitor.update(correct=i < 600, confidence=0.9) for i in range(1200)]
+    >>> set().union(*worse)
+    {'error'}
     """
 
     def __init__(self, config: DriftConfig) -> None:
-        self._config = config
-        self._detectors = {"error": make_detector(config), "confidence": make_detector(config)}
+        self._watches = {"error": _Watch(config, worse=+1), "confidence": _Watch(config, worse=-1)}
 
     def update(self, *, correct: bool, confidence: float) -> set[str]:
         """One labeled request: was the prediction right, and how sure was the model."""
-        fired = set()
-        for name, value in (("error", float(not correct)), ("confidence", confidence)):
-            detector = self._detectors[name]
-            detector.update(value)
-            if detector.drift_detected:
-                fired.add(name)
-        return fired
+        values = {"error": float(not correct), "confidence": confidence}
+        return {name for name, watch in self._watches.items() if watch.update(values[name])}

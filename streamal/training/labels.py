@@ -175,10 +175,11 @@ class LabelStore:
         labels = [self.label_of(i) or "" for i in ids]
         return LabeledSet(ids, features, labels, [row[2] for row in rows])
 
-    def recent_features(self, count: int) -> np.ndarray:
-        """Features of the newest ``count`` requests, labeled or not."""
+    def recent_features(self, count: int, reason: str) -> np.ndarray:
+        """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""
         rows = self._db.execute(
-            "SELECT features FROM requests ORDER BY seq DESC LIMIT ?", (count,)
+            "SELECT features FROM requests WHERE reason=? ORDER BY seq DESC LIMIT ?",
+            (reason, count),
         ).fetchall()
         return np.array([json.loads(row[0]) for row in rows], dtype=np.float32)
 

@@ -1,7 +1,10 @@
 """The thresholds published with a model version, computed for that model.
 
 - ``budget``: the starting threshold of the budget gate, the ``1 - b`` quantile of the new
-  model's utilities on recent requests, so a new model neither floods nor starves the oracle.
+  model's utilities on recent requests asked at random (reason ``explore``: an unbiased sample
+  of the stream, unlike the uncertain ones), so a new model neither floods nor starves the
+  oracle. Without enough of them no budget threshold is published and the gate goes on
+  adapting from where it is.
 - ``auto_label``: the lowest confidence at which the lower confidence bound of the new model's
   precision on audited samples reaches the target; absent (auto-labeling off) while the
   evidence is too thin or no threshold qualifies.
@@ -21,9 +24,13 @@ from streamal.stream.scoring import probabilities_and_utilities
 MIN_UTILITY_THRESHOLD = 1e-6  # the variable-uncertainty gates need a threshold > 0
 
 
+MIN_RANDOM_REQUESTS = 100
+
+
 def budget_threshold(settings: Settings, predictor: Predictor, recent: np.ndarray) -> float | None:
-    """The ``1 - budget`` quantile of the utilities of ``recent`` features (None if none)."""
-    if len(recent) == 0:
+    """The ``1 - budget`` quantile of the utilities of ``recent`` randomly asked samples
+    (None with fewer than `MIN_RANDOM_REQUESTS`)."""
+    if len(recent) < MIN_RANDOM_REQUESTS:
         return None
     strategy = settings.strategy
     score = build_score(strategy.score, seed=strategy.seed)

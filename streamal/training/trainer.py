@@ -239,7 +239,7 @@ class Trainer:
 
     def _thresholds(self, predictor: Predictor, data: LabeledSet) -> dict[str, float]:
         thresholds: dict[str, float] = {}
-        recent = self.labels.recent_features(self.settings.train.recent_requests)
+        recent = self.labels.recent_features(self.settings.train.recent_requests, "explore")
         if (budget := budget_threshold(self.settings, predictor, recent)) is not None:
             thresholds["budget"] = budget
         audited = [i for i, reason in enumerate(data.reasons) if reason == "audit"]

@@ -38,8 +38,8 @@ def open_transport(
     group
         The consumer group; ``None`` reads every partition and commits nothing.
     transactional
-        Kafka only: give the producer a transactional id (``transport.kafka.transactional_id``,
-        or ``<group>-<hostname>``) so that ``transaction()`` works. The local transport is
+        Kafka only: give the producer the transactional id ``<group>-<replica_id>`` (the replica
+        id defaults to the hostname) so that ``transaction()`` works. The local transport is
         always transactional.
     """
     config = settings.transport
@@ -51,7 +51,7 @@ def open_transport(
 
     transactional_id = None
     if transactional:
-        transactional_id = config.kafka.transactional_id or f"{group}-{socket.gethostname()}"
+        transactional_id = f"{group}-{config.kafka.replica_id or socket.gethostname()}"
     return KafkaTransport(
         config.kafka,
         group=group,

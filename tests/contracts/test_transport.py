@@ -131,8 +131,8 @@ def test_two_group_members_never_process_the_same_record(
     workers = []
     for name in ("a", "b"):
         settings = cluster
-        if cluster.transport.kind == "kafka":  # one transactional id per replica
-            kafka = cluster.transport.kafka.model_copy(update={"transactional_id": unique(name)})
+        if cluster.transport.kind == "kafka":  # one replica id each
+            kafka = cluster.transport.kafka.model_copy(update={"replica_id": unique(name)})
             settings = cluster.model_copy(
                 update={"transport": cluster.transport.model_copy(update={"kafka": kafka})}
             )

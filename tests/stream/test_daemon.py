@@ -51,7 +51,7 @@ def serve_settings(cluster: Settings, tmp_path: Path, **strategy: object) -> Set
     }
     data = base.model_dump(mode="json") | changes
     if base.transport.kind == "kafka":
-        data["transport"]["kafka"] |= {"session_timeout_ms": 6000, "transactional_id": unique("tx")}
+        data["transport"]["kafka"] |= {"session_timeout_ms": 6000, "replica_id": unique("r")}
     return Settings(**data)
 
 
@@ -72,11 +72,11 @@ def produce_samples(settings: Settings, count: int, start: int = 0, bad: bool = 
     return ids
 
 
-def outputs(settings: Settings, expected: int) -> dict[str, list[bytes]]:
+def outputs(settings: Settings, expected: int, timeout_s: float = 30) -> dict[str, list[bytes]]:
     """Every record on the three output topics, once ``expected`` records came in all."""
     topics = settings.topics
     names = (topics.label_requests, topics.auto_labels, topics.dead_letter)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout_s
     while True:
         found = {topic: [e.value for e in read_all(settings, topic)] for topic in names}
         if sum(map(len, found.values())) >= expected or time.monotonic() > deadline:
@@ -149,11 +149,13 @@ def test_exactly_once_through_repeated_sigkills(cluster: Settings, tmp_path: Pat
         time.sleep(chance.uniform(3.0, 6.0))  # start-up (imports, group join) plus some batches
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
-    daemon = run_serve(config, "--idle-timeout", "5")
-    _, stderr = daemon.communicate(timeout=300)
+    daemon = run_serve(config)  # the last restart finishes the stream
+    found = outputs(settings, len(ids) + len(BAD), timeout_s=240)
+    daemon.send_signal(signal.SIGTERM)
+    _, stderr = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, stderr[-2000:]
 
-    seen = routed_ids(settings, outputs(settings, len(ids) + len(BAD)))
+    seen = routed_ids(settings, found)
     assert {i: seen[i] for i in ids if seen[i] != 1} == {}
     assert sum(seen.values()) == len(ids) + len(BAD)
 
@@ -182,7 +184,7 @@ def test_two_replicas_share_the_partitions_and_route_each_sample_once(
 ) -> None:
     settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
     config = write_config(settings, tmp_path / "serve.yaml")
-    key = "STREAMAL_TRANSPORT__KAFKA__TRANSACTIONAL_ID"
+    key = "STREAMAL_TRANSPORT__KAFKA__REPLICA_ID"
     replicas = [run_serve(config, "--idle-timeout", "6", env={key: unique(n)}) for n in "ab"]
     ids: list[str] = []
     for chunk in range(30):  # samples keep coming while both replicas join

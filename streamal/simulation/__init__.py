@@ -1,0 +1,1 @@
+"""Simulation: a simulated annotator and generated streams, for tests, `simulate` and `demo`."""

@@ -1,0 +1,76 @@
+"""A simulated annotator: answers label requests from known ground truth, after a delay.
+
+It consumes ``label-requests`` in its own group like a human's tool would and writes
+``OracleLabel`` answers to ``labels``; an answer and the offsets of the requests it answers
+commit together, so a restart neither skips nor repeats an answer.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+
+from streamal.config import Settings
+from streamal.messages import LabelRequest, OracleLabel, decode, encode, now
+from streamal.transport import Envelope, Record, next_offsets, open_transport
+
+
+class SimulatedAnnotator:
+    """Answers every request whose id is in ``truth``; ``noise`` flips that share of answers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        truth: Mapping[str, str],
+        *,
+        delay_s: float = 0.0,
+        noise: float = 0.0,
+        seed: int = 0,
+        group: str = "streamal-simulated-annotator",
+    ) -> None:
+        self._settings = settings
+        self._truth = truth
+        self._delay_s = delay_s
+        self._noise = noise
+        self._random = random.Random(seed)
+        self._group = group
+        self._stop = threading.Event()
+        self.answered = 0
+
+    def stop(self) -> None:
+        """Stop after the answers that are due."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Answer until `stop`."""
+        settings = self._settings
+        waiting: deque[tuple[float, list[Envelope]]] = deque()
+        with open_transport(settings, group=self._group, transactional=True) as transport:
+            transport.subscribe([settings.topics.label_requests])
+            while not self._stop.is_set():
+                batch = transport.poll(500, 0.1)
+                if batch:
+                    waiting.append((time.monotonic() + self._delay_s, batch))
+                while waiting and waiting[0][0] <= time.monotonic():
+                    _, due = waiting.popleft()
+                    transport.produce_and_commit(self._answers(due), next_offsets(due))
+
+    def _answers(self, batch: list[Envelope]) -> list[Record]:
+        classes = self._settings.model.classes
+        answers = []
+        for envelope in batch:
+            request = decode(LabelRequest, envelope.value)
+            label = self._truth.get(request.id)
+            if label is None:
+                continue
+            if self._noise and self._random.random() < self._noise:
+                label = self._random.choice([c for c in classes if c != label])
+            answer = OracleLabel(
+                id=request.id, label=label, annotator="simulated", labeled_at=now()
+            )
+            answers.append(Record(self._settings.topics.labels, encode(answer), key=envelope.key))
+        self.answered += len(answers)
+        return answers

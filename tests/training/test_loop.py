@@ -1,0 +1,175 @@
+"""The whole loop: serve + a simulated annotator + train, on generated fixed-seed streams."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamal.config import Settings
+from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
+from streamal.metrics import Metrics
+from streamal.model import ModelStore, build_module, load_weights
+from streamal.simulation.annotator import SimulatedAnnotator
+from streamal.simulation.streams import LabeledStream, gaussian_classes
+from streamal.stream.daemon import Daemon
+from streamal.training.trainer import Trainer
+from streamal.transport import Record, open_transport, topic_specs
+from tests.conftest import unique
+from tests.helpers import read_all, with_fresh_topics
+
+FEATURES = 10
+
+
+def loop_settings(cluster: Settings, tmp_path: Path, classes: list[str]) -> Settings:
+    data = with_fresh_topics(cluster).model_dump(mode="json")
+    data |= {
+        "model": {
+            "n_features": FEATURES, "classes": classes, "hidden": [32],
+            "store": str(tmp_path / "m"),
+        },
+        "strategy": {
+            "budget": 0.1,
+            "auto_label": {"min_audits": 100, "audit_share": 0.1},
+        },
+        "serve": {"group": unique("serve"), "max_batch": 64, "metrics_address": "127.0.0.1:0"},
+        "train": {
+            "group": unique("train"), "label_store": str(tmp_path / "labels.sqlite"),
+            "min_new_labels": 100, "interval_s": 5, "metrics_address": "127.0.0.1:0",
+            "drift": {"boost_s": 5},
+        },
+    }  # fmt: skip
+    if data["transport"]["kind"] == "kafka":
+        data["transport"]["kafka"] |= {"session_timeout_ms": 6000, "replica_id": unique("r")}
+    return Settings(**data)
+
+
+@contextmanager
+def running(*parts: tuple[Callable[[], None], Callable[[], None]]) -> Iterator[None]:
+    """Run each ``(run, stop)`` in a thread for the duration of the block."""
+    threads = [threading.Thread(target=run) for run, _ in parts]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for _, stop in parts:
+            stop()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def stream_in(settings: Settings, stream: LabeledStream, end: int, rate: float) -> None:
+    """Produce samples ``[0, end)`` of ``stream`` at about ``rate`` per second."""
+    chunk = max(1, int(rate / 10))
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for start in range(0, end, chunk):
+            for i in range(start, min(start + chunk, end)):
+                sample = Sample(id=f"s{i}", features=stream.features[i].tolist())
+                producer.produce(
+                    Record(settings.topics.samples, encode(sample), key=sample.id.encode())
+                )
+            producer.flush()
+            time.sleep(0.1)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def latest_accuracy(settings: Settings, features: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the newest stored model on ``features`` (fresh samples, never streamed)."""
+    checkpoint = ModelStore(settings.model.store, settings.model.name).latest()
+    assert checkpoint is not None
+    module = load_weights(build_module(settings.model), checkpoint.uri, checkpoint.sha256).eval()
+    with torch.inference_mode():
+        predicted = module(torch.as_tensor(features)).argmax(1).numpy()
+    return float((predicted == labels).mean())
+
+
+def run_loop(settings: Settings, stream: LabeledStream, end: int, rate: float) -> Metrics:
+    """Serve, annotate and train while ``end`` samples stream in; the shared metrics."""
+    metrics = Metrics()
+    daemon = Daemon(settings, metrics=metrics)
+    annotator = SimulatedAnnotator(settings, stream.truth(), delay_s=0.3, group=unique("ann"))
+    trainer = Trainer(settings, metrics=metrics)
+    routed = metrics.registry.get_sample_value
+    with running(
+        (daemon.run, daemon.stop), (annotator.run, annotator.stop), (trainer.run, trainer.stop)
+    ):
+        stream_in(settings, stream, end, rate)
+        total = lambda: sum(  # noqa: E731
+            routed("streamal_samples_total", {"route": r}) or 0
+            for r in ("oracle", "auto_label", "skip")
+        )
+        wait_for(lambda: total() >= end, timeout_s=120)
+        time.sleep(3)  # the last answers and round
+    return metrics
+
+
+def test_the_loop_learns_holds_the_budget_and_auto_labels_precisely(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    stream = gaussian_classes(14_000, n_features=FEATURES, spread=1.5, seed=3)
+    end = 12_000  # the last 2,000 samples are kept apart to measure the model on
+    settings = loop_settings(cluster, tmp_path, stream.classes)
+    metrics = run_loop(settings, stream, end, rate=1500)
+    value = metrics.registry.get_sample_value
+
+    # learning: several versions published, the newest far above chance (1/3) on fresh samples
+    latest = ModelStore(settings.model.store, settings.model.name).latest()
+    assert latest is not None and latest.version >= 3
+    assert latest_accuracy(settings, stream.features[end:], stream.labels[end:]) > 0.9
+    # the trainer's prequential accuracy is measured on the asked samples, the hardest ones by
+    # design (the most uncertain); still well above chance once trained
+    assert value("streamal_prequential_accuracy") > 0.6
+
+    truth = stream.truth()
+    requests = [
+        decode(LabelRequest, e.value) for e in read_all(settings, settings.topics.label_requests)
+    ]
+    autos = [decode(AutoLabel, e.value) for e in read_all(settings, settings.topics.auto_labels)]
+    # auto-labels: realized precision at or above the 0.98 target
+    assert len(autos) > 1000
+    precision = np.mean([a.label == truth[a.id] for a in autos])
+    assert precision >= 0.98, precision
+    # the budget: after warm-up (until the first trained model, plus 1,000 samples), uncertain
+    # requests stay within 10% of b = 0.1 (audits are spent on top of the budget, by design)
+    warm = min(int(r.id[1:]) for r in requests if r.model_version >= 1) + 1000
+    uncertain = sum(1 for r in requests if r.reason == "uncertain" and int(r.id[1:]) >= warm)
+    rate = uncertain / (end - warm)
+    assert end - warm >= 4000 and abs(rate - 0.1) <= 0.01, (warm, rate)
+    reasons = Counter(r.reason for r in requests)
+    assert reasons["audit"] > 100 and reasons["explore"] > 100  # audits; untrained exploration
+
+
+def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import settings_for
+
+    change, end = 5000, 11_000
+    stream = gaussian_classes(end + 2000, n_features=FEATURES, spread=1.5, drift_at=change, seed=4)
+    settings = loop_settings(settings_for("local", tmp_path=tmp_path), tmp_path, stream.classes)
+    metrics = run_loop(settings, stream, end, rate=1500)
+    value = metrics.registry.get_sample_value
+
+    assert (value("streamal_drift_detected_total", {"detector": "error"}) or 0) >= 1
+    # recovery: within the 6,000 samples after the change the newest model learned the new
+    # concept (it had swapped every class, so the old model scores 0 on it)
+    assert latest_accuracy(settings, stream.features[end:], stream.labels[end:]) > 0.9
+    requests = [
+        decode(LabelRequest, e.value) for e in read_all(settings, settings.topics.label_requests)
+    ]
+    boosted = [r for r in requests if r.reason == "explore" and int(r.id[1:]) > change]
+    assert len(boosted) > 50  # the exploration boost after the drift
