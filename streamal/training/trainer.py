@@ -100,6 +100,9 @@ class Trainer:
             with open_transport(settings, group=settings.train.group) as transport:
                 transport.ensure_topics(topic_specs(settings.topics))
                 transport.subscribe([settings.topics.label_requests, settings.topics.labels])
+                if self.champion is not None:  # in case the last run stopped before announcing
+                    checkpoint = self.champion.checkpoint
+                    self._announce(transport, checkpoint, checkpoint.thresholds)
                 self._transport = transport
                 self._loop(transport)
         finally:

@@ -45,8 +45,10 @@ def test_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE invoices(id INTEGER)")
+    before = path.read_bytes()
     with pytest.raises(TransportError, match="SQLite file with other tables"):
         LocalTransport(config(tmp_path))
+    assert path.read_bytes() == before
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["invoices"]
 

@@ -1,0 +1,161 @@
+"""The trainer on its own: labels in, models out; crashes, bad labels and foreign stores."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from streamal.config import Settings
+from streamal.messages import (
+    DeadLetter,
+    LabelRequest,
+    ModelAnnouncement,
+    OracleLabel,
+    decode,
+    encode,
+)
+from streamal.model import ModelStore
+from streamal.simulation.streams import gaussian_classes
+from streamal.training.labels import LabelStore
+from streamal.transport import Record, open_transport, topic_specs
+from tests.conftest import unique
+from tests.helpers import read_all, with_fresh_topics, write_config
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
+    data = with_fresh_topics(cluster).model_dump(mode="json")
+    data |= {
+        "model": {"n_features": 10, "classes": ["c0", "c1", "c2"], "hidden": [16],
+                  "store": str(tmp_path / "m")},
+        "train": {"group": unique("train"), "label_store": str(tmp_path / "labels.sqlite"),
+                  "min_new_labels": 100, "interval_s": 2, "max_epochs": 20,
+                  "metrics_address": "127.0.0.1:0"},
+    }  # fmt: skip
+    return Settings(**data)
+
+
+def produce_labeled(settings: Settings, count: int, seed: int = 0) -> int:
+    """Requests and answers for ``count`` samples: some answers early, some twice; the number
+    of answer records produced."""
+    stream = gaussian_classes(count, seed=seed)
+    chance = random.Random(seed)
+    answers = 0
+    at = datetime.now(UTC)
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for i, (features, label) in enumerate(zip(stream.features, stream.labels, strict=True)):
+            sample_id = f"s{i}"
+            request = LabelRequest(
+                id=sample_id, features=features.tolist(), utility=0.5, reason="uncertain",
+                prediction=[{"label": "c0", "p": 0.5}, {"label": "c1", "p": 0.3}],
+                model_version=0, requested_at=at,
+            )  # fmt: skip
+            answer = OracleLabel(id=sample_id, label=stream.classes[label], labeled_at=at)
+            topics = settings.topics
+            first, second = (
+                (topics.labels, topics.label_requests)  # the answer before its request
+                if chance.random() < 0.2
+                else (topics.label_requests, topics.labels)
+            )
+            for topic in (first, second):
+                message = answer if topic == topics.labels else request
+                producer.produce(Record(topic, encode(message), key=sample_id.encode()))
+            answers += 1
+            if chance.random() < 0.1:  # asked twice
+                producer.produce(Record(topics.labels, encode(answer), key=sample_id.encode()))
+                answers += 1
+            if i % 200 == 199:
+                producer.flush()
+    return answers
+
+
+def run_train(config: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamal", "train", "-c", config, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_a_killed_trainer_loses_no_label_and_republishes_consistently(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = trainer_settings(cluster, tmp_path)
+    config = write_config(settings, tmp_path / "train.yaml")
+    answers = produce_labeled(settings, 3000)
+    chance = random.Random(3)
+    for _ in range(3):
+        trainer = run_train(config)
+        time.sleep(chance.uniform(4.0, 7.0))
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+    trainer = run_train(config, "--idle-timeout", "8")
+    _, stderr = trainer.communicate(timeout=300)
+    assert trainer.returncode == 0, stderr[-2000:]
+
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert labels.counts() == {"requests": 3000, "labeled": 3000, "votes": answers, "pending": 0}
+    labels.close()
+    store = ModelStore(settings.model.store, settings.model.name)
+    latest = store.latest()
+    assert latest is not None
+    versions = [store.checkpoint(v).version for v in range(1, latest.version + 1)]
+    assert versions == list(range(1, latest.version + 1))  # complete and without gaps
+    announced = [
+        decode(ModelAnnouncement, e.value) for e in read_all(settings, settings.topics.models)
+    ]
+    assert announced[-1].version == latest.version and announced[-1].sha256 == latest.sha256
+
+
+def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
+    tmp_path: Path,
+) -> None:
+    from streamal.training.trainer import Trainer
+    from tests.conftest import settings_for
+
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    produce_labeled(settings, 50)
+    with open_transport(settings) as producer:
+        zebra = OracleLabel(id="s3", label="zebra", labeled_at=0)
+        producer.produce(Record(settings.topics.labels, encode(zebra), key=b"s3"))
+        producer.produce(Record(settings.topics.labels, b"{not json", key=b"x"))
+    Trainer(settings, idle_timeout_s=2).run()
+    letters = [decode(DeadLetter, e.value) for e in read_all(settings, settings.topics.dead_letter)]
+    assert sorted(letter.error for letter in letters)[1] == "label: unknown class 'zebra'"
+    assert any(letter.error.startswith("invalid JSON") for letter in letters)
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert "zebra" not in labels.labeled().labels
+
+
+@pytest.mark.parametrize("store", ["label_store", "model_store"])
+def test_a_foreign_store_stops_the_trainer_untouched(tmp_path: Path, store: str) -> None:
+    from tests.conftest import settings_for
+
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    if store == "label_store":
+        with sqlite3.connect(settings.train.label_store) as db:
+            db.execute("CREATE TABLE invoices(x)")
+        guarded = settings.train.label_store
+    else:
+        settings.model.store.mkdir(parents=True)
+        (settings.model.store / "thesis.tex").write_text("precious")
+        guarded = settings.model.store / "thesis.tex"
+    before = guarded.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "streamal", "train", "-c", write_config(settings, tmp_path / "c.yaml")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env=os.environ,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert "not a streamal" in result.stderr
+    assert guarded.read_bytes() == before
