@@ -151,8 +151,9 @@ def test_a_foreign_store_stops_the_trainer_untouched(tmp_path: Path, store: str)
         (settings.model.store / "thesis.tex").write_text("precious")
         guarded = settings.model.store / "thesis.tex"
     before = guarded.read_bytes()
+    config = write_config(settings, tmp_path / "c.yaml")
     result = subprocess.run(
-        [sys.executable, "-m", "streamal", "train", "-c", write_config(settings, tmp_path / "c.yaml")],
+        [sys.executable, "-m", "streamal", "train", "-c", config],
         capture_output=True, text=True, cwd=ROOT, timeout=120, env=os.environ,
     )  # fmt: skip
     assert result.returncode == 1
