@@ -54,6 +54,10 @@ class Metrics:
         self.labels_received = Counter(
             "streamal_labels_received", "Oracle labels received", registry=r
         )
+        self.labels_expired = Counter(
+            "streamal_labels_expired", "Labels dropped after waiting too long for their request",
+            registry=r,
+        )  # fmt: skip
         self.label_delay_seconds = Histogram(
             "streamal_label_delay_seconds", "From label request to oracle label",
             buckets=_SLOW_BUCKETS, registry=r,

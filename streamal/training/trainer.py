@@ -145,6 +145,7 @@ class Trainer:
         transport.commit(next_offsets(batch))
         dropped = self.labels.drop_expired(self.settings.train.pending_ttl_s)
         if dropped:
+            self.metrics.labels_expired.inc(dropped)
             log.warning("dropped %d labels whose requests never came", dropped)
 
     def _add_label(self, envelope: Envelope) -> Joined | None:

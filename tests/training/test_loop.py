@@ -154,13 +154,11 @@ def test_the_loop_learns_holds_the_budget_and_auto_labels_precisely(
 
 
 def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
-    tmp_path: Path,
+    cluster: Settings, tmp_path: Path
 ) -> None:
-    from tests.conftest import settings_for
-
     change, end = 5000, 11_000
     stream = gaussian_classes(end + 2000, n_features=FEATURES, spread=1.5, drift_at=change, seed=4)
-    settings = loop_settings(settings_for("local", tmp_path=tmp_path), tmp_path, stream.classes)
+    settings = loop_settings(cluster, tmp_path, stream.classes)
     metrics = run_loop(settings, stream, end, rate=1500)
     value = metrics.registry.get_sample_value
 
