@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
 
 from streamal import __version__
 from streamal.errors import ConfigError, StreamalError
+
+if TYPE_CHECKING:
+    from streamal.config import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -43,33 +49,39 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _serve(args: argparse.Namespace) -> int:
+class _Process(Protocol):
+    def run(self) -> None: ...
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None: ...
+
+
+def _run_until_stopped(args: argparse.Namespace, make: Callable[[Settings], _Process]) -> int:
+    """Load the settings, set up logging, run the process; SIGTERM/SIGINT stop it gently."""
     from streamal.config import load_settings
     from streamal.logs import configure
-    from streamal.stream.daemon import Daemon
 
     settings = load_settings(args.config)
     configure(settings.log)
-    daemon = Daemon(settings, max_samples=args.max_samples, idle_timeout_s=args.idle_timeout)
-    daemon.install_signal_handlers()
-    daemon.run()
+    process = make(settings)
+    signal.signal(signal.SIGTERM, process.stop)
+    signal.signal(signal.SIGINT, process.stop)
+    process.run()
     return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from streamal.stream.daemon import Daemon
+
+    return _run_until_stopped(
+        args, lambda s: Daemon(s, max_samples=args.max_samples, idle_timeout_s=args.idle_timeout)
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
-    import signal
-
-    from streamal.config import load_settings
-    from streamal.logs import configure
     from streamal.training.trainer import Trainer
 
-    settings = load_settings(args.config)
-    configure(settings.log)
-    trainer = Trainer(settings, max_rounds=args.max_rounds, idle_timeout_s=args.idle_timeout)
-    signal.signal(signal.SIGTERM, trainer.stop)
-    signal.signal(signal.SIGINT, trainer.stop)
-    trainer.run()
-    return EXIT_OK
+    return _run_until_stopped(
+        args, lambda s: Trainer(s, max_rounds=args.max_rounds, idle_timeout_s=args.idle_timeout)
+    )
 
 
 def _positive_int(text: str) -> int:

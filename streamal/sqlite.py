@@ -8,7 +8,8 @@ all is refused with a one-line reason and left untouched.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from streamal.errors import StreamalError
@@ -70,3 +71,16 @@ def open_sqlite(
         db.close()
         raise error(f"{path}: {problem}")
     return db, found
+
+
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; BEGIN IMMEDIATE takes the file's write lock up front, so
+    several processes sharing the file never deadlock upgrading a read lock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

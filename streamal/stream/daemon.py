@@ -9,7 +9,6 @@ commits it, closes and returns.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import Counter
@@ -65,11 +64,6 @@ class Daemon:
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Ask the loop to finish its batch and return (safe from a signal handler)."""
         self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the daemon gracefully."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def healthy(self) -> bool:
         """The loop turned recently."""

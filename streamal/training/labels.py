@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +19,7 @@ import numpy as np
 
 from streamal.errors import StreamalError
 from streamal.messages import LabelRequest, OracleLabel
-from streamal.sqlite import open_sqlite
+from streamal.sqlite import open_sqlite, write_transaction
 
 FORMAT = "streamal-labels"
 VERSION = "1"
@@ -101,7 +99,7 @@ class LabelStore:
         if request.features is None or not request.prediction:
             return None
         top = request.prediction[0]
-        with self._write():
+        with write_transaction(self._db):
             self._seq += 1
             inserted = self._db.execute(
                 "INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,7 +112,7 @@ class LabelStore:
 
     def add_label(self, label: OracleLabel, source: str) -> Joined | None:
         """Record one answer (``source``: its topic position); the join if it is the first."""
-        with self._write():
+        with write_transaction(self._db):
             self._seq += 1
             first = self._db.execute("SELECT 1 FROM votes WHERE id=?", (label.id,)).fetchone()
             inserted = self._db.execute(
@@ -128,7 +126,7 @@ class LabelStore:
 
     def drop_expired(self, ttl_s: float) -> int:
         """Forget votes that waited longer than ``ttl_s`` for a request; how many."""
-        with self._write():
+        with write_transaction(self._db):
             return int(
                 self._db.execute(
                     "DELETE FROM votes WHERE received_at < ?"
@@ -194,16 +192,6 @@ class LabelStore:
                 "SELECT count(DISTINCT id) FROM votes WHERE id NOT IN (SELECT id FROM requests)"
             ).fetchone()[0],
         }
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 def _open(path: Path, classes: list[str]) -> sqlite3.Connection:

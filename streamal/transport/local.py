@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from streamal.config import LocalTransportConfig
 from streamal.errors import FencedError, TransportError
-from streamal.sqlite import open_sqlite
+from streamal.sqlite import open_sqlite, write_transaction
 from streamal.transport.base import (
     Envelope,
     Headers,
@@ -393,17 +393,12 @@ class LocalTransport(Transport):
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """One write transaction; BEGIN IMMEDIATE takes the file's write lock up front."""
+        """One write transaction; a locked or broken file is a `TransportError`."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            with write_transaction(self._db):
+                yield
         except sqlite3.OperationalError as error:
             raise TransportError(f"{self._config.path}: {error}") from None
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 def _stored_headers(headers: Headers) -> str | None:
