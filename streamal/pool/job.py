@@ -1,0 +1,233 @@
+"""``streamal pool select``: pick the most informative items of a stored pool.
+
+The pool is a JSONL file of Samples or an ``.npz`` with ``ids`` and ``features``. It is scored
+in chunks with the same model and strategy module as ``serve``; the picks (with their utility
+and rank) are written to a JSONL or CSV file, and optionally sent to annotators as
+LabelRequests on the usual topic.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamal.config import Settings
+from streamal.errors import ConfigError, MessageError, StreamalError
+from streamal.messages import LabelRequest, Sample, decode, encode, now
+from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
+from streamal.strategies import PoolConfig, build_selector
+from streamal.stream.featurize import Featurizer
+from streamal.transport import Record, open_transport, topic_specs
+
+CHUNK = 65_536
+Progress = Callable[[int, int], None]
+
+
+class PoolError(StreamalError):
+    """The pool file or the selection request is unusable; the message says why."""
+
+
+@dataclass
+class Pool:
+    """The items to choose from: ids, their feature matrix, and the samples when known."""
+
+    ids: list[str]
+    features: np.ndarray
+    samples: list[Sample] | None = None
+
+
+def read_pool(path: Path, settings: Settings) -> Pool:
+    """A pool from ``.jsonl`` (Samples) or ``.npz`` (``ids`` and ``features``)."""
+    if not path.exists():
+        raise PoolError(f"{path}: no such file")
+    if path.suffix == ".npz":
+        return _read_npz(path, settings.model.n_features)
+    if path.suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(path, settings)
+    raise PoolError(f"{path}: unknown pool format {path.suffix!r}; use .jsonl (Samples) or .npz")
+
+
+def _read_npz(path: Path, width: int) -> Pool:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            ids, features = data["ids"], data["features"]
+    except KeyError as missing:
+        raise PoolError(
+            f"{path}: an .npz pool needs arrays 'ids' and 'features' ({missing})"
+        ) from None
+    except (ValueError, OSError) as error:
+        raise PoolError(f"{path}: not a readable .npz file ({error})") from None
+    if features.ndim != 2 or features.shape[1] != width or len(ids) != len(features):
+        raise PoolError(
+            f"{path}: features must be [N, {width}] with one id each "
+            f"(got {features.shape} and {len(ids)} ids)"
+        )
+    if not np.isfinite(features).all():
+        raise PoolError(f"{path}: features must be finite numbers")
+    return Pool([str(i) for i in ids], features.astype(np.float32, copy=False))
+
+
+def _read_jsonl(path: Path, settings: Settings) -> Pool:
+    samples: list[Sample] = []
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                samples.append(decode(Sample, line))
+            except MessageError as error:
+                raise PoolError(f"{path}: line {number}: {error}") from None
+    featurized = Featurizer(settings.model)(samples)
+    if featurized.rejected:
+        index, reason = featurized.rejected[0]
+        raise PoolError(f"{path}: sample {samples[index].id!r}: {reason}")
+    return Pool([s.id for s in samples], featurized.matrix, samples)
+
+
+def load_model(settings: Settings, which: str) -> Predictor:
+    """``latest`` from the model store, or the checkpoint file at ``which``."""
+    device = pick_device(settings.model.device)
+    module = build_module(settings.model)
+    if which == "latest":
+        latest = ModelStore(settings.model.store, settings.model.name).latest()
+        if latest is None:
+            raise PoolError(
+                f"no model in {settings.model.store} yet; train one or pass --model PATH"
+            )
+        return Predictor(
+            load_weights(module, latest.uri, latest.sha256), latest.classes, latest.version, device
+        )
+    path = Path(which)
+    if not path.exists():
+        raise PoolError(f"{path}: no such checkpoint")
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Predictor(load_weights(module, str(path), digest), settings.model.classes, 0, device)
+
+
+def predict_pool(
+    predictor: Predictor, features: np.ndarray, passes: int | None, progress: Progress | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities (``[N, C]``, or ``[T, N, C]`` with passes) and embeddings, in chunks."""
+    probabilities, embeddings = [], []
+    for start in range(0, len(features), CHUNK):
+        chunk = features[start : start + CHUNK]
+        if passes:
+            probabilities.append(predictor.stochastic(chunk, passes).cpu())
+        else:
+            probabilities.append(predictor.probabilities(chunk).cpu())
+        embeddings.append(predictor.embeddings(chunk).cpu())
+        if progress:
+            progress(min(start + CHUNK, len(features)), len(features))
+    return torch.cat(probabilities, dim=1 if passes else 0), torch.cat(embeddings)
+
+
+@dataclass
+class Selection:
+    """The picked pool positions, in picking order, with their utilities."""
+
+    indices: np.ndarray
+    utilities: np.ndarray
+    seconds: float
+
+
+def select(
+    settings: Settings,
+    pool: Pool,
+    budget: int,
+    config: PoolConfig,
+    predictor: Predictor,
+    labeled: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> Selection:
+    """Score ``pool`` and pick ``budget`` items with ``config``'s score and diversity."""
+    if budget < 1:
+        raise PoolError(f"--budget must be >= 1 (got {budget})")
+    started = time.perf_counter()
+    selector = build_selector(config)
+    passes = config.mc_passes if selector.score.needs_passes else None
+    probabilities, embeddings = predict_pool(predictor, pool.features, passes, progress)
+    labeled_embeddings = None
+    if labeled is not None and len(labeled):
+        labeled_embeddings = predictor.embeddings(labeled).cpu()
+    elif config.diversity == "seals":
+        raise PoolError("diversity seals needs labeled items: none are in the label store yet")
+    try:
+        picked = selector(
+            min(budget, len(pool.ids)), probs=probabilities, embeddings=embeddings,
+            labeled=labeled_embeddings,
+        )  # fmt: skip
+    except ValueError as error:
+        raise PoolError(str(error)) from None
+    utilities = selector.score(probabilities, embeddings=embeddings)
+    values = np.asarray(torch.as_tensor(utilities).double())[picked]
+    return Selection(picked, values, time.perf_counter() - started)
+
+
+def write_selection(path: Path, pool: Pool, selection: Selection) -> None:
+    """``id``, ``utility`` and ``rank`` per pick, as JSONL or CSV by the file's extension."""
+    rows = [
+        (pool.ids[i], float(u), rank)
+        for rank, (i, u) in enumerate(zip(selection.indices, selection.utilities, strict=True), 1)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "utility", "rank"])
+            writer.writerows(rows)
+    elif path.suffix in (".jsonl", ".ndjson"):
+        with path.open("w") as out:
+            for sample_id, utility, rank in rows:
+                out.write(json.dumps({"id": sample_id, "utility": utility, "rank": rank}) + "\n")
+    else:
+        raise ConfigError(f"--output {path}: use a .jsonl or .csv file")
+
+
+def send_to_annotators(
+    settings: Settings, pool: Pool, selection: Selection, predictor: Predictor
+) -> int:
+    """Produce a LabelRequest per pick on the label-requests topic; how many."""
+    picked = selection.indices
+    probabilities = predictor.probabilities(pool.features[picked]).cpu()
+    top_p, top_i = probabilities.topk(min(settings.serve.top_k, probabilities.shape[1]), dim=1)
+    at = now()
+    with open_transport(settings) as transport:
+        transport.ensure_topics(topic_specs(settings.topics))
+        for row, index in enumerate(picked):
+            sample = pool.samples[index] if pool.samples else None
+            request = LabelRequest(
+                id=pool.ids[index],
+                features=pool.features[index].tolist() if sample is None else sample.features,
+                payload=None if sample is None else sample.payload,
+                meta=None if sample is None else sample.meta,
+                prediction=[
+                    {"label": predictor.classes[i], "p": float(p)}
+                    for i, p in zip(top_i[row].tolist(), top_p[row].tolist(), strict=True)
+                ],
+                utility=float(selection.utilities[row]),
+                reason="uncertain",
+                model_version=predictor.version,
+                requested_at=at,
+            )
+            topic = settings.topics.label_requests
+            transport.produce(Record(topic, encode(request), key=request.id.encode()))
+    return len(picked)
+
+
+def print_progress(done: int, total: int) -> None:
+    """A progress line on a terminal's stderr."""
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\rscoring [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+              end="" if done < total else "\n", file=sys.stderr, flush=True)  # fmt: skip

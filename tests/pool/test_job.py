@@ -1,0 +1,149 @@
+"""``streamal pool select`` end to end on small pools: every diversity mode, bad files, topics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamal.config import Settings
+from streamal.messages import LabelRequest, OracleLabel, decode
+from streamal.model import MLP, ModelStore
+from streamal.training.labels import LabelStore
+from tests.helpers import read_all, write_config
+
+ROOT = Path(__file__).parent.parent.parent
+CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Settings, str, Path]:
+    """A trained-enough model in the store, an .npz pool of 300 items, and a config file."""
+    settings = Settings(
+        transport={"local": {"path": str(tmp_path / "log.sqlite"), "synchronous": "normal"}},
+        model={"n_features": 4, "classes": CLASSES, "hidden": [8], "store": str(tmp_path / "m")},
+        train={"label_store": str(tmp_path / "labels.sqlite")},
+    )
+    torch.manual_seed(0)
+    ModelStore(settings.model.store, "default").save(MLP(4, 3, [8], 0.1), CLASSES)
+    rng = np.random.default_rng(0)
+    pool = tmp_path / "pool.npz"
+    np.savez(pool, ids=np.array([f"p{i}" for i in range(300)]),
+             features=rng.normal(size=(300, 4)).astype(np.float32))  # fmt: skip
+    return settings, write_config(settings, tmp_path / "c.yaml"), pool
+
+
+def pool_select(config: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamal", "pool", "select", "-c", config, *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+
+
+def label_some(settings: Settings, count: int) -> None:
+    store = LabelStore(settings.train.label_store, CLASSES)
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        store.add_request(LabelRequest(
+            id=f"l{i}", features=rng.normal(size=4).tolist(), utility=0.5, reason="uncertain",
+            prediction=[{"label": "a", "p": 0.6}, {"label": "b", "p": 0.4}], model_version=1,
+            requested_at=datetime.now(UTC),
+        ))  # fmt: skip
+        store.add_label(OracleLabel(id=f"l{i}", label="a", labeled_at=0), f"labels:0:{i}")
+    store.close()
+
+
+@pytest.mark.parametrize("diversity", ["none", "kcenter", "badge", "seals"])
+def test_each_diversity_picks_k_distinct_pool_items(setup, tmp_path: Path, diversity: str) -> None:
+    settings, config, pool = setup
+    if diversity == "seals":
+        label_some(settings, 10)
+    out = tmp_path / "picked.jsonl"
+    result = pool_select(
+        config, "-i", str(pool), "-k", "25", "--diversity", diversity, "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 25 and len({r["id"] for r in rows}) == 25
+    assert [r["rank"] for r in rows] == list(range(1, 26))
+    assert all(r["id"].startswith("p") for r in rows)
+    assert "selected 25 of 300 items" in result.stderr
+
+
+def test_top_k_by_margin_picks_the_most_uncertain(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    out = tmp_path / "picked.csv"
+    assert pool_select(config, "-i", str(pool), "-k", "10", "-o", str(out)).returncode == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,utility,rank"
+    utilities = [float(line.split(",")[1]) for line in lines[1:]]
+    assert utilities == sorted(utilities, reverse=True)
+    from streamal.pool.job import load_model, read_pool
+    from streamal.strategies import margin
+
+    everything = margin(
+        load_model(settings, "latest").probabilities(read_pool(pool, settings).features)
+    )
+    assert min(utilities) >= float(torch.sort(everything, descending=True).values[9]) - 1e-6
+
+
+def test_picks_can_go_to_annotators(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    out = tmp_path / "picked.jsonl"
+    result = pool_select(config, "-i", str(pool), "-k", "7", "-o", str(out), "--to-topic")
+    assert result.returncode == 0, result.stderr
+    requests = [
+        decode(LabelRequest, e.value) for e in read_all(settings, settings.topics.label_requests)
+    ]
+    picked = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(r.id for r in requests) == sorted(picked)
+    assert all(len(r.features or []) == 4 and r.prediction for r in requests)
+
+
+def test_a_jsonl_pool_of_samples_works(setup, tmp_path: Path) -> None:
+    _, config, _ = setup
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(
+        "".join(json.dumps({"id": f"j{i}", "features": [i, 0, 1, 2]}) + "\n" for i in range(20))
+    )
+    out = tmp_path / "picked.jsonl"
+    assert pool_select(config, "-i", str(pool), "-k", "5", "-o", str(out)).returncode == 0
+    assert len(out.read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("pool.txt", b"whatever", "unknown pool format '.txt'; use .jsonl (Samples) or .npz"),
+        ("pool.npz", b"not a zip", "not a readable .npz file"),
+        ("pool.jsonl", b'{"id": "x", "features": [1, 2]}\n', "features: expected 4 values (got 2)"),
+        ("pool.jsonl", b'{"id": "x", "features": [1, 2, 3, 4]}\n{oops\n', "line 2: invalid JSON"),
+        ("missing.npz", None, "no such file"),
+    ],
+)
+def test_bad_pool_files_get_one_clear_line(
+    setup, tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    _, config, _ = setup
+    pool = tmp_path / name
+    if content is not None:
+        pool.write_bytes(content)
+    result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 1
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_seals_without_labeled_items_says_so(setup, tmp_path: Path) -> None:
+    _, config, pool = setup
+    result = pool_select(
+        config, "-i", str(pool), "-k", "5", "--diversity", "seals", "-o", str(tmp_path / "o.csv")
+    )
+    assert result.returncode == 1
+    assert "seals needs labeled items" in result.stderr
