@@ -29,3 +29,4 @@ lint: install
 bench: install kafka-jars
 	$(PY) benchmarks/strategies.py --quick
 	$(PY) benchmarks/serve.py --quick
+	$(PY) benchmarks/peers.py --quick

@@ -1,24 +1,27 @@
-"""Generated labeled streams (no downloads): Gaussian classes, optionally with a concept change."""
+"""Labeled streams for simulations: generated ones (no downloads) and a user's JSONL file."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from streamal.errors import ConfigError
+
+BUILTIN = ("stationary", "abrupt", "gradual")
 
 
 @dataclass(frozen=True)
 class LabeledStream:
-    """``features[i]`` has label ``classes[labels[i]]``; ids are ``s<i>``."""
+    """``features[i]`` has label ``classes[labels[i]]``; ``drifts`` are the change positions."""
 
     features: np.ndarray
     labels: np.ndarray
     classes: list[str]
-
-    @property
-    def ids(self) -> list[str]:
-        """The sample ids, in stream order."""
-        return [f"s{i}" for i in range(len(self.labels))]
+    ids: list[str]
+    drifts: tuple[int, ...] = ()
 
     def truth(self) -> dict[str, str]:
         """Sample id -> true label."""
@@ -32,21 +35,69 @@ def gaussian_classes(
     n_classes: int = 3,
     spread: float = 1.0,
     drift_at: int | None = None,
+    drift_width: int = 1,
     seed: int = 0,
 ) -> LabeledStream:
-    """Classes around random centers; at ``drift_at`` the classes swap centers (abrupt drift).
+    """Classes around random centers. From ``drift_at`` on, over ``drift_width`` samples, the
+    classes move to each other's centers (abrupt with width 1, gradual otherwise).
 
     >>> stream = gaussian_classes(100, drift_at=50, seed=1)
-    >>> stream.features.shape, sorted(set(stream.labels.tolist()))
-    ((100, 10), [0, 1, 2])
+    >>> stream.features.shape, sorted(set(stream.labels.tolist())), stream.drifts
+    ((100, 10), [0, 1, 2], (50,))
     """
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=2.0, size=(n_classes, n_features))
     labels = rng.integers(0, n_classes, n)
-    concept = np.arange(n_classes)
-    where = np.tile(concept, (n, 1))[np.arange(n), labels]
+    where = labels.copy()
     if drift_at is not None:
-        shifted = np.roll(concept, 1)  # class c now lives at the center of class c - 1
-        where[drift_at:] = shifted[labels[drift_at:]]
+        positions = np.arange(n)
+        share_new = np.clip((positions - drift_at + 1) / drift_width, 0, 1)
+        moved = rng.random(n) < share_new  # the new concept's share rises over the width
+        where[moved] = (labels[moved] + 1) % n_classes
     features = centers[where] + rng.normal(scale=spread, size=(n, n_features))
-    return LabeledStream(features.astype(np.float32), labels, [f"c{i}" for i in range(n_classes)])
+    return LabeledStream(
+        features.astype(np.float32), labels, [f"c{i}" for i in range(n_classes)],
+        [f"s{i}" for i in range(n)], () if drift_at is None else (drift_at,),
+    )  # fmt: skip
+
+
+def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
+    """``stationary`` (5 classes), ``abrupt`` or ``gradual`` drift at half the stream."""
+    if name == "stationary":
+        return gaussian_classes(n, n_classes=5, spread=1.5, seed=seed)
+    if name == "abrupt":
+        return gaussian_classes(n, spread=1.5, drift_at=n // 2, seed=seed)
+    if name == "gradual":
+        return gaussian_classes(
+            n, spread=1.5, drift_at=n // 2 - n // 10, drift_width=n // 5, seed=seed
+        )
+    raise ConfigError(f"unknown stream {name!r}; use {', '.join(BUILTIN)} or a .jsonl file")
+
+
+def from_jsonl(path: Path) -> LabeledStream:
+    """A user's stream: one JSON object per line with ``id``, ``features`` and ``label``."""
+    ids, rows, names = [], [], []
+    number = 0
+    try:
+        with path.open() as lines:
+            for line in lines:
+                number += 1
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                ids.append(str(item["id"]))
+                rows.append([float(v) for v in item["features"]])
+                names.append(str(item["label"]))
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"{path}: line {number}: needs id, features and label ({error})"
+        ) from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise ConfigError(f"{path}: needs samples whose features all have the same length")
+    classes = sorted(set(names))
+    index = {c: i for i, c in enumerate(classes)}
+    return LabeledStream(
+        np.array(rows, dtype=np.float32), np.array([index[c] for c in names]), classes, ids
+    )

@@ -13,6 +13,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+import torch
+
 from streamal.config import Settings
 from streamal.errors import MessageError, ModelError, StreamalError
 from streamal.messages import ModelAnnouncement, decode
@@ -42,6 +44,13 @@ def load_version(
     return Predictor(module, classes, version, pick_device(settings.model.device))
 
 
+def untrained_module(settings: Settings) -> torch.nn.Module:
+    """The version-0 module, initialized from ``strategy.seed`` so runs are reproducible."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.strategy.seed)
+        return build_module(settings.model)
+
+
 def initial_model(settings: Settings) -> tuple[Predictor, dict[str, float]]:
     """The newest model in the store, or an untrained one (version 0) when there is none."""
     store = ModelStore(settings.model.store, settings.model.name)
@@ -55,7 +64,7 @@ def initial_model(settings: Settings) -> tuple[Predictor, dict[str, float]]:
             return predictor, dict(latest.thresholds)
         except ModelError as error:
             log.error("the newest stored model is unusable, starting untrained: %s", error)
-    module = build_module(settings.model)
+    module = untrained_module(settings)
     log.info("no trained model yet: exploring at the budget until one is announced")
     return Predictor(module, settings.model.classes, 0, pick_device(settings.model.device)), {}
 

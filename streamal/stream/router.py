@@ -40,6 +40,7 @@ class Plan:
     predict_seconds: float = 0.0
     gate: Decision[Any] | None = None
     auto_label: Decision[Any] | None = None
+    boosted: int = 0
 
 
 class Router:
@@ -61,7 +62,7 @@ class Router:
         self._topics = settings.topics
         self._max_bytes = settings.serve.max_record_bytes
         self._top_k = settings.serve.top_k
-        self._boost = (0.0, 0.0)  # (share, until epoch seconds): more exploration after a drift
+        self._boost_share, self._boost_left = 0.0, 0  # more exploration after a drift
         self._boost_draws = np.random.default_rng(strategy.seed)
 
     def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
@@ -69,7 +70,9 @@ class Router:
         self.predictor = predictor
         if "budget" in thresholds:
             self.gate.set_threshold(thresholds["budget"])
-        self._boost = (thresholds.get("explore", 0.0), thresholds.get("explore_until", 0.0))
+        if "explore_samples" in thresholds:  # a boost starts; otherwise one under way goes on
+            self._boost_share = thresholds.get("explore", 0.0)
+            self._boost_left = int(thresholds["explore_samples"])
         if self.auto_label is not None:
             self.auto_label.set_active(thresholds.get("auto_label"))
 
@@ -93,6 +96,7 @@ class Router:
             self.gate.update(plan.gate)
         if plan.auto_label is not None and self.auto_label is not None:
             self.auto_label.update(plan.auto_label)
+        self._boost_left -= plan.boosted
 
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
@@ -123,9 +127,11 @@ class Router:
             plan.auto_label = decision = self.auto_label.decide(top_p_np[:, 0], plan.gate)
         version, at = self.predictor.version, now()
         routes, reasons = decision.routes, decision.reasons
-        share, until = self._boost
-        if share > 0 and at.timestamp() < until:  # a drift was seen: ask a random share more
-            boosted = (self._boost_draws.random(len(samples)) < share) & (routes != Route.ORACLE)
+        if self._boost_left > 0 and not cold:  # a drift was seen: ask a random share more
+            plan.boosted = min(len(samples), self._boost_left)
+            draws = self._boost_draws.random(len(samples))
+            eligible = np.arange(len(samples)) < plan.boosted
+            boosted = eligible & (draws < self._boost_share) & (routes != Route.ORACLE)
             routes = np.where(boosted, Route.ORACLE, routes)
             reasons = np.where(boosted, Reason.EXPLORE, reasons)
         classes = self.predictor.classes

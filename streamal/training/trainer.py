@@ -78,7 +78,8 @@ class Trainer:
         self._new_labels = 0
         self._rounds = 0
         self._drifted = False
-        self._boost_until = 0.0
+        self._boost_pending = False
+        self.drift_events: list[tuple[float, str]] = []  # (wall time, detector)
         self._last_round = time.monotonic()
         self._transport: Transport | None = None
 
@@ -178,8 +179,9 @@ class Trainer:
                 "drift detected by the %s detector: exploring more, training early", detector
             )
             self.metrics.drift_detected.labels(detector).inc()
+            self.drift_events.append((time.time(), detector))
             self._drifted = True
-            self._boost_until = time.time() + self.settings.train.drift.boost_s
+            self._boost_pending = True
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -253,14 +255,16 @@ class Trainer:
         if auto is not None:
             thresholds["auto_label"], bound = auto
             self.metrics.auto_label_precision_lower_bound.set(bound)
-        if time.time() < self._boost_until:
-            thresholds["explore"] = self.settings.train.drift.explore_boost
-            thresholds["explore_until"] = self._boost_until
+        if self._boost_pending:  # announced once, with the next version (or the champion again)
+            drift = self.settings.train.drift
+            thresholds["explore"] = drift.explore_boost
+            thresholds["explore_samples"] = drift.boost_samples
         return thresholds
 
     def _announce(
         self, transport: Transport, checkpoint: Checkpoint, thresholds: dict[str, float]
     ) -> None:
+        self._boost_pending = self._boost_pending and "explore" not in thresholds
         transport.produce(
             announcement_record(
                 self.settings.topics.models, replace(checkpoint, thresholds=thresholds)

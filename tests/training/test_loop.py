@@ -42,7 +42,7 @@ def loop_settings(cluster: Settings, tmp_path: Path, classes: list[str]) -> Sett
         "train": {
             "group": unique("train"), "label_store": str(tmp_path / "labels.sqlite"),
             "min_new_labels": 100, "interval_s": 5, "metrics_address": "127.0.0.1:0",
-            "drift": {"boost_s": 5},
+            "drift": {"boost_samples": 1000},
         },
     }  # fmt: skip
     if data["transport"]["kind"] == "kafka":

@@ -1,0 +1,62 @@
+"""The pictures of a simulation: accuracy against labels spent, and over the stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt
+
+
+def accuracy_vs_labels(reports: Sequence[dict[str, Any]], path: Path) -> None:
+    """Rolling prequential accuracy against the labels spent so far, one line per strategy."""
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for report in reports:
+        series = report["series"]
+        axes.plot(series["labels_used"], series["accuracy"], label=_label(report))
+    axes.set_xlabel("labels used")
+    axes.set_ylabel("prequential accuracy (rolling 500)")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title("Accuracy against labels spent")
+    _save(figure, path)
+
+
+def accuracy_over_stream(reports: Sequence[dict[str, Any]], path: Path) -> None:
+    """Rolling accuracy along the stream, with the stream's drifts, the detections and swaps."""
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=120)
+    for report in reports:
+        series = report["series"]
+        (line,) = axes.plot(series["position"], series["accuracy"], label=_label(report))
+        for swap in report["model_swaps"]:
+            axes.plot(swap, 0.02, marker="|", markersize=10, color=line.get_color())
+        for detected in report["drift_events"]:
+            axes.axvline(detected, color=line.get_color(), linestyle=":", alpha=0.8)
+    for index, drift in enumerate(reports[0]["stream_drifts"] if reports else []):
+        axes.axvline(
+            drift, color="red", linestyle="--", label="concept change" if index == 0 else None
+        )
+    axes.set_xlabel("stream position (samples)")
+    axes.set_ylabel("prequential accuracy (rolling 500)")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title("Accuracy over the stream (ticks: model swaps, dotted: drift detected)")
+    _save(figure, path)
+
+
+def _label(report: dict[str, Any]) -> str:
+    accuracy = report["prequential_accuracy"]
+    return f"{report['strategy']} ({report['labels_used']:,} labels, accuracy {accuracy:.3f})"
+
+
+def _save(figure: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,282 @@
+"""Replay a labeled stream through the real serve and train code with a simulated annotator.
+
+Each strategy runs in a directory of its own on the embedded transport: the daemon, the
+annotator and the trainer run in threads while the stream is produced at a steady rate. The
+run is then measured from what it left: every sample is predicted by the model version that
+served it (rebuilt from the model store), which gives the prequential accuracy over the whole
+stream, against the labels spent so far.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamal.config import Settings
+from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
+from streamal.metrics import Metrics
+from streamal.model import ModelStore, build_module, load_weights
+from streamal.simulation.annotator import SimulatedAnnotator
+from streamal.simulation.streams import LabeledStream
+from streamal.stream.daemon import Daemon
+from streamal.stream.models import untrained_module
+from streamal.training.trainer import Trainer
+from streamal.transport import Envelope, Record, open_transport, topic_specs
+
+ROLLING = 500
+POINTS = 200
+
+
+@dataclass
+class Status:
+    """How a running simulation is doing, for a progress display."""
+
+    strategy: str
+    produced: int
+    total: int
+    routed: int
+    asked: int
+    auto_labeled: int
+    version: int
+    accuracy: float | None
+
+
+@dataclass
+class Options:
+    """How a simulation runs."""
+
+    budget: float = 0.1
+    label_delay_s: float = 0.2
+    label_noise: float = 0.0
+    rate: float = 1000.0
+    seed: int = 0
+    min_new_labels: int = 50
+    progress: Callable[[Status], None] | None = None
+    strategy: dict[str, Any] = field(default_factory=dict)
+
+
+def run_settings(
+    base: Settings, stream: LabeledStream, workdir: Path, score: str, options: Options
+) -> Settings:
+    """``base`` pointed at ``workdir``, shaped for ``stream``, asking with utility ``score``."""
+    data = base.model_dump(mode="json")
+    data["transport"] = {
+        "kind": "local",
+        "local": {"path": str(workdir / "log.sqlite"), "synchronous": "normal"},
+    }
+    data["model"] |= {
+        "n_features": stream.features.shape[1], "classes": stream.classes,
+        "store": str(workdir / "models"), "module": None, "featurizer": None,
+    }  # fmt: skip
+    data["strategy"] |= {
+        "score": score,
+        "budget": options.budget,
+        "seed": options.seed,
+        **options.strategy,
+    }
+    data["serve"] |= {"metrics_address": "127.0.0.1:0", "max_batch": 64}
+    data["train"] |= {
+        "label_store": str(workdir / "labels.sqlite"), "metrics_address": "127.0.0.1:0",
+        "min_new_labels": options.min_new_labels, "interval_s": 2.0,
+    }  # fmt: skip
+    return Settings(**data)
+
+
+def simulate(
+    base: Settings, stream: LabeledStream, name: str, score: str, workdir: Path, options: Options
+) -> dict[str, Any]:
+    """Run one strategy over ``stream``; its report (see `measure`)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = run_settings(base, stream, workdir, score, options)
+    metrics = Metrics()
+    daemon = Daemon(settings, metrics=metrics)
+    annotator = SimulatedAnnotator(
+        settings, stream.truth(), delay_s=options.label_delay_s, noise=options.label_noise,
+        seed=options.seed,
+    )  # fmt: skip
+    trainer = Trainer(settings, metrics=metrics)
+    parts = [
+        (daemon.run, daemon.stop),
+        (annotator.run, annotator.stop),
+        (trainer.run, trainer.stop),
+    ]
+    threads = [threading.Thread(target=run, daemon=True) for run, _ in parts]
+    for thread in threads:
+        thread.start()
+    timeline: list[tuple[float, int]] = []
+    try:
+        _produce(
+            settings,
+            stream,
+            options,
+            timeline,
+            lambda produced: _report(name, metrics, produced, len(stream.ids), options),
+        )
+        value = metrics.registry.get_sample_value
+        deadline = time.monotonic() + 120
+        while _routed(value) < len(stream.ids) and time.monotonic() < deadline:
+            _report(name, metrics, len(stream.ids), len(stream.ids), options)
+            time.sleep(0.2)
+        time.sleep(options.label_delay_s + 0.5)  # the last answers reach the trainer
+    finally:
+        for _, stop in parts:
+            stop()
+        for thread in threads:
+            thread.join(timeout=60)
+    drifts = [_position(timeline, at) for at, _ in trainer.drift_events]
+    return measure(settings, stream, name, drifts)
+
+
+def _routed(value: Callable[..., float | None]) -> int:
+    return int(
+        sum(
+            value("streamal_samples_total", {"route": r}) or 0
+            for r in ("oracle", "auto_label", "skip")
+        )
+    )
+
+
+def _report(name: str, metrics: Metrics, produced: int, total: int, options: Options) -> None:
+    if options.progress is None:
+        return
+    value = metrics.registry.get_sample_value
+    options.progress(
+        Status(
+            strategy=name,
+            produced=produced,
+            total=total,
+            routed=_routed(value),
+            asked=int(value("streamal_samples_total", {"route": "oracle"}) or 0),
+            auto_labeled=int(value("streamal_samples_total", {"route": "auto_label"}) or 0),
+            version=int(value("streamal_model_version") or 0),
+            accuracy=value("streamal_prequential_accuracy"),
+        )
+    )
+
+
+def _produce(
+    settings: Settings, stream: LabeledStream, options: Options,
+    timeline: list[tuple[float, int]], progress: Callable[[int], None],
+) -> None:  # fmt: skip
+    """Produce the stream at ``options.rate`` samples/s, noting when each chunk went out."""
+    chunk = max(1, int(options.rate / 10))
+    next_at = time.monotonic()
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for start in range(0, len(stream.ids), chunk):
+            for i in range(start, min(start + chunk, len(stream.ids))):
+                sample = Sample(id=stream.ids[i], features=stream.features[i].tolist())
+                producer.produce(
+                    Record(settings.topics.samples, encode(sample), key=sample.id.encode())
+                )
+            producer.flush()
+            timeline.append((time.time(), min(start + chunk, len(stream.ids))))
+            progress(timeline[-1][1])
+            next_at += 0.1
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def _position(timeline: list[tuple[float, int]], at: float) -> int:
+    """How many samples had been produced at wall time ``at``."""
+    produced = 0
+    for when, count in timeline:
+        if when > at:
+            break
+        produced = count
+    return produced
+
+
+def _read(settings: Settings, topic: str) -> list[Envelope]:
+    got: list[Envelope] = []
+    with open_transport(settings) as reader:
+        reader.subscribe([topic])
+        while batch := reader.poll(10_000, 0.5):
+            got += batch
+    return got
+
+
+def measure(
+    settings: Settings, stream: LabeledStream, name: str, drifts: list[int]
+) -> dict[str, Any]:
+    """The report of a finished run, from its topics and model store."""
+    n = len(stream.ids)
+    position = {sample_id: i for i, sample_id in enumerate(stream.ids)}
+    requests = [
+        decode(LabelRequest, e.value) for e in _read(settings, settings.topics.label_requests)
+    ]
+    autos = [decode(AutoLabel, e.value) for e in _read(settings, settings.topics.auto_labels)]
+    served = np.full(n, -1)
+    for sample_id, version in [(r.id, r.model_version) for r in requests] + [
+        (a.id, a.model_version) for a in autos
+    ]:
+        served[position[sample_id]] = version
+    served = np.maximum.accumulate(np.where(served < 0, 0, served))  # versions only move forward
+    correct = _correct(settings, stream, served)
+    asked = np.zeros(n, dtype=int)
+    for request in requests:
+        asked[position[request.id]] += 1
+    labels_used = np.cumsum(asked)
+    rolling = _rolling_mean(correct, ROLLING)
+    points = np.unique(np.linspace(0, n - 1, min(POINTS, n)).astype(int))
+    truth = stream.truth()
+    swaps = [
+        int(np.argmax(served >= v)) for v in range(1, int(served.max()) + 1) if (served >= v).any()
+    ]
+    return {
+        "strategy": name,
+        "score": settings.strategy.score,
+        "budget": settings.strategy.budget,
+        "samples": n,
+        "prequential_accuracy": round(float(correct.mean()), 4),
+        "final_accuracy": round(float(correct[-min(ROLLING * 2, n) :].mean()), 4),
+        "labels_used": int(labels_used[-1]),
+        "label_rate": round(float(labels_used[-1] / n), 4),
+        "auto_labeled_share": round(len(autos) / n, 4),
+        "auto_label_precision": round(float(np.mean([a.label == truth[a.id] for a in autos])), 4)
+        if autos
+        else None,
+        "model_versions": int(served.max()),
+        "model_swaps": swaps,
+        "drift_events": drifts,
+        "stream_drifts": list(stream.drifts),
+        "series": {
+            "position": points.tolist(),
+            "accuracy": [round(float(rolling[i]), 4) for i in points],
+            "labels_used": [int(labels_used[i]) for i in points],
+        },
+    }
+
+
+def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of the last ``window`` values (fewer at the start) at every position.
+
+    >>> _rolling_mean(np.array([1.0, 0.0, 1.0, 1.0]), 2).tolist()
+    [1.0, 0.5, 0.5, 1.0]
+    """
+    total = np.cumsum(values)
+    before = np.concatenate([np.zeros(window), total])[: len(values)]
+    return (total - before) / np.minimum(np.arange(1, len(values) + 1), window)
+
+
+def _correct(settings: Settings, stream: LabeledStream, served: np.ndarray) -> np.ndarray:
+    """Whether the version that served each sample predicted its label."""
+    store = ModelStore(settings.model.store, settings.model.name)
+    correct = np.zeros(len(served), dtype=float)
+    for version in np.unique(served):
+        if version == 0:
+            module = untrained_module(settings)
+        else:
+            checkpoint = store.checkpoint(int(version))
+            module = load_weights(build_module(settings.model), checkpoint.uri, checkpoint.sha256)
+        rows = np.flatnonzero(served == version)
+        with torch.inference_mode():
+            predicted = module.eval()(torch.as_tensor(stream.features[rows])).argmax(1).numpy()
+        correct[rows] = predicted == stream.labels[rows]
+    return correct

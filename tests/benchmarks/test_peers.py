@@ -1,0 +1,87 @@
+"""Real outcomes of `benchmarks/peers.py` on small fixed-seed streams (budget 0.1)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmarks_peers", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+peers = _load()
+BUDGETED = [s for s in peers.STRATEGIES if s != "all_labels"]
+UNCERTAINTY = [s for s in peers.STRATEGIES if "+" in s]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every strategy on 2,000 samples of ``sea_abrupt`` and on the whole phishing set."""
+    streams = {"sea_abrupt": peers.load_stream("sea_abrupt", 2_000)}
+    streams["phishing"] = peers.load_stream("phishing")
+    return {
+        name: {strategy: peers.run_strategy(stream, strategy) for strategy in peers.STRATEGIES}
+        for name, stream in streams.items()
+    }
+
+
+@pytest.mark.parametrize("stream, n", [("sea_abrupt", 2_000), ("phishing", 1_250)])
+def test_budget_is_respected(results: dict[str, Any], stream: str, n: int) -> None:
+    for strategy in BUDGETED:
+        used = results[stream][strategy]["labels_used"]
+        assert used <= peers.BUDGET * n + 1, strategy
+        assert used >= 0.9 * peers.BUDGET * n, strategy  # within 10% of the budget
+    assert results[stream]["all_labels"]["labels_used"] == n
+
+
+@pytest.mark.parametrize("stream", ["sea_abrupt", "phishing"])
+def test_all_labels_is_a_ceiling_over_random(results: dict[str, Any], stream: str) -> None:
+    assert results[stream]["all_labels"]["accuracy"] >= results[stream]["random"]["accuracy"]
+
+
+def test_an_uncertainty_strategy_beats_random_on_phishing(results: dict[str, Any]) -> None:
+    random = results["phishing"]["random"]["accuracy"]
+    assert max(results["phishing"][s]["accuracy"] for s in UNCERTAINTY) > random
+
+
+def test_real_sets_are_read_whole_in_file_order() -> None:
+    stream = peers.load_stream("image_segments")
+    assert (len(stream.labels), len(stream.classes)) == (2_310, 7)
+
+
+def test_main_prints_one_json_report(capsys: pytest.CaptureFixture[str]) -> None:
+    peers.main(["--streams", "phishing", "--strategies", "random,margin+split"])
+    report = json.loads(capsys.readouterr().out)
+    entry = report["streams"]["phishing"]
+    assert set(entry["strategies"]) == {"random", "margin+split"}
+    assert entry["anchors"]["best_peer"] == {
+        "name": "skactiveml.StreamProbabilisticAL",
+        "accuracy": 0.876,
+    }
+    assert entry["default"]["strategy"] == report["default_strategy"] == "margin+split"
+    assert report["mean_accuracy"]["random"] == entry["strategies"]["random"]["accuracy"]
+
+
+def test_unknown_names_are_refused_with_the_allowed_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        peers.main(["--strategies", "margin+fancy"])
+    assert exit_info.value.code == 2
+    assert "allowed: random, all_labels, margin+variable_uncertainty" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown strategy 'bald'; allowed: random"):
+        peers.run_strategy(peers.load_stream("phishing"), "bald")
