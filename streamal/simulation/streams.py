@@ -36,25 +36,28 @@ def gaussian_classes(
     spread: float = 1.0,
     drift_at: int | None = None,
     drift_width: int = 1,
+    centroids: int = 1,
     seed: int = 0,
 ) -> LabeledStream:
-    """Classes around random centers. From ``drift_at`` on, over ``drift_width`` samples, the
-    classes move to each other's centers (abrupt with width 1, gradual otherwise).
+    """Each class a mixture of ``centroids`` Gaussians around random centers. From
+    ``drift_at`` on, over ``drift_width`` samples, the classes move to each other's centers
+    (abrupt with width 1, gradual otherwise).
 
     >>> stream = gaussian_classes(100, drift_at=50, seed=1)
     >>> stream.features.shape, sorted(set(stream.labels.tolist())), stream.drifts
     ((100, 10), [0, 1, 2], (50,))
     """
     rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=2.0, size=(n_classes, n_features))
+    centers = rng.normal(scale=2.0, size=(n_classes, centroids, n_features))
     labels = rng.integers(0, n_classes, n)
+    blob = rng.integers(0, centroids, n)
     where = labels.copy()
     if drift_at is not None:
         positions = np.arange(n)
         share_new = np.clip((positions - drift_at + 1) / drift_width, 0, 1)
         moved = rng.random(n) < share_new  # the new concept's share rises over the width
         where[moved] = (labels[moved] + 1) % n_classes
-    features = centers[where] + rng.normal(scale=spread, size=(n, n_features))
+    features = centers[where, blob] + rng.normal(scale=spread, size=(n, n_features))
     return LabeledStream(
         features.astype(np.float32), labels, [f"c{i}" for i in range(n_classes)],
         [f"s{i}" for i in range(n)], () if drift_at is None else (drift_at,),

@@ -163,15 +163,25 @@ class LabelStore:
         found = row.fetchone()
         return None if found is None else str(found[0])
 
-    def labeled(self) -> LabeledSet:
-        """Every request that has a label, with its resolved label."""
+    def labeled(self, since: int = 0) -> LabeledSet:
+        """Every request with a label, with its resolved label; ``since`` keeps only those
+        labeled after that point (see `mark`), e.g. the labels of a new concept."""
         rows = self._db.execute(
-            f"SELECT r.id, r.features, r.reason FROM requests r WHERE {HAS_LABEL} ORDER BY r.seq"
+            f"SELECT r.id, r.features, r.reason FROM requests r WHERE {HAS_LABEL}"
+            " AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ? ORDER BY r.seq",
+            (since,),
         ).fetchall()
         ids = [row[0] for row in rows]
         features = np.array([json.loads(row[1]) for row in rows], dtype=np.float32)
         labels = [self.label_of(i) or "" for i in ids]
         return LabeledSet(ids, features, labels, [row[2] for row in rows])
+
+    def mark(self, back: int) -> int:
+        """The point before the newest ``back`` answers, for `labeled` (0 if fewer came)."""
+        row = self._db.execute(
+            "SELECT seq FROM votes ORDER BY seq DESC LIMIT 1 OFFSET ?", (back,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def recent_features(self, count: int, reason: str) -> np.ndarray:
         """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""

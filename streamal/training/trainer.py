@@ -43,6 +43,7 @@ from streamal.transport import (
 log = logging.getLogger(__name__)
 
 ACCURACY_WINDOW = 500
+DRIFT_LOOKBACK = 50  # answers before a detection that already belong to the new concept
 
 
 class Trainer:
@@ -79,6 +80,7 @@ class Trainer:
         self._rounds = 0
         self._drifted = False
         self._boost_pending = False
+        self._concept_start = 0  # label-store point where the current concept's labels start
         self.drift_events: list[tuple[float, str]] = []  # (wall time, detector)
         self._last_round = time.monotonic()
         self._transport: Transport | None = None
@@ -89,12 +91,16 @@ class Trainer:
         """Finish the step in hand and return (safe from a signal handler)."""
         self._stopping.set()
 
+    def ready(self) -> bool:
+        """Consuming labels and requests."""
+        return self._transport is not None
+
     def run(self) -> None:
         """Consume and train until stopped (or the bounds of a bounded run)."""
         settings = self.settings
         ops = OpsServer(
             settings.train.metrics_address, self.metrics.registry,
-            lambda: True, lambda: self._transport is not None,
+            lambda: True, self.ready,
         )  # fmt: skip
         ops.start()
         try:
@@ -182,6 +188,8 @@ class Trainer:
             self.drift_events.append((time.time(), detector))
             self._drifted = True
             self._boost_pending = True
+            # the old concept's labels now mislead: train (and judge) on the newest ones only
+            self._concept_start = self.labels.mark(DRIFT_LOOKBACK)
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -201,7 +209,7 @@ class Trainer:
         self._rounds += 1
         self._last_round = started
         self._new_labels, drifted, self._drifted = 0, self._drifted, False
-        data = self.labels.labeled()
+        data = self.labels.labeled(since=self._concept_start)
         classes = self.settings.model.classes
         index = {name: i for i, name in enumerate(classes)}
         targets = np.array([index[label] for label in data.labels], dtype=np.int64)
@@ -252,7 +260,7 @@ class Trainer:
         auto = auto_label_threshold(
             self.settings, predictor, data.features[audited], [data.labels[i] for i in audited]
         )
-        if auto is not None:
+        if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
             self.metrics.auto_label_precision_lower_bound.set(bound)
         if self._boost_pending:  # announced once, with the next version (or the champion again)

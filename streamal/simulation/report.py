@@ -1,0 +1,89 @@
+"""Run several strategies over one stream, and write what people look at: a JSON report,
+two plots, and a summary table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from streamal.config import Settings
+from streamal.simulation import plots
+from streamal.simulation.run import Options, Status, simulate, warm_up
+from streamal.simulation.streams import LabeledStream
+
+BASELINES = ("random", "margin")
+
+
+def strategies_with_baselines(names: Sequence[str]) -> list[str]:
+    """The requested strategies, then the baselines that are not among them.
+
+    >>> strategies_with_baselines(["default", "entropy", "margin"])
+    ['default', 'entropy', 'margin', 'random']
+    """
+    chosen = list(dict.fromkeys(names))
+    return chosen + [b for b in BASELINES if b not in chosen]
+
+
+def compare(
+    settings: Settings,
+    stream: LabeledStream,
+    names: Sequence[str],
+    out: Path,
+    options: Options,
+    description: str,
+) -> list[dict[str, Any]]:
+    """Simulate each strategy (``default`` = the configured one), then write the report files."""
+    warm_up(settings, stream)
+    reports = []
+    for name in names:
+        score = settings.strategy.score if name == "default" else name
+        reports.append(simulate(settings, stream, name, score, out / name, options))
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"stream": description, "samples": len(stream.ids), "strategies": reports}
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    plots.accuracy_vs_labels(reports, out / "accuracy_vs_labels.png")
+    plots.accuracy_over_stream(reports, out / "accuracy_over_stream.png")
+    return reports
+
+
+def print_summary(reports: Sequence[dict[str, Any]], out: Path, file: TextIO = sys.stdout) -> None:
+    """A table of the reports, and where the files are."""
+    header = f"{'strategy':<12}{'labels':>8}{'rate':>7}{'auto':>8}{'precision':>10}"
+    header += f"{'accuracy':>10}{'final':>7}{'versions':>9}{'drifts':>7}"
+    print(header, file=file)
+    for r in reports:
+        precision = "-" if r["auto_label_precision"] is None else f"{r['auto_label_precision']:.3f}"
+        print(
+            f"{r['strategy']:<12}{r['labels_used']:>8,}{r['label_rate']:>7.3f}"
+            f"{r['auto_labeled_share']:>8.1%}{precision:>10}{r['prequential_accuracy']:>10.3f}"
+            f"{r['final_accuracy']:>7.3f}{r['model_versions']:>9}{len(r['drift_events']):>7}",
+            file=file,
+        )
+    print(f"report: {out / 'report.json'}", file=file)
+    print(f"plots: {out / 'accuracy_vs_labels.png'}, {out / 'accuracy_over_stream.png'}", file=file)
+
+
+class ProgressLine:
+    """Shows a running simulation: one updating line on a terminal, else a line per 10%."""
+
+    def __init__(self, file: TextIO = sys.stderr) -> None:
+        self._file = file
+        self._shown: tuple[str, int] = ("", -1)
+
+    def __call__(self, status: Status) -> None:
+        done = status.routed / max(status.total, 1)
+        accuracy = "-" if status.accuracy is None else f"{status.accuracy:.2f}"
+        text = (
+            f"[{status.strategy}] {status.routed:,}/{status.total:,} samples ({done:.0%}) | "
+            f"asked {status.asked:,} | auto-labeled {status.auto_labeled:,} | "
+            f"model v{status.version} | prequential accuracy {accuracy}"
+        )
+        if self._file.isatty():
+            end = "\n" if status.routed >= status.total else ""
+            print(f"\r{text:<110}", end=end, file=self._file, flush=True)
+        elif (status.strategy, int(done * 10)) != self._shown:
+            self._shown = (status.strategy, int(done * 10))
+            print(text, file=self._file, flush=True)
