@@ -1,0 +1,92 @@
+"""Label efficiency of the whole system on the built-in streams; prints one JSON object.
+
+For each built-in stream (stationary multi-class, abrupt drift, gradual drift) the real serve +
+simulated annotator + train loop runs four times on the same samples: every label asked
+(``all_labels``, the ceiling), and at budget 0.1 streamal's default strategy, random and
+margin. Reported per stream:
+
+- ``labels_to_95``: labels spent until the rolling prequential accuracy first reaches 95% of
+  the all-labels run's final accuracy, for default and random, and their ratio (below 1:
+  streamal needs fewer labels);
+- ``accuracy``: prequential accuracy over the stream at budget 0.1, default against random and
+  margin (and the ceiling).
+
+Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from streamal.config import Settings
+from streamal.simulation.run import Options, simulate, warm_up
+from streamal.simulation.streams import BUILTIN, builtin
+
+RUNS = {"all_labels": ("margin", 1.0), "default": (None, 0.1), "random": ("random", 0.1),
+        "margin": ("margin", 0.1)}  # fmt: skip
+
+
+def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
+    """Labels spent when the rolling accuracy first reaches ``target`` (None: never)."""
+    series = report["series"]
+    for accuracy, labels in zip(series["accuracy"], series["labels_used"], strict=True):
+        if accuracy >= target:
+            return int(labels)
+    return None
+
+
+def stream_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str, Any]:
+    settings = Settings()
+    stream = builtin(name, samples, seed=0)
+    warm_up(settings, stream)
+    reports = {}
+    for run, (score, budget) in RUNS.items():
+        options = Options(budget=budget, rate=rate, seed=0)
+        chosen = score or settings.strategy.score
+        reports[run] = simulate(settings, stream, run, chosen, workdir / name / run, options)
+        print(f"{name}/{run}: accuracy {reports[run]['prequential_accuracy']}", file=sys.stderr)
+    target = 0.95 * reports["all_labels"]["final_accuracy"]
+    needed = {run: labels_to_reach(reports[run], target) for run in ("default", "random")}
+    ratio = None
+    if needed["default"] and needed["random"]:
+        ratio = round(needed["default"] / needed["random"], 3)
+    accuracy = {run: reports[run]["prequential_accuracy"] for run in RUNS}
+    return {
+        "samples": samples,
+        "target_accuracy": round(target, 4),
+        "labels_to_95": needed,
+        "labels_ratio_default_vs_random": ratio,
+        "accuracy": accuracy,
+        "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
+        "default_minus_margin": round(accuracy["default"] - accuracy["margin"], 4),
+        "labels_used": {run: reports[run]["labels_used"] for run in RUNS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter streams (about 3 minutes)")
+    parser.add_argument("--samples", type=int, help="samples per stream")
+    parser.add_argument("--rate", type=float, default=1500.0, help="samples per second")
+    parser.add_argument("--streams", default=",".join(BUILTIN), help="comma-separated")
+    args = parser.parse_args()
+    samples = args.samples or (6000 if args.quick else 20_000)
+    default = Settings().strategy
+    result: dict[str, Any] = {
+        "default_strategy": f"{default.score} + {default.gate.name}, budget 0.1",
+        "streams": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="streamal-efficiency-") as workdir:
+        for name in args.streams.split(","):
+            result["streams"][name] = stream_result(name, samples, args.rate, Path(workdir))
+    json.dump(result, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
