@@ -354,10 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="streamal-demo", metavar="DIR")
     demo.set_defaults(run=_demo)
 
-    from streamal.tools import feed, tail  # they import this module's helpers
+    from streamal.tools import annotate, feed, tail  # they import this module's helpers
 
     feed.add_parser(commands)
     tail.add_parser(commands)
+    annotate.add_parser(commands)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of the messages (all, or one by name)"

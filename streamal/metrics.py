@@ -73,9 +73,13 @@ class Metrics:
         self.drift_detected = Counter(
             "streamal_drift_detected", "Drifts detected", ["detector"], registry=r
         )
+        for detector in ("error", "confidence"):
+            self.drift_detected.labels(detector)
         self.training_runs = Counter(
             "streamal_training_runs", "Training rounds by outcome", ["outcome"], registry=r
         )
+        for outcome in ("published", "rejected", "too_few_labels"):
+            self.training_runs.labels(outcome)
         self.training_seconds = Histogram(
             "streamal_training_seconds", "Duration of a training round", buckets=_SLOW_BUCKETS,
             registry=r,

@@ -56,7 +56,8 @@ class ModelStore:
         if root.exists() and not marker.exists() and any(root.iterdir()):
             raise ModelError(f"{root}: not a streamal model store (it holds other files)")
         root.mkdir(parents=True, exist_ok=True)
-        marker.write_text("1\n")  # before any folder, so a process starting beside us sees it
+        if not marker.exists():  # before any folder, so a process starting beside us sees it
+            marker.write_text("1\n")
         self._dir.mkdir(exist_ok=True)
 
     def latest(self) -> Checkpoint | None:

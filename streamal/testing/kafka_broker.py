@@ -165,8 +165,13 @@ class KafkaBroker:
         self._wait_ready()
 
     def restart(self) -> None:
-        """Stop the broker and start it again on the same ports and data (a broker bounce)."""
-        self._halt()
+        """Kill the broker (SIGKILL, as a crash would) and start it again on the same ports and
+        data."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self._process = None
         self._launch()
 
     def _properties(self) -> str:

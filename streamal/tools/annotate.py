@@ -38,7 +38,7 @@ from pydantic import JsonValue
 
 from streamal.cli import EXIT_OK, add_config_option
 from streamal.config import Settings, load_settings
-from streamal.errors import FencedError, MessageError
+from streamal.errors import FencedError, MessageError, TransportError
 from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now
 from streamal.tools import check_topic_name
 from streamal.transport import (
@@ -119,7 +119,7 @@ def parse_answer(text: str, classes: Sequence[str]) -> Label | Command:
     """Read one typed line: a class name, a class number (1..C), or a command.
 
     A class name typed exactly wins over everything, then the commands (``s``, ``u``, ``q``,
-    ``?`` or their words), then numbers (unless a class is named like one, see ``numbered``),
+    ``?`` or their words), then numbers (unless a class name is a number, see ``numbered``),
     then a class name in another case when only one matches.
 
     Raises
@@ -301,6 +301,7 @@ class _Session:
         self.owned: set[TopicPartition] = set()
         self.held: _Answer | None = None
         self.answered = self.skipped = 0
+        self.trouble = False  # the last poll failed
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -412,6 +413,7 @@ class _Session:
         if self.held is not None:
             self._save(self.held)
         self.held = answer
+        self.say(f"-> {'skipped' if answer.label is None else answer.label}")
 
     def _undo(self, current: Envelope | None) -> bool:
         """Take the held answer back and show its request again (``current`` after it)."""
@@ -430,10 +432,22 @@ class _Session:
     # -- the log --------------------------------------------------------------------------
 
     def _fetch(self, timeout_s: float) -> None:
-        """Poll; forget requests of partitions this member lost, drop ones already fetched."""
+        """Poll; forget requests of partitions this member lost, drop ones already fetched.
+
+        A transport error here is reported once and retried at the next poll: the annotator
+        may go on answering what is fetched, and saving reports errors of its own.
+        """
         room = MAX_BUFFERED - len(self.queue)
-        batch = self.transport.poll(max(1, min(room, 500)), timeout_s)
-        owned = self.transport.assignment()
+        try:
+            batch = self.transport.poll(max(1, min(room, 500)), timeout_s)
+            owned = self.transport.assignment()
+        except TransportError as error:
+            if not self.trouble:
+                self.say(f"(cannot read label requests now, retrying: {error})")
+                self.trouble = True
+            time.sleep(min(timeout_s, POLL_S))
+            return
+        self.trouble = False
         if lost := self.owned - owned:
             self.queue = deque(e for e in self.queue if e.tp not in lost)
             for tp in lost:
@@ -540,8 +554,9 @@ def annotate(
             session.run()
         finally:
             report = AnnotateReport(annotator, session.answered, session.skipped)
-            out.write(report.summary() + "\n")
-            out.flush()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                out.write(report.summary() + "\n")
+                out.flush()
     return report
 
 
