@@ -54,7 +54,7 @@ class Trainer:
     max_rounds
         Stop after this many training rounds (bounded runs).
     idle_timeout_s
-        Stop after this long without a record.
+        Stop after this long without a record while owning partitions.
     """
 
     def __init__(
@@ -121,8 +121,9 @@ class Trainer:
         last_record = time.monotonic()
         while not self._stopping.is_set():
             batch = transport.poll(1000, 0.5)
-            if batch:
+            if batch or not transport.assignment():  # idle means: partitions, but no records
                 last_record = time.monotonic()
+            if batch:
                 self._ingest(transport, batch)
             elif self._idle_timeout_s and time.monotonic() - last_record > self._idle_timeout_s:
                 log.info("idle for %.0fs, stopping", self._idle_timeout_s)

@@ -156,6 +156,11 @@ class KafkaTransport(Transport):
 
     def subscribe(self, topics: Sequence[str]) -> None:
         self.ensure_topics({topic: TopicSpec() for topic in topics})
+        if self._transactional_id:
+            # fence a predecessor with our transactional id and abort what it left open now:
+            # its pending offsets would otherwise hold our committed-offset fetch until its
+            # transaction times out
+            self._producer_client()
         consumer = self._consumer_client()
         with self._errors("subscribing"):
             if self._group is None:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).parent.parent.parent
 
 def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
     data = with_fresh_topics(cluster).model_dump(mode="json")
+    data["transport"]["kafka"]["session_timeout_ms"] = 6000  # a killed member leaves soon
     data |= {
         "model": {"n_features": 10, "classes": ["c0", "c1", "c2"], "hidden": [16],
                   "store": str(tmp_path / "m")},
