@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -169,17 +170,19 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
     value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (seconds, rates)."""
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
     return value
 
 
@@ -234,12 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         "committing the batch in hand.",
     )
     add_config_option(serve)
-    serve.add_argument(
-        "--max-samples", type=_positive_int, metavar="N", help="stop after N samples"
-    )
+    serve.add_argument("--max-samples", type=positive_int, metavar="N", help="stop after N samples")
     serve.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="stop after S seconds without samples",
     )
@@ -253,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and publish a new version only if it does no worse than the current one.",
     )
     add_config_option(train)
-    train.add_argument("--max-rounds", type=_positive_int, metavar="N", help="stop after N rounds")
+    train.add_argument("--max-rounds", type=positive_int, metavar="N", help="stop after N rounds")
     train.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="stop after S seconds without records",
     )
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_option(select)
     select.add_argument("-i", "--input", required=True, metavar="FILE", help=".jsonl or .npz pool")
-    select.add_argument("-k", "--budget", required=True, type=_positive_int, metavar="K")
+    select.add_argument("-k", "--budget", required=True, type=positive_int, metavar="K")
     select.add_argument("--strategy", default="margin", choices=list(SCORES), metavar="NAME",
                         help=f"utility: {', '.join(SCORES)} (default: margin)")  # fmt: skip
     select.add_argument("--diversity", default="none", choices=list(DIVERSITIES),
@@ -325,13 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--samples",
-        type=_positive_int,
+        type=positive_int,
         default=20_000,
         metavar="N",
         help="length of a built-in stream",
     )
     simulate.add_argument(
-        "--rate", type=_positive_float, default=1500.0, metavar="R", help="samples per second"
+        "--rate", type=positive_float, default=1500.0, metavar="R", help="samples per second"
     )
     simulate.add_argument("--out", default="streamal-simulation", metavar="DIR")
     simulate.set_defaults(run=_simulate)
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_option(demo)
     demo.add_argument(
         "--seconds",
-        type=_positive_float,
+        type=positive_float,
         default=90.0,
         metavar="S",
         help="time budget (default: 90)",

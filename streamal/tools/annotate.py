@@ -36,7 +36,7 @@ from typing import Final, Literal, TextIO
 
 from pydantic import JsonValue
 
-from streamal.cli import EXIT_OK, add_config_option
+from streamal.cli import EXIT_OK, add_config_option, positive_float
 from streamal.config import Settings, load_settings
 from streamal.errors import FencedError, MessageError, TransportError
 from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now
@@ -592,13 +592,6 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {text})")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``streamal annotate`` on the top-level subparsers."""
 
@@ -627,7 +620,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--idle-timeout",
         metavar="S",
-        type=_seconds,
+        type=positive_float,
         help="stop after S seconds without a request (default: wait until quit)",
     )
     parser.set_defaults(run=_run)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from types import FrameType, TracebackType
 from typing import Any, Self, TextIO
 
-from streamal.cli import EXIT_OK, add_config_option
+from streamal.cli import EXIT_OK, add_config_option, positive_float, positive_int
 from streamal.config import Settings, load_settings
 from streamal.tools import check_topic_name
 from streamal.transport import Envelope, open_transport
@@ -222,20 +222,6 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {text})")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``streamal tail`` on the top-level subparsers."""
 
@@ -256,7 +242,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         help="topic to read; repeat for several (default: the configured samples topic)",
     )
-    parser.add_argument("-n", "--max", metavar="N", type=_positive_int, help="stop after N records")
+    parser.add_argument("-n", "--max", metavar="N", type=positive_int, help="stop after N records")
     parser.add_argument(
         "--from-beginning",
         action="store_true",
@@ -265,7 +251,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--idle-timeout",
         metavar="S",
-        type=_positive_float,
+        type=positive_float,
         help="stop after S seconds without a record (default: follow until interrupted)",
     )
     parser.set_defaults(run=_run)
