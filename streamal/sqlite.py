@@ -8,11 +8,14 @@ all is refused with a one-line reason and left untouched.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from streamal.errors import StreamalError
+
+OPEN_TIMEOUT_S = 60.0
 
 
 def open_sqlite(
@@ -38,13 +41,36 @@ def open_sqlite(
         More ``meta`` entries written when the file is created.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    while True:  # another process may be creating or converting the file right now
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            return _prepare(db, path, kind, version, schema, error, meta or {}, synchronous)
+        except sqlite3.OperationalError as reason:
+            db.close()
+            if "locked" not in str(reason) or time.monotonic() > deadline:
+                raise error(f"{path}: cannot open ({reason})") from None
+            time.sleep(0.05)
+
+
+def _prepare(
+    db: sqlite3.Connection,
+    path: Path,
+    kind: str,
+    version: str,
+    schema: str,
+    error: type[StreamalError],
+    meta: Mapping[str, str],
+    synchronous: str,
+) -> tuple[sqlite3.Connection, dict[str, str]]:
+    """Check (or create) the file's format on a fresh connection; see `open_sqlite`."""
     try:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             db.close()  # someone else's database: not even the journal mode is changed
             raise error(f"{path}: not a {kind} file (a SQLite file with other tables)")
-        db.execute("PRAGMA journal_mode=WAL")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         db.execute("BEGIN IMMEDIATE")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -52,13 +78,15 @@ def open_sqlite(
             db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             for statement in filter(str.strip, schema.split(";")):
                 db.execute(statement)
-            entries = {"format": kind, "version": version, **(meta or {})}
+            entries = {"format": kind, "version": version, **meta}
             db.executemany("INSERT INTO meta VALUES (?, ?)", entries.items())
             tables.add("meta")
         found = (
             dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
         )
         db.execute("COMMIT")
+    except sqlite3.OperationalError:
+        raise  # locked: the caller tries again
     except sqlite3.DatabaseError as reason:
         db.close()
         raise error(f"{path}: not a {kind} file ({reason})") from None
