@@ -136,24 +136,28 @@ def test_closed_transport_refuses_work(tmp_path: Path) -> None:
         transport.poll(1, 0.0)
 
 
-def test_clients_opening_a_new_log_at_once_all_get_it(tmp_path: Path) -> None:
+def open_together(cfg: LocalTransportConfig, clients: int) -> list[BaseException]:
+    """Open the log from ``clients`` threads released at the same instant; their errors."""
     import threading
 
+    start = threading.Barrier(clients)
+    errors: list[BaseException] = []
+
+    def open_log() -> None:
+        start.wait()
+        try:
+            LocalTransport(cfg).close()
+        except BaseException as error:  # collected for the caller's assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_log) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_clients_opening_a_new_log_at_once_all_get_it(tmp_path: Path) -> None:
     for attempt in range(5):  # several fresh files: the race is in creating one
-        cfg = config(tmp_path / str(attempt))
-        start = threading.Barrier(6)
-        errors: list[BaseException] = []
-
-        def open_log() -> None:
-            start.wait()
-            try:
-                LocalTransport(cfg).close()
-            except BaseException as error:  # collected for the assertion below
-                errors.append(error)
-
-        threads = [threading.Thread(target=open_log) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert open_together(config(tmp_path / str(attempt)), clients=6) == []
