@@ -165,13 +165,8 @@ class KafkaBroker:
         self._wait_ready()
 
     def restart(self) -> None:
-        """Kill the broker (SIGKILL, as a crash would) and start it again on the same ports and
-        data."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        self._process = None
+        """Stop the broker and start it again on the same ports and data (a broker bounce)."""
+        self._halt()
         self._launch()
 
     def _properties(self) -> str:
