@@ -105,13 +105,7 @@ def load_model(settings: Settings, which: str) -> Predictor:
         return Predictor(
             load_weights(module, latest.uri, latest.sha256), latest.classes, latest.version, device
         )
-    path = Path(which)
-    if not path.exists():
-        raise PoolError(f"{path}: no such checkpoint")
-    import hashlib
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Predictor(load_weights(module, str(path), digest), settings.model.classes, 0, device)
+    return Predictor(load_weights(module, which, None), settings.model.classes, 0, device)
 
 
 def predict_pool(

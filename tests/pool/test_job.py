@@ -147,3 +147,18 @@ def test_seals_without_labeled_items_says_so(setup, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "seals needs labeled items" in result.stderr
+
+
+def test_a_checkpoint_file_can_be_named_instead_of_the_store(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    latest = ModelStore(settings.model.store, "default").latest()
+    assert latest is not None
+    path = latest.uri.removeprefix("file://")
+    out = tmp_path / "picked.jsonl"
+    named = pool_select(config, "-i", str(pool), "-k", "5", "--model", path, "-o", str(out))
+    assert named.returncode == 0, named.stderr
+    stored = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "s.jsonl"))
+    assert stored.returncode == 0 and out.read_text() == (tmp_path / "s.jsonl").read_text()
+    missing = pool_select(config, "-i", str(pool), "-k", "5", "--model", str(tmp_path / "no.pt"),
+                          "-o", str(out))  # fmt: skip
+    assert missing.returncode == 1 and "cannot read checkpoint" in missing.stderr
