@@ -105,14 +105,10 @@ def messages(count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def fill(
-    settings: Settings, batch: list[tuple[bytes, bytes]], sent_at: float | None = None
-) -> None:
+def fill(settings: Settings, batch: list[tuple[bytes, bytes]]) -> None:
     with open_transport(settings) as producer:
         producer.ensure_topics(topic_specs(settings.topics))
         for key, value in batch:
-            if sent_at is not None:  # stamp the send time where the label request keeps it
-                value = json.dumps(json.loads(value) | {"meta": {"sent": sent_at}}).encode()
             producer.produce(Record(settings.topics.samples, value, key=key))
 
 
@@ -184,10 +180,15 @@ def latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]
     step = 0.05
     per_step = max(1, int(rate * step))
     next_at = time.perf_counter()
-    for start in range(0, total, per_step):
-        fill(settings, pool[start : start + per_step], sent_at=time.time())
-        next_at += step
-        time.sleep(max(0.0, next_at - time.perf_counter()))
+    with open_transport(settings) as producer:  # one producer, or opening it sets the pace
+        for start in range(0, total, per_step):
+            sent = time.time()  # stamped where the label request keeps it
+            for key, value in pool[start : start + per_step]:
+                value = json.dumps(json.loads(value) | {"meta": {"sent": sent}}).encode()
+                producer.produce(Record(settings.topics.samples, value, key=key))
+            producer.flush()
+            next_at += step
+            time.sleep(max(0.0, next_at - time.perf_counter()))
     thread.join()
     delays = []
     with open_transport(settings) as reader:

@@ -144,7 +144,7 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         fmt = subprocess.run(
             [*java, *classpath, "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(properties)],
+             f"--cluster-id={cluster_id}", "-c", str(properties)],  # ids may start with "-"
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:

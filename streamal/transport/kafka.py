@@ -101,6 +101,7 @@ class KafkaTransport(Transport):
         self._sent: list[Any] = []  # kafka-python FutureRecordMetadata
         self._txn: _KafkaTransaction | None = None
         self._implicit_txn = False
+        self._rejoin = False  # the group forgot this member: join again as a new one
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -289,11 +290,15 @@ class KafkaTransport(Transport):
         txn = self._txn
         assert txn is not None and self._producer is not None
         with self._errors("committing a transaction"):
-            if txn.offsets:
-                self._producer.send_offsets_to_transaction(
-                    _kafka_offsets(txn.offsets), self._consumer_client().group_metadata()
-                )
-            self._producer.commit_transaction()  # flushes; fails if any send of it failed
+            try:
+                if txn.offsets:
+                    self._producer.send_offsets_to_transaction(
+                        _kafka_offsets(txn.offsets), self._consumer_client().group_metadata()
+                    )
+                self._producer.commit_transaction()  # flushes; fails if any send of it failed
+            except KafkaError as error:
+                self._rejoin = "UnknownMemberId" in str(error)
+                raise
             self._check_sent()
         self._txn = None
 
@@ -310,7 +315,20 @@ class KafkaTransport(Transport):
                 self._producer = None
         if self._consumer is not None and self._group is not None:
             with self._errors("rewinding to committed offsets"):
-                self._rewind()
+                if self._rejoin:
+                    self._join_again(self._consumer)
+                else:
+                    self._rewind()
+
+    def _join_again(self, consumer: KafkaConsumer) -> None:
+        """Leave and subscribe anew: the next poll joins as a new member, from the committed
+        offsets. The consumer would otherwise keep a membership the broker no longer knows
+        (seen when its heartbeats stalled) and every commit would fail the same way."""
+        self._rejoin = False
+        topics = sorted(consumer.subscription() or ())
+        log.warning("the group no longer knows this member; joining again")
+        consumer.unsubscribe()
+        consumer.subscribe(topics)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:

@@ -1,15 +1,28 @@
-"""What only the Kafka transport has to prove: settings pass-through, topic creation, errors."""
+"""What only the Kafka transport has to prove: settings pass-through, topic creation, errors,
+rejoining a group that forgot the member."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
+from kafka.coordinator.base import Generation
 
 from streamal.config import KafkaTransportConfig, Settings
-from streamal.errors import TransportError
+from streamal.errors import FencedError, TransportError
 from streamal.testing.kafka_broker import free_port
-from streamal.transport import open_transport, topic_specs
+from streamal.transport import (
+    Envelope,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+    next_offsets,
+    open_transport,
+    topic_specs,
+)
 from streamal.transport.kafka import KafkaTransport, client_settings
 
 
@@ -57,3 +70,45 @@ def test_creates_streamals_topics_with_models_compacted(kafka_bootstrap: str) ->
     described = admin.describe_configs([ConfigResource("TOPIC", f"{prefix}-models")])
     admin.close()
     assert described["topic"][f"{prefix}-models"]["cleanup.policy"]["value"] == "compact"
+
+
+@pytest.mark.kafka
+def test_a_member_the_group_forgot_joins_again_and_its_next_batch_commits(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = f"m{free_port()}"
+    settings = Settings(
+        transport={
+            "kind": "kafka",
+            "kafka": {"bootstrap_servers": [kafka_bootstrap], "session_timeout_ms": 6000},
+        },
+        topics={"samples": f"{prefix}-in"},
+    )
+    with open_transport(settings) as producer:
+        producer.ensure_topics({f"{prefix}-in": TopicSpec(partitions=1)})
+        for i in range(4):
+            producer.produce(Record(f"{prefix}-in", f"v{i}".encode(), key=b"k"))
+    with open_transport(settings, group=f"{prefix}-g", transactional=True) as transport:
+        transport.subscribe([f"{prefix}-in"])
+        first = poll_until(transport, 4)
+        transport.produce_and_commit([], next_offsets(first[:2]))
+        # the state stalled heartbeats leave: a membership the broker has forgotten
+        coordinator = transport._consumer._coordinator  # type: ignore[attr-defined]
+        generation = coordinator._generation.generation_id
+        coordinator._generation = Generation(generation, "gone", "range")
+        with pytest.raises(FencedError):
+            transport.produce_and_commit([], next_offsets(first[2:]))
+        again = poll_until(transport, 2, timeout_s=60)  # the forged member's session ends
+        assert [e.value for e in again] == [b"v2", b"v3"]  # from the committed offset
+        transport.produce_and_commit([], next_offsets(again))
+        assert transport.committed([TopicPartition(f"{prefix}-in", 0)]) == {
+            TopicPartition(f"{prefix}-in", 0): 4
+        }
+
+
+def poll_until(transport: Transport, count: int, timeout_s: float = 30) -> list[Envelope]:
+    got: list[Envelope] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        got += transport.poll(count - len(got), 0.5)
+    return got
