@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.config import Settings
-from streamal.simulation.run import Options, simulate, warm_up
+from streamal.simulation.run import Options, simulate
 from streamal.simulation.streams import BUILTIN, builtin
 
 RUNS = {"all_labels": ("margin", 1.0), "default": (None, 0.1), "random": ("random", 0.1),
@@ -43,7 +43,6 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 def stream_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str, Any]:
     settings = Settings()
     stream = builtin(name, samples, seed=0)
-    warm_up(settings, stream)
     reports = {}
     for run, (score, budget) in RUNS.items():
         options = Options(budget=budget, rate=rate, seed=0)

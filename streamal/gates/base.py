@@ -169,6 +169,11 @@ class GateState(State):
         """An independent copy."""
         return replace(self, spend=self.spend.copy())
 
+    def charge(self, backs: Iterable[int]) -> None:
+        """Samples ``backs`` places before the newest went to the oracle for another reason."""
+        for back in backs:
+            self.spend.amend(back)
+
 
 G = TypeVar("G", bound=GateState)
 
@@ -206,6 +211,16 @@ class BudgetGate(Gate[G]):
         )
         routes = (reasons != Reason.NONE).astype(np.int8)  # Route.ORACLE or Route.SKIP
         return self._decision(routes, reasons, state)
+
+    def charged(self, decision: Decision[G], asked: np.ndarray) -> Decision[G]:
+        """``decision`` with the samples flagged in ``asked`` that it skipped counted as spent:
+        audits and exploration come out of the same budget."""
+        extra = np.flatnonzero(np.asarray(asked, dtype=bool) & (decision.routes != Route.ORACLE))
+        if not len(extra):
+            return decision
+        state = decision.state.copy()
+        state.charge((len(decision.routes) - 1 - extra).tolist())
+        return Decision(decision.routes, decision.reasons, state, decision.version)
 
     def _walk(self, state: G, utilities: list[float], draws: Iterable[float]) -> Iterator[int]:
         for utility, draw in zip(utilities, draws, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Self
 
@@ -51,6 +52,12 @@ class QuantileState(GateState):
         state.recent.clear()
         state.ordered.clear()
         return state
+
+    def charge(self, backs: Iterable[int]) -> None:
+        """Samples ``backs`` places before the newest went to the oracle for another reason."""
+        backs = list(backs)
+        super().charge(backs)
+        self.asked += len(backs)
 
     def remember(self, utility: float) -> None:
         """Add ``utility`` to the window, dropping the oldest one when full."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from streamal.config import Settings
 from streamal.messages import LabelRequest, OracleLabel, decode, encode, now
-from streamal.transport import Envelope, Record, next_offsets, open_transport
+from streamal.transport import Envelope, Record, Transport, next_offsets, open_transport
 
 
 class SimulatedAnnotator:
@@ -38,6 +38,7 @@ class SimulatedAnnotator:
         self._random = random.Random(seed)
         self._group = group
         self._stop = threading.Event()
+        self._waiting: deque[tuple[float, list[Envelope]]] = deque()  # (due, requests)
         self.answered = 0
 
     def stop(self) -> None:
@@ -46,17 +47,26 @@ class SimulatedAnnotator:
 
     def run(self) -> None:
         """Answer until `stop`."""
-        settings = self._settings
-        waiting: deque[tuple[float, list[Envelope]]] = deque()
-        with open_transport(settings, group=self._group, transactional=True) as transport:
-            transport.subscribe([settings.topics.label_requests])
+        with self.connect() as transport:
             while not self._stop.is_set():
-                batch = transport.poll(500, 0.1)
-                if batch:
-                    waiting.append((time.monotonic() + self._delay_s, batch))
-                while waiting and waiting[0][0] <= time.monotonic():
-                    _, due = waiting.popleft()
-                    transport.produce_and_commit(self._answers(due), next_offsets(due))
+                self.step(transport, time.monotonic(), 0.1)
+
+    def connect(self) -> Transport:
+        """A transactional transport in the annotator's group, subscribed to the requests."""
+        transport = open_transport(self._settings, group=self._group, transactional=True)
+        transport.subscribe([self._settings.topics.label_requests])
+        return transport
+
+    def step(self, transport: Transport, now: float, timeout_s: float = 0.0) -> int:
+        """Read the requests one poll brings (due ``delay_s`` after ``now``) and answer every
+        request due by ``now``; the requests read."""
+        batch = transport.poll(500, timeout_s)
+        if batch:
+            self._waiting.append((now + self._delay_s, batch))
+        while self._waiting and self._waiting[0][0] <= now:
+            _, due = self._waiting.popleft()
+            transport.produce_and_commit(self._answers(due), next_offsets(due))
+        return len(batch)
 
     def _answers(self, batch: list[Envelope]) -> list[Record]:
         classes = self._settings.model.classes

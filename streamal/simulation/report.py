@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from streamal.config import Settings
 from streamal.simulation import plots
-from streamal.simulation.run import Options, Status, simulate, warm_up
+from streamal.simulation.run import Options, Status, simulate
 from streamal.simulation.streams import LabeledStream
 
 BASELINES = ("random", "margin")
@@ -36,7 +36,6 @@ def compare(
     description: str,
 ) -> list[dict[str, Any]]:
     """Simulate each strategy (``default`` = the configured one), then write the report files."""
-    warm_up(settings, stream)
     reports = []
     for name in names:
         score = settings.strategy.score if name == "default" else name

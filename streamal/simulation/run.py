@@ -1,15 +1,20 @@
 """Replay a labeled stream through the real serve and train code with a simulated annotator.
 
-Each strategy runs in a directory of its own on the embedded transport: the daemon, the
-annotator and the trainer run in threads while the stream is produced at a steady rate. The
-run is then measured from what it left: every sample is predicted by the model version that
+Each strategy runs in a directory of its own on the embedded transport. The run goes in
+lockstep on the stream's clock (``rate`` samples per simulated second): a tenth of a second of
+samples is produced, the daemon routes all of it, the annotator answers the requests that are
+due, the trainer stores them and trains when a round is due, and the daemon swaps in what the
+trainer announced before the next tenth. Label delays and the round interval are measured on
+that clock and serving and training take no stream time, so a run does not depend on the
+machine's speed or load: the same seed gives the same report.
+
+The run is then measured from what it left: every sample is predicted by the model version that
 served it (rebuilt from the model store), which gives the prequential accuracy over the whole
 stream, against the labels spent so far.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +32,8 @@ from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
 from streamal.stream.daemon import Daemon
 from streamal.stream.models import untrained_module
-from streamal.training.fit import fit
 from streamal.training.trainer import Trainer
-from streamal.transport import Envelope, Record, open_transport, topic_specs
+from streamal.transport import Envelope, Record, Transport, open_transport
 
 ROLLING = 500
 POINTS = 200
@@ -51,7 +55,8 @@ class Status:
 
 @dataclass
 class Options:
-    """How a simulation runs."""
+    """How a simulation runs: ``rate`` samples per second of the stream's clock, on which
+    ``label_delay_s`` passes between a request and its answer."""
 
     budget: float = 0.1
     label_delay_s: float = 0.2
@@ -59,6 +64,7 @@ class Options:
     rate: float = 1000.0
     seed: int = 0
     min_new_labels: int = 50
+    deadline: float = float("inf")
     progress: Callable[[Status], None] | None = None
     strategy: dict[str, Any] = field(default_factory=dict)
 
@@ -90,67 +96,70 @@ def run_settings(
     return Settings(**data)
 
 
-def warm_up(base: Settings, stream: LabeledStream) -> None:
-    """Pay torch's one-off start-up costs (first training step, first inference) before the
-    runs, so the first strategy simulated is not slower to get its first model than the rest."""
-    model = base.model.model_copy(
-        update={
-            "n_features": stream.features.shape[1],
-            "classes": stream.classes,
-            "module": None,
-            "featurizer": None,
-        }
-    )
-    labels = np.arange(64) % len(stream.classes)
-    fit(base.train, model, [f"w{i}" for i in range(64)], stream.features[:64], labels, None)
-
-
 def simulate(
     base: Settings, stream: LabeledStream, name: str, score: str, workdir: Path, options: Options
 ) -> dict[str, Any]:
-    """Run one strategy over ``stream``; its report (see `measure`)."""
+    """Run one strategy over ``stream``; its report (see `measure`). Past ``options.deadline``
+    (a `time.monotonic` value) the stream is cut short and the report covers what was served."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = run_settings(base, stream, workdir, score, options)
     metrics = Metrics()
+    clock = StreamClock(options.rate)
     daemon = Daemon(settings, metrics=metrics)
     annotator = SimulatedAnnotator(
         settings, stream.truth(), delay_s=options.label_delay_s, noise=options.label_noise,
         seed=options.seed,
     )  # fmt: skip
-    trainer = Trainer(settings, metrics=metrics)
-    parts = [
-        (daemon.run, daemon.stop),
-        (annotator.run, annotator.stop),
-        (trainer.run, trainer.stop),
-    ]
-    threads = [threading.Thread(target=run, daemon=True) for run, _ in parts]
-    for thread in threads:
-        thread.start()
-    timeline: list[tuple[float, int]] = []
+    trainer = Trainer(settings, metrics=metrics, clock=clock)
+    watcher = daemon.start()
+    chunk = max(1, round(options.rate / 10))
+    served = 0
     try:
-        deadline = time.monotonic() + 60
-        while not (daemon.ready() and trainer.ready()) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the stream starts when the loop is up, as in production
-        _produce(
-            settings,
-            stream,
-            options,
-            timeline,
-            lambda produced: _report(name, metrics, produced, len(stream.ids), options),
-        )
-        value = metrics.registry.get_sample_value
-        deadline = time.monotonic() + 120
-        while _routed(value) < len(stream.ids) and time.monotonic() < deadline:
-            _report(name, metrics, len(stream.ids), len(stream.ids), options)
-            time.sleep(0.2)
-        time.sleep(options.label_delay_s + 0.5)  # the last answers reach the trainer
+        with (
+            daemon.connect() as serving,
+            annotator.connect() as answering,
+            trainer.connected() as training,
+            open_transport(settings) as models,
+            open_transport(settings) as producer,
+        ):
+            models.subscribe([settings.topics.models])
+            while served < len(stream.ids) and time.monotonic() < options.deadline:
+                end = min(served + chunk, len(stream.ids))
+                _produce(producer, settings, stream, served, end)
+                clock.position = end
+                while served < end:
+                    served += daemon.step(serving, watcher)
+                while annotator.step(answering, clock()):
+                    pass
+                while trainer.step(training, 0.0):
+                    pass
+                while watcher.read(models, 0.0):
+                    pass
+                _report(name, metrics, served, len(stream.ids), options)
     finally:
-        for _, stop in parts:
-            stop()
-        for thread in threads:
-            thread.join(timeout=60)
-    drifts = [_position(timeline, at) for at, _ in trainer.drift_events]
-    return measure(settings, stream, name, drifts)
+        trainer.labels.close()
+    drifts = [round(at * options.rate) for at, _ in trainer.drift_events]
+    return measure(settings, stream.head(served), name, drifts)
+
+
+class StreamClock:
+    """Seconds on the stream's clock: the samples produced so far over the rate."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.position = 0
+
+    def __call__(self) -> float:
+        return self.position / self.rate
+
+
+def _produce(
+    producer: Transport, settings: Settings, stream: LabeledStream, start: int, end: int
+) -> None:
+    for i in range(start, end):
+        sample = Sample(id=stream.ids[i], features=stream.features[i].tolist())
+        producer.produce(Record(settings.topics.samples, encode(sample), key=sample.id.encode()))
+    producer.flush()
 
 
 def _routed(value: Callable[..., float | None]) -> int:
@@ -178,38 +187,6 @@ def _report(name: str, metrics: Metrics, produced: int, total: int, options: Opt
             accuracy=value("streamal_prequential_accuracy"),
         )
     )
-
-
-def _produce(
-    settings: Settings, stream: LabeledStream, options: Options,
-    timeline: list[tuple[float, int]], progress: Callable[[int], None],
-) -> None:  # fmt: skip
-    """Produce the stream at ``options.rate`` samples/s, noting when each chunk went out."""
-    chunk = max(1, int(options.rate / 10))
-    next_at = time.monotonic()
-    with open_transport(settings) as producer:
-        producer.ensure_topics(topic_specs(settings.topics))
-        for start in range(0, len(stream.ids), chunk):
-            for i in range(start, min(start + chunk, len(stream.ids))):
-                sample = Sample(id=stream.ids[i], features=stream.features[i].tolist())
-                producer.produce(
-                    Record(settings.topics.samples, encode(sample), key=sample.id.encode())
-                )
-            producer.flush()
-            timeline.append((time.time(), min(start + chunk, len(stream.ids))))
-            progress(timeline[-1][1])
-            next_at += 0.1
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-
-def _position(timeline: list[tuple[float, int]], at: float) -> int:
-    """How many samples had been produced at wall time ``at``."""
-    produced = 0
-    for when, count in timeline:
-        if when > at:
-            break
-        produced = count
-    return produced
 
 
 def _read(settings: Settings, topic: str) -> list[Envelope]:

@@ -23,6 +23,15 @@ class LabeledStream:
     ids: list[str]
     drifts: tuple[int, ...] = ()
 
+    def head(self, n: int) -> LabeledStream:
+        """The first ``n`` samples (with the drifts among them)."""
+        if n >= len(self.ids):
+            return self
+        return LabeledStream(
+            self.features[:n], self.labels[:n], self.classes, self.ids[:n],
+            tuple(d for d in self.drifts if d < n),
+        )  # fmt: skip
+
     def truth(self) -> dict[str, str]:
         """Sample id -> true label."""
         return {i: self.classes[c] for i, c in zip(self.ids, self.labels, strict=True)}

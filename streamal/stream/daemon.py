@@ -81,12 +81,9 @@ class Daemon:
         log.info("metrics, /healthz and /readyz on %s (port %d)", serve.metrics_address, ops.port)
         watcher: ModelWatcher | None = None
         try:
-            predictor, thresholds = initial_model(self.settings)
-            self._router = Router(self.settings, predictor)
-            self._adopt(Loaded(predictor, thresholds))
+            watcher = self.start()
             self._transport = self._connect()
             if self._transport is not None:
-                watcher = ModelWatcher(self.settings, predictor.version, thresholds, self.metrics)
                 watcher.start()
                 self._loop(self._transport, watcher)
         finally:
@@ -97,21 +94,46 @@ class Daemon:
             ops.stop()
             log.info("stopped after %d samples", self._processed)
 
-    def _connect(self) -> Transport | None:
-        """Open, create the topics and subscribe, retrying with backoff until it works."""
-        delay = 0.5
+    def start(self) -> ModelWatcher:
+        """Serve the newest stored model (or the untrained one); the watcher, not yet started,
+        that follows announcements from that version on."""
+        predictor, thresholds = initial_model(self.settings)
+        self._router = Router(self.settings, predictor)
+        self._adopt(Loaded(predictor, thresholds))
+        return ModelWatcher(self.settings, predictor.version, thresholds, self.metrics)
+
+    def connect(self) -> Transport:
+        """A transactional transport in the serving group, subscribed to the samples."""
         settings = self.settings
+        transport = open_transport(settings, group=settings.serve.group, transactional=True)
+        try:
+            transport.ensure_topics(topic_specs(settings.topics))
+            transport.subscribe([settings.topics.samples])
+        except TransportError:
+            transport.close()
+            raise
+        log.info("consuming %s as group %s", settings.topics.samples, settings.serve.group)
+        return transport
+
+    def step(self, transport: Transport, watcher: ModelWatcher) -> int:
+        """Swap in the model the watcher has ready, then route one batch; the samples read."""
+        if (loaded := watcher.take()) is not None:
+            self._adopt(loaded)
+        limit = self.settings.serve.max_batch
+        if self._max_samples is not None:
+            limit = min(limit, self._max_samples - self._processed)
+        batch = transport.poll(limit, self.settings.serve.max_wait_ms / 1000)
+        if batch:
+            self._process(transport, batch)
+        return len(batch)
+
+    def _connect(self) -> Transport | None:
+        """`connect`, retrying with backoff until it works (None: stopped first)."""
+        delay = 0.5
         while not self._stopping.is_set():
-            transport: Transport | None = None
             try:
-                transport = open_transport(settings, group=settings.serve.group, transactional=True)
-                transport.ensure_topics(topic_specs(settings.topics))
-                transport.subscribe([settings.topics.samples])
-                log.info("consuming %s as group %s", settings.topics.samples, settings.serve.group)
-                return transport
+                return self.connect()
             except TransportError as error:
-                if transport is not None:
-                    transport.close()
                 log.error("cannot start consuming (%s); retrying in %.1fs", error, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
@@ -120,20 +142,12 @@ class Daemon:
     # -- the loop -------------------------------------------------------------------------
 
     def _loop(self, transport: Transport, watcher: ModelWatcher) -> None:
-        serve = self.settings.serve
         last_sample = last_summary = time.monotonic()
         backoff = 0.0
         while not self._stopping.is_set():
             self._beat = time.monotonic()
-            if (loaded := watcher.take()) is not None:
-                self._adopt(loaded)
-            limit = serve.max_batch
-            if self._max_samples is not None:
-                limit = min(limit, self._max_samples - self._processed)
             try:
-                batch = transport.poll(limit, serve.max_wait_ms / 1000)
-                if batch:
-                    self._process(transport, batch)
+                read = self.step(transport, watcher)
                 backoff = 0.0
             except FencedError as error:
                 log.warning("batch dropped, its partitions moved to another replica: %s", error)
@@ -144,7 +158,7 @@ class Daemon:
                 self._stopping.wait(backoff)
                 continue
             now_s = time.monotonic()
-            if batch or not transport.assignment():  # idle means: partitions, but no samples
+            if read or not transport.assignment():  # idle means: partitions, but no samples
                 last_sample = now_s
             elif self._idle_timeout_s is not None and now_s - last_sample >= self._idle_timeout_s:
                 log.info("idle for %.0fs, stopping", self._idle_timeout_s)

@@ -20,7 +20,7 @@ from streamal.errors import MessageError, ModelError, StreamalError
 from streamal.messages import ModelAnnouncement, decode
 from streamal.metrics import Metrics
 from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
-from streamal.transport import open_transport
+from streamal.transport import Transport, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def initial_model(settings: Settings) -> tuple[Predictor, dict[str, float]]:
 
 
 class ModelWatcher:
-    """Loads announced versions newer than ``version`` in the background; see `take`.
+    """Loads announced versions newer than ``version`` in a thread of its own (`start`), or in
+    the caller's (`read`); see `take`.
 
     A new announcement of the version in use with other thresholds (an exploration boost
     after a drift, say) is passed on as thresholds alone.
@@ -95,7 +96,8 @@ class ModelWatcher:
     def stop(self) -> None:
         """Stop following and wait for the thread."""
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def take(self) -> Loaded | None:
         """The newest verified model not taken yet, if any."""
@@ -110,12 +112,19 @@ class ModelWatcher:
                 with open_transport(self._settings) as transport:
                     transport.subscribe([topic])
                     while not self._stop.is_set():
-                        for envelope in transport.poll(100, 0.5):
-                            if envelope.key == self._settings.model.name.encode():
-                                self._consider(envelope.value)
+                        self.read(transport, 0.5)
             except StreamalError as error:
                 log.warning("following %s failed, retrying: %s", topic, error)
                 self._stop.wait(2.0)
+
+    def read(self, transport: Transport, timeout_s: float) -> int:
+        """Consider the announcements one poll of ``transport`` (subscribed to ``models``)
+        brings, in this thread; the records read."""
+        batch = transport.poll(100, timeout_s)
+        for envelope in batch:
+            if envelope.key == self._settings.model.name.encode():
+                self._consider(envelope.value)
+        return len(batch)
 
     def _consider(self, value: bytes) -> None:
         try:

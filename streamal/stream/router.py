@@ -131,9 +131,11 @@ class Router:
             plan.boosted = min(len(samples), self._boost_left)
             draws = self._boost_draws.random(len(samples))
             eligible = np.arange(len(samples)) < plan.boosted
-            boosted = eligible & (draws < self._boost_share) & (routes != Route.ORACLE)
+            share = self._boost_share * self.gate.budget  # of the budget, not on top of it
+            boosted = eligible & (draws < share) & (routes != Route.ORACLE)
             routes = np.where(boosted, Route.ORACLE, routes)
             reasons = np.where(boosted, Reason.EXPLORE, reasons)
+        plan.gate = self.gate.charged(plan.gate, routes == Route.ORACLE)  # audits, boosts
         classes = self.predictor.classes
         for row, sample in enumerate(samples):
             route = Route(routes[row])

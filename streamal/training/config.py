@@ -15,7 +15,9 @@ class DriftConfig(BaseModel):
 
     detector: Literal["adwin", "kswin", "page_hinkley"] = "adwin"
     delta: float = Field(0.002, gt=0, lt=1, description="ADWIN's confidence parameter")
-    explore_boost: float = Field(0.3, ge=0, le=1, description="random share asked after a drift")
+    explore_boost: float = Field(
+        0.5, ge=0, le=1, description="share of the label budget asked at random after a drift"
+    )
     boost_samples: int = Field(2000, ge=1, description="samples (per replica) the boost lasts")
 
 

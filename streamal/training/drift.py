@@ -19,8 +19,8 @@ from streamal.training.config import DriftConfig
 
 def make_detector(config: DriftConfig) -> Any:
     """A fresh river detector as configured."""
-    if config.detector == "adwin":
-        return drift.ADWIN(delta=config.delta)
+    if config.detector == "adwin":  # checked at every label: labels are few, and late is costly
+        return drift.ADWIN(delta=config.delta, clock=1)
     if config.detector == "kswin":
         return drift.KSWIN(alpha=config.delta, seed=0)
     return drift.PageHinkley(delta=config.delta)

@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from types import FrameType
 
@@ -55,6 +57,8 @@ class Trainer:
         Stop after this many training rounds (bounded runs).
     idle_timeout_s
         Stop after this long without a record while owning partitions.
+    clock
+        Seconds for the round interval (a simulation passes its stream's clock).
     """
 
     def __init__(
@@ -64,8 +68,10 @@ class Trainer:
         metrics: Metrics | None = None,
         max_rounds: int | None = None,
         idle_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self._clock = clock
         self.metrics = metrics or Metrics()
         self._max_rounds = max_rounds
         self._idle_timeout_s = idle_timeout_s
@@ -81,8 +87,8 @@ class Trainer:
         self._drifted = False
         self._boost_pending = False
         self._concept_start = 0  # label-store point where the current concept's labels start
-        self.drift_events: list[tuple[float, str]] = []  # (wall time, detector)
-        self._last_round = time.monotonic()
+        self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
+        self._last_round = clock()
         self._transport: Transport | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -104,34 +110,49 @@ class Trainer:
         )  # fmt: skip
         ops.start()
         try:
-            with open_transport(settings, group=settings.train.group) as transport:
-                transport.ensure_topics(topic_specs(settings.topics))
-                transport.subscribe([settings.topics.label_requests, settings.topics.labels])
-                if self.champion is not None:  # in case the last run stopped before announcing
-                    checkpoint = self.champion.checkpoint
-                    self._announce(transport, checkpoint, checkpoint.thresholds)
-                self._transport = transport
+            with self.connected() as transport:
                 self._loop(transport)
         finally:
-            self._transport = None
             self.labels.close()
             ops.stop()
+
+    @contextmanager
+    def connected(self) -> Iterator[Transport]:
+        """A transport subscribed to requests and labels, once the champion (if any) is
+        announced again in case the last run stopped before announcing it."""
+        settings = self.settings
+        with open_transport(settings, group=settings.train.group) as transport:
+            transport.ensure_topics(topic_specs(settings.topics))
+            transport.subscribe([settings.topics.label_requests, settings.topics.labels])
+            if self.champion is not None:
+                checkpoint = self.champion.checkpoint
+                self._announce(transport, checkpoint, checkpoint.thresholds)
+            self._transport = transport
+            try:
+                yield transport
+            finally:
+                self._transport = None
+
+    def step(self, transport: Transport, timeout_s: float = 0.5) -> int:
+        """One poll: store what came, then train if a round is due; the records read."""
+        batch = transport.poll(1000, timeout_s)
+        if batch:
+            self._ingest(transport, batch)
+        if self._round_due():
+            self._round(transport)
+        return len(batch)
 
     def _loop(self, transport: Transport) -> None:
         last_record = time.monotonic()
         while not self._stopping.is_set():
-            batch = transport.poll(1000, 0.5)
-            if batch or not transport.assignment():  # idle means: partitions, but no records
+            read = self.step(transport)
+            if read or not transport.assignment():  # idle means: partitions, but no records
                 last_record = time.monotonic()
-            if batch:
-                self._ingest(transport, batch)
             elif self._idle_timeout_s and time.monotonic() - last_record > self._idle_timeout_s:
                 log.info("idle for %.0fs, stopping", self._idle_timeout_s)
                 return
-            if self._round_due():
-                self._round(transport)
-                if self._max_rounds is not None and self._rounds >= self._max_rounds:
-                    return
+            if self._max_rounds is not None and self._rounds >= self._max_rounds:
+                return
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -186,7 +207,7 @@ class Trainer:
                 "drift detected by the %s detector: exploring more, training early", detector
             )
             self.metrics.drift_detected.labels(detector).inc()
-            self.drift_events.append((time.time(), detector))
+            self.drift_events.append((self._clock(), detector))
             self._drifted = True
             self._boost_pending = True
             # the old concept's labels now mislead: train (and judge) on the newest ones only
@@ -198,7 +219,7 @@ class Trainer:
         config = self.settings.train
         if self._new_labels == 0 and not self._drifted:
             return False
-        waited = time.monotonic() - self._last_round
+        waited = self._clock() - self._last_round
         return (
             self._drifted
             or self._new_labels >= config.min_new_labels
@@ -208,7 +229,7 @@ class Trainer:
     def _round(self, transport: Transport) -> None:
         started = time.monotonic()
         self._rounds += 1
-        self._last_round = started
+        self._last_round = self._clock()
         self._new_labels, drifted, self._drifted = 0, self._drifted, False
         data = self.labels.labeled(since=self._concept_start)
         classes = self.settings.model.classes
