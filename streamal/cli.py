@@ -153,7 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     rate = 1500.0
-    samples = max(2000, min(20_000, int(rate * (args.seconds / 2 - 10))))  # two runs fit
+    samples = max(2000, min(20_000, int(500 * args.seconds / 2)))  # 2 runs at ~1,000/s fit
     stream = streams.builtin("abrupt", samples, seed=settings.strategy.seed)
     print(
         f"streamal demo: {samples:,} samples of a 3-class stream whose classes swap places at "
@@ -162,8 +162,10 @@ def _demo(args: argparse.Namespace) -> int:
         f"budget {settings.strategy.budget}) against random at the same budget",
         file=sys.stderr,
     )
-    options = Options(budget=settings.strategy.budget, rate=rate, seed=settings.strategy.seed,
-                      progress=report.ProgressLine())  # fmt: skip
+    options = Options(
+        budget=settings.strategy.budget, rate=rate, seed=settings.strategy.seed,
+        progress=report.ProgressLine(), time_limit_s=args.seconds / 2,
+    )  # fmt: skip
     out = Path(args.out)
     reports = report.compare(settings, stream, ["default", "random"], out, options, "abrupt")
     report.print_summary(reports, out)
@@ -315,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.2,
         metavar="S",
-        help="seconds before the simulated annotator answers",
+        help="seconds (of the stream's clock) before the simulated annotator answers",
     )
     simulate.add_argument(
         "--label-noise",
@@ -332,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="length of a built-in stream",
     )
     simulate.add_argument(
-        "--rate", type=positive_float, default=1500.0, metavar="R", help="samples per second"
+        "--rate", type=positive_float, default=1500.0, metavar="R",
+        help="samples per second of the stream's clock (delays and the round interval run on it)",
     )
     simulate.add_argument("--out", default="streamal-simulation", metavar="DIR")
     simulate.set_defaults(run=_simulate)

@@ -64,7 +64,7 @@ class Options:
     rate: float = 1000.0
     seed: int = 0
     min_new_labels: int = 50
-    deadline: float = float("inf")
+    time_limit_s: float = float("inf")
     progress: Callable[[Status], None] | None = None
     strategy: dict[str, Any] = field(default_factory=dict)
 
@@ -99,8 +99,8 @@ def run_settings(
 def simulate(
     base: Settings, stream: LabeledStream, name: str, score: str, workdir: Path, options: Options
 ) -> dict[str, Any]:
-    """Run one strategy over ``stream``; its report (see `measure`). Past ``options.deadline``
-    (a `time.monotonic` value) the stream is cut short and the report covers what was served."""
+    """Run one strategy over ``stream``; its report (see `measure`). Past
+    ``options.time_limit_s`` the stream is cut short and the report covers what was served."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = run_settings(base, stream, workdir, score, options)
     metrics = Metrics()
@@ -113,6 +113,7 @@ def simulate(
     trainer = Trainer(settings, metrics=metrics, clock=clock)
     watcher = daemon.start()
     chunk = max(1, round(options.rate / 10))
+    deadline = time.monotonic() + options.time_limit_s
     served = 0
     try:
         with (
@@ -123,7 +124,7 @@ def simulate(
             open_transport(settings) as producer,
         ):
             models.subscribe([settings.topics.models])
-            while served < len(stream.ids) and time.monotonic() < options.deadline:
+            while served < len(stream.ids) and time.monotonic() < deadline:
                 end = min(served + chunk, len(stream.ids))
                 _produce(producer, settings, stream, served, end)
                 clock.position = end

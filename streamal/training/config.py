@@ -16,7 +16,7 @@ class DriftConfig(BaseModel):
     detector: Literal["adwin", "kswin", "page_hinkley"] = "adwin"
     delta: float = Field(0.002, gt=0, lt=1, description="ADWIN's confidence parameter")
     explore_boost: float = Field(
-        0.5, ge=0, le=1, description="share of the label budget asked at random after a drift"
+        1.0, ge=0, le=1, description="share of the label budget asked at random after a drift"
     )
     boost_samples: int = Field(2000, ge=1, description="samples (per replica) the boost lasts")
 

@@ -54,3 +54,28 @@ def test_sliding_window_forgets_old_queries() -> None:
     spend.record(False)
     spend.record(False)
     assert (spend.rate, spend.available) == (0.0, True)
+
+
+@pytest.mark.parametrize("name", sorted(GATES))
+def test_samples_asked_for_other_reasons_come_out_of_the_same_budget(name: str) -> None:
+    gate = GATES[name]()
+    rng = np.random.default_rng(7)
+    asked = 0
+    for _ in range(400):  # 20,000 samples in batches of 50, a quarter of the budget audited
+        decision = gate.decide(rng.random(50))
+        audited = rng.random(50) < BUDGET / 4
+        gate.update(gate.charged(decision, audited))
+        asked += int(((decision.routes == 1) | audited).sum())
+    assert abs(asked / 20_000 - BUDGET) <= 0.1 * BUDGET
+
+
+def test_a_charged_sample_counts_once_in_the_window() -> None:
+    spend = SlidingWindowBudget(0.5, window=4)
+    for was_asked in (True, False, False):
+        spend.record(was_asked)
+    spend.amend(0)
+    spend.amend(0)  # already counted
+    spend.amend(2)  # the first one was asked already
+    assert spend.rate == 0.5
+    spend.amend(9)  # out of the window: nothing to amend
+    assert spend.rate == 0.5
