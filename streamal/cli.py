@@ -334,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="length of a built-in stream",
     )
     simulate.add_argument(
-        "--rate", type=positive_float, default=1500.0, metavar="R",
+        "--rate",
+        type=positive_float,
+        default=1500.0,
+        metavar="R",
         help="samples per second of the stream's clock (delays and the round interval run on it)",
     )
     simulate.add_argument("--out", default="streamal-simulation", metavar="DIR")
