@@ -18,13 +18,7 @@ def accuracy_vs_labels(reports: Sequence[dict[str, Any]], path: Path) -> None:
     for report in reports:
         series = report["series"]
         axes.plot(series["labels_used"], series["accuracy"], label=_label(report))
-    axes.set_xlabel("labels used")
-    axes.set_ylabel("prequential accuracy (rolling 500)")
-    axes.set_ylim(0, 1.02)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    axes.set_title("Accuracy against labels spent")
-    _save(figure, path)
+    _finish(figure, axes, "labels used", "Accuracy against labels spent", path)
 
 
 def accuracy_over_stream(reports: Sequence[dict[str, Any]], path: Path) -> None:
@@ -41,13 +35,8 @@ def accuracy_over_stream(reports: Sequence[dict[str, Any]], path: Path) -> None:
         axes.axvline(
             drift, color="red", linestyle="--", label="concept change" if index == 0 else None
         )
-    axes.set_xlabel("stream position (samples)")
-    axes.set_ylabel("prequential accuracy (rolling 500)")
-    axes.set_ylim(0, 1.02)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    axes.set_title("Accuracy over the stream (ticks: model swaps, dotted: drift detected)")
-    _save(figure, path)
+    title = "Accuracy over the stream (ticks: model swaps, dotted: drift detected)"
+    _finish(figure, axes, "stream position (samples)", title, path)
 
 
 def _label(report: dict[str, Any]) -> str:
@@ -55,7 +44,14 @@ def _label(report: dict[str, Any]) -> str:
     return f"{report['strategy']} ({report['labels_used']:,} labels, accuracy {accuracy:.3f})"
 
 
-def _save(figure: Any, path: Path) -> None:
+def _finish(figure: Any, axes: Any, xlabel: str, title: str, path: Path) -> None:
+    """The accuracy axis, grid, legend and title both plots share; then save to ``path``."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("prequential accuracy (rolling 500)")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path)
