@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from streamal.errors import ConfigError
 
 BUILTIN = ("stationary", "abrupt", "gradual")
+PEERS = ("sea_abrupt", "hyperplane", "rbf5", "phishing", "image_segments")
+"""The streams of the peer anchors, from river's generators and bundled datasets."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,50 @@ def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
             n, spread=1.5, drift_at=n // 2 - n // 10, drift_width=n // 5, seed=seed
         )
     raise ConfigError(f"unknown stream {name!r}; use {', '.join(BUILTIN)} or a .jsonl file")
+
+
+def peer(name: str, n: int = 20_000, seed: int = 0) -> LabeledStream:
+    """A peer-anchor stream (`PEERS`): ``n`` samples of a river generator, or a bundled
+    dataset in file order (its own length).
+
+    >>> stream = peer("sea_abrupt", 200)
+    >>> stream.features.shape, stream.classes, stream.drifts
+    ((200, 3), ['False', 'True'], (100,))
+    """
+    from river import datasets
+    from river.datasets import synth
+
+    drifts: tuple[int, ...] = ()
+    source: Iterable[tuple[dict[str, Any], Any]]
+    if name == "sea_abrupt":
+        drifts = (n // 2,)
+        source = synth.ConceptDriftStream(
+            synth.SEA(variant=0, noise=0.1, seed=seed), synth.SEA(variant=3, noise=0.1, seed=seed),
+            position=n // 2, width=100, seed=seed,
+        )  # fmt: skip
+    elif name == "hyperplane":
+        source = synth.Hyperplane(
+            seed=seed, n_features=10, n_drift_features=5, mag_change=0.001,
+            noise_percentage=0.05, sigma=0.1,
+        )  # fmt: skip
+    elif name == "rbf5":
+        source = synth.RandomRBF(seed_model=seed, seed_sample=seed, n_classes=5, n_centroids=50)
+    elif name == "phishing":
+        source = datasets.Phishing()
+    elif name == "image_segments":
+        source = datasets.ImageSegments()
+    else:
+        raise ConfigError(f"unknown peer stream {name!r}; use {', '.join(PEERS)}")
+    rows, names = [], []
+    for x, y in itertools.islice(source, n):
+        rows.append([float(v) for v in x.values()])
+        names.append(str(y))
+    classes = sorted(set(names))
+    index = {c: i for i, c in enumerate(classes)}
+    return LabeledStream(
+        np.array(rows, dtype=np.float32), np.array([index[c] for c in names]), classes,
+        [f"s{i}" for i in range(len(rows))], drifts,
+    )  # fmt: skip
 
 
 def from_jsonl(path: Path) -> LabeledStream:

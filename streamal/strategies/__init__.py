@@ -28,6 +28,7 @@ from streamal.strategies.registry import (
     build_gate,
     build_score,
     build_selector,
+    seed_for,
 )
 from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
 from streamal.strategies.selection import PoolSelector
@@ -61,6 +62,7 @@ __all__ = [
     "margin",
     "random_scores",
     "ratio",
+    "seed_for",
     "variation_ratio",
     "vote_entropy",
 ]

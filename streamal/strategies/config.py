@@ -119,6 +119,10 @@ class StrategyConfig(_Frozen):
     score: ScoreName = "margin"
     budget: float = Field(0.1, gt=0, le=1, description="share of samples sent to the oracle")
     gate: GateConfig = Field(default_factory=QuantileBudgetConfig)
+    explore: float = Field(
+        0.2, ge=0, le=1,
+        description="share of the budget asked at random: unbiased labels that detect drift",
+    )  # fmt: skip
     auto_label: AutoLabelConfig = Field(default_factory=AutoLabelConfig)
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
     seed: int = Field(0, ge=0)

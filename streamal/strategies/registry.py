@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -129,6 +130,18 @@ def _lookup(kind: str, table: Mapping[str, T], name: str) -> T:
     return table[name]
 
 
+def seed_for(seed: int, user: str) -> int:
+    """The seed ``user`` (the gate, the auto-label gate, the random score, exploration) draws
+    with: one strategy seed, but independent streams, so that no two users draw the same
+    numbers (a sample audited whenever it is also explored, say).
+
+    >>> seed_for(0, "gate") == seed_for(0, "gate") != seed_for(0, "auto_label")
+    True
+    """
+    sequence = np.random.SeedSequence([seed, zlib.crc32(user.encode())])
+    return int(sequence.generate_state(1)[0])
+
+
 def build_score(name: str, *, seed: int = 0) -> Score:
     """The score registered as ``name``; a random one draws from a generator seeded ``seed``.
 
@@ -145,7 +158,8 @@ expected_gradient_length, random
     """
     score = _lookup("score", SCORES, name)
     if score.seeded:
-        return replace(score, fn=partial(score.fn, seed=np.random.default_rng(seed)))
+        draws = np.random.default_rng(seed_for(seed, "score"))
+        return replace(score, fn=partial(score.fn, seed=draws))
     return score
 
 
@@ -161,7 +175,7 @@ def build_gate(config: StrategyConfig) -> BudgetGate[Any]:
     entry = _lookup("gate", GATES, config.gate.name)
     options = config.gate.model_dump(exclude={"name"})
     if entry.seeded:
-        options["seed"] = config.seed
+        options["seed"] = seed_for(config.seed, "gate")
     return entry.gate(budget=config.budget, **options)
 
 
@@ -178,7 +192,7 @@ def build_auto_label(config: StrategyConfig) -> AutoLabelGate | None:
         level=auto.confidence_level,
         threshold=auto.threshold,
         window=auto.window,
-        seed=config.seed,
+        seed=seed_for(config.seed, "auto_label"),
     )
 
 

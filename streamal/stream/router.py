@@ -20,12 +20,14 @@ from streamal.config import Settings
 from streamal.gates import Decision, Reason, Route
 from streamal.messages import AutoLabel, DeadLetter, LabelRequest, Sample, decode_batch, encode, now
 from streamal.model import Predictor
-from streamal.strategies import build_auto_label, build_gate, build_score
+from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
 from streamal.stream.featurize import Featurizer
 from streamal.stream.scoring import probabilities_and_utilities
 from streamal.transport import Envelope, Record
 
 log = logging.getLogger(__name__)
+
+AUDIT_WINDOW = 1000  # samples the audit rate is averaged over
 
 ROUTE_NAMES = {Route.ORACLE: "oracle", Route.AUTO_LABEL: "auto_label", Route.SKIP: "skip"}
 
@@ -41,13 +43,16 @@ class Plan:
     gate: Decision[Any] | None = None
     auto_label: Decision[Any] | None = None
     boosted: int = 0
+    audited: tuple[int, int] = (0, 0)  # (audits, samples) of the batch
 
 
 class Router:
     """Routes batches of sample records with the current model and the strategy's gates.
 
     Before the first trained model (version 0) it explores: samples are asked at random at the
-    budget rate (reason ``explore``) and nothing is auto-labeled.
+    budget rate (reason ``explore``) and nothing is auto-labeled. Later a share of the budget
+    (``strategy.explore``; more for a while after a drift) is still asked at random, and the
+    gate asks that many fewer. The random utility's picks are all ``explore``.
     """
 
     def __init__(self, settings: Settings, predictor: Predictor) -> None:
@@ -57,13 +62,16 @@ class Router:
         self.auto_label = build_auto_label(strategy)
         self._score = build_score(strategy.score, seed=strategy.seed)
         self._explore = build_score("random", seed=strategy.seed)
+        self._at_random = strategy.score == "random"
+        self._explore_share = strategy.explore
         self._passes = strategy.mc_passes
         self._featurize = Featurizer(settings.model)
         self._topics = settings.topics
         self._max_bytes = settings.serve.max_record_bytes
         self._top_k = settings.serve.top_k
         self._boost_share, self._boost_left = 0.0, 0  # more exploration after a drift
-        self._boost_draws = np.random.default_rng(strategy.seed)
+        self._explore_draws = np.random.default_rng(seed_for(strategy.seed, "explore"))
+        self._audit_rate = 0.0  # share of recent samples audited, which exploration yields to
 
     def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
         """Serve with ``predictor`` from the next batch on, with the thresholds announced for it."""
@@ -97,6 +105,24 @@ class Router:
         if plan.auto_label is not None and self.auto_label is not None:
             self.auto_label.update(plan.auto_label)
         self._boost_left -= plan.boosted
+        audits, samples = plan.audited
+        if samples:
+            weight = min(1.0, samples / AUDIT_WINDOW)
+            self._audit_rate += weight * (audits / samples - self._audit_rate)
+
+    def _ask_at_random(
+        self, routes: np.ndarray, reasons: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The exploration share of the budget drawn at random (what audits leave of it at most;
+        the boosted share for the samples a drift's boost has left): routes, reasons, and how
+        many samples were boosted."""
+        n, budget = len(routes), self.gate.budget
+        boosted = min(n, self._boost_left)
+        rate = np.full(n, min(self._explore_share * budget, budget - self._audit_rate))
+        rate[:boosted] = max(self._explore_share, self._boost_share) * budget
+        picked = self._explore_draws.random(n) < rate
+        reasons = np.where(picked & (reasons != Reason.AUDIT), Reason.EXPLORE, reasons)
+        return np.where(picked, Route.ORACLE, routes), reasons, boosted
 
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
@@ -127,14 +153,11 @@ class Router:
             plan.auto_label = decision = self.auto_label.decide(top_p_np[:, 0], plan.gate)
         version, at = self.predictor.version, now()
         routes, reasons = decision.routes, decision.reasons
-        if self._boost_left > 0 and not cold:  # a drift was seen: ask a random share more
-            plan.boosted = min(len(samples), self._boost_left)
-            draws = self._boost_draws.random(len(samples))
-            eligible = np.arange(len(samples)) < plan.boosted
-            share = self._boost_share * self.gate.budget  # of the budget, not on top of it
-            boosted = eligible & (draws < share) & (routes != Route.ORACLE)
-            routes = np.where(boosted, Route.ORACLE, routes)
-            reasons = np.where(boosted, Reason.EXPLORE, reasons)
+        if cold or self._at_random:
+            reasons = np.where(reasons == Reason.UNCERTAIN, Reason.EXPLORE, reasons)
+        else:
+            plan.audited = (int(np.count_nonzero(reasons == Reason.AUDIT)), len(reasons))
+            routes, reasons, plan.boosted = self._ask_at_random(routes, reasons)
         plan.gate = self.gate.charged(plan.gate, routes == Route.ORACLE)  # audits, boosts
         classes = self.predictor.classes
         for row, sample in enumerate(samples):
@@ -143,7 +166,7 @@ class Router:
             if sample.ts is not None:
                 plan.event_times.append(sample.ts.timestamp())
             if route == Route.ORACLE:
-                reason = Reason.EXPLORE if cold else Reason(reasons[row])
+                reason = Reason(reasons[row])
                 guesses = [
                     {"label": classes[i], "p": float(p)}
                     for i, p in zip(top_i_np[row], top_p_np[row], strict=True)

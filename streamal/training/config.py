@@ -37,6 +37,7 @@ class TrainConfig(BaseModel):
     patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
+    min_steps: int = Field(10, ge=1, description="fewest optimizer steps an epoch takes")
     recent_requests: int = Field(2000, ge=10, description="requests the budget threshold uses")
     drift: DriftConfig = DriftConfig()
     metrics_address: str = Field("0.0.0.0:9401", description="host:port of /metrics and probes")

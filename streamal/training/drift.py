@@ -1,10 +1,17 @@
-"""Drift detection with river's detectors on two streams the trainer sees.
+"""Drift detection with river's detectors on the labels that are unbiased samples.
 
-One detector watches the oracle-vs-prediction errors (the model got worse), one the model's
-confidence on the requests (the inputs moved). A detector reports a change in either
-direction; only a change for the worse (more errors, less confidence) counts as a drift, since
-a model that improves with training changes both too. A drift means: explore more for a
-while and train early.
+Labels asked because the model was uncertain tell little about drift: their errors are high
+by selection and barely move when the concept changes. So three detectors watch the others:
+
+- ``error``: the errors on labels asked at random (reason ``explore``): the model got worse
+  on the stream as it is;
+- ``audit``: the errors on audited auto-label candidates: confident predictions went wrong
+  (the auto-labels with them);
+- ``confidence``: the model's confidence on labels asked at random: the inputs moved.
+
+A detector reports a change in either direction; only a change for the worse (more errors, less
+confidence) counts as a drift, since a model that improves with training changes all three too.
+A drift means: explore more for a while, and train early on the labels since the change.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import numpy as np
 from river import drift
 
 from streamal.training.config import DriftConfig
+from streamal.training.labels import Joined
 
 
 def make_detector(config: DriftConfig) -> Any:
@@ -26,46 +35,77 @@ def make_detector(config: DriftConfig) -> Any:
     return drift.PageHinkley(delta=config.delta)
 
 
-RECENT = 50
+RECENT = 50  # the newest values, taken as the new concept's to tell a rise from a fall
+HISTORY = 5000  # values (with their store points) searched for where a change began
 
 
 class _Watch:
-    """One stream: its detector, and its mean before and after a change."""
+    """One stream of values: its detector, its mean before a change, and its recent values
+    with their store points."""
 
     def __init__(self, config: DriftConfig, worse: int) -> None:
         self.detector = make_detector(config)
         self.worse = worse  # +1: a rise is for the worse; -1: a fall is
-        self.recent: deque[float] = deque(maxlen=RECENT)
+        self.values: deque[float] = deque(maxlen=HISTORY)
+        self.points: deque[int] = deque(maxlen=HISTORY)
         self.total, self.count = 0.0, 0
 
-    def update(self, value: float) -> bool:
+    def update(self, value: float, point: int) -> int | None:
+        """Add ``value`` (at store ``point``); the point where the new concept starts if this
+        completes a change for the worse."""
         self.detector.update(value)
-        self.recent.append(value)
+        self.values.append(value)
+        self.points.append(point)
         self.total, self.count = self.total + value, self.count + 1
         if not self.detector.drift_detected:
-            return False
-        before = (self.total - sum(self.recent)) / max(1, self.count - len(self.recent))
-        after = sum(self.recent) / len(self.recent)
-        self.total, self.count = sum(self.recent), len(self.recent)
-        return (after - before) * self.worse > 0
+            return None
+        recent = list(self.values)[-RECENT:]
+        before = (self.total - sum(recent)) / max(1, self.count - len(recent))
+        after = sum(recent) / len(recent)
+        start = self.points[self._change(before, after)] - 1
+        self.total, self.count = sum(recent), len(recent)  # the new concept's values go on
+        while len(self.values) > len(recent):
+            self.values.popleft()
+            self.points.popleft()
+        return start if (after - before) * self.worse > 0 else None
+
+    def _change(self, before: float, after: float) -> int:
+        """Where the values moved from ``before`` to ``after``: the minimum of Page's CUSUM."""
+        steps = (np.array(self.values) - (before + after) / 2) * self.worse
+        cusum = np.concatenate([[0.0], np.cumsum(steps)])
+        return min(int(np.argmin(cusum)), len(self.values) - 1)
 
 
 class DriftMonitor:
-    """Feeds both streams to their detectors; reports which saw a change for the worse.
+    """Feeds each label to the detectors that watch its kind; reports the drifts it completes.
 
+    >>> from streamal.training.labels import Joined
+    >>> def label(i, correct):
+    ...     return Joined(f"s{i}", "a", "a" if correct else "b", 0.9, 0.0, "explore", i)
     >>> monitor = DriftMonitor(DriftConfig())
-    >>> better = [monitor.update(correct=i >= 600, confidence=0.9) for i in range(1200)]
-    >>> set().union(*better)  # fewer errors: a change, but no drift
-    set()
-    >>> worse = [monitor.update(correct=i < 600, confidence=0.9) for i in range(1200)]
-    >>> set().union(*worse)
-    {'error'}
+    >>> [monitor.update(label(i, correct=i >= 600)) for i in range(1200)] == [{}] * 1200
+    True
+    >>> found = [monitor.update(label(1200 + i, correct=i < 600)) for i in range(1200)]
+    >>> [(i, drifts) for i, drifts in enumerate(found) if drifts]  # detector: new concept's start
+    [(609, {'error': 1799})]
     """
 
     def __init__(self, config: DriftConfig) -> None:
-        self._watches = {"error": _Watch(config, worse=+1), "confidence": _Watch(config, worse=-1)}
+        self._watches = {
+            "error": _Watch(config, worse=+1),
+            "audit": _Watch(config, worse=+1),
+            "confidence": _Watch(config, worse=-1),
+        }
 
-    def update(self, *, correct: bool, confidence: float) -> set[str]:
-        """One labeled request: was the prediction right, and how sure was the model."""
-        values = {"error": float(not correct), "confidence": confidence}
-        return {name for name, watch in self._watches.items() if watch.update(values[name])}
+    def update(self, joined: Joined) -> dict[str, int]:
+        """One label met its request; detector -> store point where the new concept starts,
+        for each detector that saw a drift."""
+        error = float(joined.label != joined.predicted)
+        if joined.reason == "explore":
+            values = {"error": error, "confidence": joined.confidence}
+        elif joined.reason == "audit":
+            values = {"audit": error}
+        else:
+            return {}
+        found = {name: self._watches[name].update(v, joined.seq) for name, v in values.items()}
+        return {name: point for name, point in found.items() if point is not None}

@@ -49,6 +49,22 @@ def accuracy(module: nn.Module, features: torch.Tensor, labels: torch.Tensor) ->
         return float((module(features).argmax(1) == labels).float().mean())
 
 
+def _batches(
+    size: int, batch_size: int, min_steps: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """One epoch's batches: a shuffled pass over ``size`` items, repeated until it makes at
+    least ``min_steps`` batches (a few labels still move the model, e.g. after a drift).
+
+    >>> [len(b) for b in _batches(10, 4, 5, torch.Generator().manual_seed(0))]
+    [4, 4, 2, 4, 4, 2]
+    """
+    batches: list[torch.Tensor] = []
+    while len(batches) < min_steps:
+        order = torch.randperm(size, generator=generator)
+        batches += list(order.split(batch_size))
+    return batches
+
+
 def fit(
     train: TrainConfig,
     model: ModelConfig,
@@ -90,9 +106,7 @@ def fit(
     for epoch in range(1, train.max_epochs + 1):
         epochs = epoch
         challenger.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for start in range(0, len(order), train.batch_size):
-            batch = order[start : start + train.batch_size]
+        for batch in _batches(len(x_train), train.batch_size, train.min_steps, generator):
             optimizer.zero_grad()
             loss_of(challenger(x_train[batch]), y_train[batch]).backward()
             optimizer.step()

@@ -50,6 +50,8 @@ class Joined:
     predicted: str
     confidence: float
     delay_s: float
+    reason: str  # why it was asked: only ``explore`` and ``audit`` labels are unbiased samples
+    seq: int  # the answer's point in the store: ``labeled(since=seq - 1)`` starts with it
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class LabelStore:
 
     def _joined(self, sample_id: str) -> Joined | None:
         row = self._db.execute(
-            "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at FROM requests r"
+            "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at, r.reason, v.seq"
+            " FROM requests r"
             " JOIN votes v ON v.id = r.id WHERE r.id=? ORDER BY v.seq LIMIT 1",
             (sample_id,),
         ).fetchone()
@@ -145,7 +148,7 @@ class LabelStore:
             return None
         label = self.label_of(sample_id)
         assert label is not None
-        return Joined(sample_id, label, row[0], row[1], max(0.0, row[3] - row[2]))
+        return Joined(sample_id, label, row[0], row[1], max(0.0, row[3] - row[2]), row[4], row[5])
 
     # -- reading --------------------------------------------------------------------------
 
@@ -165,7 +168,7 @@ class LabelStore:
 
     def labeled(self, since: int = 0) -> LabeledSet:
         """Every request with a label, with its resolved label; ``since`` keeps only those
-        labeled after that point (see `mark`), e.g. the labels of a new concept."""
+        labeled after that point (see `Joined.seq`), e.g. the labels of a new concept."""
         rows = self._db.execute(
             f"SELECT r.id, r.features, r.reason FROM requests r WHERE {HAS_LABEL}"
             " AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ? ORDER BY r.seq",
@@ -175,13 +178,6 @@ class LabelStore:
         features = np.array([json.loads(row[1]) for row in rows], dtype=np.float32)
         labels = [self.label_of(i) or "" for i in ids]
         return LabeledSet(ids, features, labels, [row[2] for row in rows])
-
-    def mark(self, back: int) -> int:
-        """The point before the newest ``back`` answers, for `labeled` (0 if fewer came)."""
-        row = self._db.execute(
-            "SELECT seq FROM votes ORDER BY seq DESC LIMIT 1 OFFSET ?", (back,)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
 
     def recent_features(self, count: int, reason: str) -> np.ndarray:
         """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""

@@ -45,7 +45,6 @@ from streamal.transport import (
 log = logging.getLogger(__name__)
 
 ACCURACY_WINDOW = 500
-DRIFT_LOOKBACK = 50  # answers before a detection that already belong to the new concept
 
 
 class Trainer:
@@ -202,16 +201,18 @@ class Trainer:
         self._recent.append(correct)
         self.metrics.prequential_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
-        for detector in self._drift.update(correct=correct, confidence=joined.confidence):
+        drifts = self._drift.update(joined)
+        for detector in drifts:
             log.warning(
                 "drift detected by the %s detector: exploring more, training early", detector
             )
             self.metrics.drift_detected.labels(detector).inc()
             self.drift_events.append((self._clock(), detector))
+        if drifts:
             self._drifted = True
             self._boost_pending = True
-            # the old concept's labels now mislead: train (and judge) on the newest ones only
-            self._concept_start = self.labels.mark(DRIFT_LOOKBACK)
+            # the old concept's labels now mislead: train (and judge) on the new one's only
+            self._concept_start = max(self._concept_start, min(drifts.values()))
 
     # -- rounds ---------------------------------------------------------------------------
 

@@ -122,7 +122,7 @@ def test_records_and_metrics_agree_on_every_route(cluster: Settings, tmp_path: P
     assert skipped == len(ids) - count[topics.label_requests] - count[topics.auto_labels]
     assert min(count[topics.label_requests], count[topics.auto_labels], skipped) > 0
     reasons = Counter(decode(LabelRequest, v).reason for v in found[topics.label_requests])
-    assert set(reasons) == {"uncertain", "audit"}
+    assert set(reasons) == {"uncertain", "audit", "explore"}  # explore: the random share
     assert value("streamal_model_version") == 1
     assert value("streamal_label_budget") == 0.2
     assert value("streamal_batch_size_count") >= len(ids) / 64

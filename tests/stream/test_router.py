@@ -23,6 +23,7 @@ def settings(**strategy: object) -> Settings:
         "score": "least_confidence",
         "budget": 1.0,
         "gate": {"name": "fixed", "threshold": 0.3},
+        "explore": 0.0,
         "auto_label": {"audit_share": 1e-9, "min_audits": 1},
     }
     base.update(strategy)
@@ -100,6 +101,52 @@ def test_an_untrained_model_explores_at_the_budget_and_auto_labels_nothing() -> 
         assert plan.routes["auto_label"] == 0
         asked += plan.routes["oracle"]
     assert abs(asked / 2000 - 0.2) < 0.03
+
+
+def route_random_batches(routing: Router, batches: int, seed: int = 0) -> list[LabelRequest]:
+    """Route ``batches`` of 100 samples with random probabilities; the requests, in order."""
+    rng = np.random.default_rng(seed)
+    requests = []
+    for b in range(batches):
+        probabilities = rng.dirichlet([1, 1, 1], size=100)
+        plan = routing.plan(
+            [envelope(sample(f"{b}-{i}", list(p)), i) for i, p in enumerate(probabilities)]
+        )
+        routing.commit(plan)
+        requests += [
+            decode(LabelRequest, r.value) for r in plan.records if r.topic == "label-requests"
+        ]
+    return requests
+
+
+def test_a_share_of_the_budget_is_asked_at_random_and_the_gate_asks_fewer() -> None:
+    quantile = {"name": "quantile"}
+    routing = router(budget=0.2, gate=quantile, explore=0.25, auto_label={"enabled": False})
+    requests = route_random_batches(routing, 40)
+    explored = [r.utility for r in requests if r.reason == "explore"]
+    uncertain = [r.utility for r in requests if r.reason == "uncertain"]
+    assert abs(len(explored) / 4000 - 0.25 * 0.2) < 0.01
+    assert abs(len(requests) / 4000 - 0.2) < 0.02  # one budget: the gate asked fewer
+    assert np.mean(explored) < np.mean(uncertain) - 0.1  # random picks: not the uncertain ones
+    everything = 1 - np.random.default_rng(0).dirichlet([1, 1, 1], size=4000).max(axis=1)
+    assert abs(np.mean(explored) - everything.mean()) < 0.03  # an unbiased sample
+
+
+def test_a_drift_boost_asks_its_share_at_random_for_its_samples() -> None:
+    routing = router(budget=0.2, gate={"name": "quantile"}, auto_label={"enabled": False})
+    routing.use(routing.predictor, {"explore": 1.0, "explore_samples": 2000})
+    requests = route_random_batches(routing, 40)
+    boosted = [r for r in requests if int(r.id.split("-")[0]) < 20]
+    after = [r for r in requests if int(r.id.split("-")[0]) >= 20]
+    assert sum(r.reason == "explore" for r in boosted) / len(boosted) > 0.9
+    assert {r.reason for r in after} == {"uncertain"}  # explore 0: none at random afterwards
+    assert abs(len(requests) / 4000 - 0.2) < 0.02
+
+
+def test_the_random_utility_asks_for_exploration() -> None:
+    routing = router(budget=0.2, score="random", gate={"name": "quantile"}, explore=0.5)
+    requests = route_random_batches(routing, 10)
+    assert requests and {r.reason for r in requests} <= {"explore", "audit"}
 
 
 @pytest.mark.parametrize(
