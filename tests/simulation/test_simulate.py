@@ -12,7 +12,7 @@ import pytest
 
 from streamal.config import Settings
 from streamal.simulation.run import Options, simulate
-from streamal.simulation.streams import builtin, from_jsonl, gaussian_classes
+from streamal.simulation.streams import builtin, from_jsonl, gaussian_classes, peer
 
 ROOT = Path(__file__).parent.parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -98,3 +98,17 @@ def test_a_simulation_is_reproducible_and_holds_the_budget(tmp_path: Path) -> No
     assert first["model_versions"] >= 2 and first["drift_events"]
     # audits, cold-start and drift exploration come out of the same budget
     assert 0.09 * 3000 <= first["labels_used"] <= 0.11 * 3000 + 20
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "classes"),
+    [("sea_abrupt", (3000, 3), 2), ("hyperplane", (3000, 10), 2), ("rbf5", (3000, 10), 5),
+     ("phishing", (1250, 9), 2), ("image_segments", (2310, 18), 7)],
+)  # fmt: skip
+def test_peer_streams_are_the_anchors_streams(
+    name: str, shape: tuple[int, int], classes: int
+) -> None:
+    stream = peer(name, 3000)
+    assert stream.features.shape == shape and len(stream.classes) == classes
+    assert np.array_equal(stream.features, peer(name, 3000).features)  # seeded
+    assert stream.drifts == ((1500,) if name == "sea_abrupt" else ())

@@ -51,3 +51,21 @@ def test_a_challenger_starts_from_the_champion_and_is_compared_on_the_same_label
 def test_too_few_labels_train_nothing() -> None:
     ids, x, y = blobs(1)
     assert fit(TrainConfig(), MODEL, ids, x, y, champion=None) is None
+
+
+def test_a_few_labels_of_a_new_concept_move_the_champion() -> None:
+    ids, x, y = blobs(600)
+    old = fit(TrainConfig(), MODEL, ids, x, y, champion=None)
+    assert old is not None
+    new_ids, new_x, new_y = blobs(40, seed=1)
+    swapped = (new_y + 1) % 3  # after a drift the classes trade places
+    result = fit(TrainConfig(), MODEL, new_ids, new_x, swapped, champion=old.challenger)
+    assert result is not None and result.champion_accuracy == 0.0
+    _, test_x, test_y = blobs(500, seed=2)
+    # 32 training labels: one batch, but at least min_steps steps an epoch
+    assert (
+        accuracy(result.challenger, torch.as_tensor(test_x), torch.as_tensor((test_y + 1) % 3))
+        > 0.9
+    )
+    slow = fit(TrainConfig(min_steps=1), MODEL, new_ids, new_x, swapped, champion=old.challenger)
+    assert slow is not None and slow.accuracy < result.accuracy  # one step an epoch: stuck
