@@ -162,7 +162,13 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     metrics = run_loop(settings, stream, end, rate=1500)
     value = metrics.registry.get_sample_value
 
-    assert (value("streamal_drift_detected_total", {"detector": "error"}) or 0) >= 1
+    detected = {
+        name: value("streamal_drift_detected_total", {"detector": name}) or 0
+        for name in ("error", "audit", "confidence")
+    }
+    # audits (a tenth of the confident samples here) spend most of the budget, so the audited
+    # confident predictions turning wrong are the first sign
+    assert detected["audit"] >= 1, detected
     # recovery: within the 6,000 samples after the change the newest model learned the new
     # concept (it had swapped every class, so the old model scores 0 on it)
     assert latest_accuracy(settings, stream.features[end:], stream.labels[end:]) > 0.9
