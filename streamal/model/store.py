@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -100,9 +100,18 @@ class ModelStore:
             metrics=dict(metrics or {}),
             thresholds=dict(thresholds or {}),
         )
-        meta = json.dumps(asdict(checkpoint), indent=2).encode()
-        _write_atomically(self._dir / f"v{version:06d}.json", meta)
+        self._write_metadata(checkpoint)
         return checkpoint
+
+    def retune(self, checkpoint: Checkpoint, thresholds: dict[str, float]) -> Checkpoint:
+        """Keep new ``thresholds`` for a stored version (same weights); its new checkpoint."""
+        retuned = replace(checkpoint, thresholds=dict(thresholds))
+        self._write_metadata(retuned)
+        return retuned
+
+    def _write_metadata(self, checkpoint: Checkpoint) -> None:
+        meta = json.dumps(asdict(checkpoint), indent=2).encode()
+        _write_atomically(self._dir / f"v{checkpoint.version:06d}.json", meta)
 
 
 def load_weights(module: nn.Module, uri: str, sha256: str | None) -> nn.Module:

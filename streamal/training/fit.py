@@ -65,6 +65,12 @@ def _batches(
     return batches
 
 
+def warm_up() -> None:
+    """Pay torch's one-time optimizer set-up now (the first optimizer imports its compiler
+    stack: 1-2 s on a small CPU) rather than in the first round, which serving waits for."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def fit(
     train: TrainConfig,
     model: ModelConfig,

@@ -84,7 +84,7 @@ class LabelStore:
     ) -> None:
         self._path = path
         self._duplicates = duplicates
-        self._db = _open(path, classes)
+        self._db, self._meta = _open(path, classes)
         row = self._db.execute(
             "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
         ).fetchone()
@@ -137,6 +137,14 @@ class LabelStore:
                 ).rowcount
             )
 
+    def record_round(self, concept_start: int) -> None:
+        """Note that a round used every label so far, of the concept starting at
+        ``concept_start``: a restarted trainer goes on from there (see `last_round`)."""
+        entries = {"trained_through": str(self._seq), "concept_start": str(concept_start)}
+        with write_transaction(self._db):
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", entries.items())
+        self._meta |= entries
+
     def _joined(self, sample_id: str) -> Joined | None:
         row = self._db.execute(
             "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at, r.reason, v.seq"
@@ -179,6 +187,13 @@ class LabelStore:
         labels = [self.label_of(i) or "" for i in ids]
         return LabeledSet(ids, features, labels, [row[2] for row in rows])
 
+    def last_round(self) -> tuple[int, int]:
+        """The labels no round has used yet (a trainer may have stopped before its round),
+        and the current concept's start point, as of the last `record_round`."""
+        trained = int(self._meta.get("trained_through", "0"))
+        untrained = self._db.execute("SELECT count(*) FROM votes WHERE seq > ?", (trained,))
+        return int(untrained.fetchone()[0]), int(self._meta.get("concept_start", "0"))
+
     def recent_features(self, count: int, reason: str) -> np.ndarray:
         """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""
         rows = self._db.execute(
@@ -200,8 +215,9 @@ class LabelStore:
         }
 
 
-def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
-    """Open or create the store; refuse a foreign, corrupt or other-classes file untouched."""
+def _open(path: Path, classes: list[str]) -> tuple[sqlite3.Connection, dict[str, str]]:
+    """Open or create the store and read its ``meta``; refuse a foreign, corrupt or
+    other-classes file untouched."""
     db, meta = open_sqlite(
         path, kind=FORMAT, version=VERSION, schema=SCHEMA, error=LabelStoreError,
         meta={"classes": json.dumps(classes)},
@@ -209,4 +225,4 @@ def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
     if json.loads(meta.get("classes", "[]")) != classes:
         db.close()
         raise LabelStoreError(f"{path}: made for classes {meta['classes']}, not {classes}")
-    return db
+    return db, meta

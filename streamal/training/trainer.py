@@ -30,7 +30,7 @@ from streamal.model import ModelStore, Predictor, build_module, load_weights, pi
 from streamal.model.announce import announcement_record
 from streamal.model.store import Checkpoint
 from streamal.training.drift import DriftMonitor
-from streamal.training.fit import fit
+from streamal.training.fit import fit, warm_up
 from streamal.training.labels import Joined, LabeledSet, LabelStore
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
@@ -79,13 +79,15 @@ class Trainer:
         self.labels = LabelStore(config.label_store, settings.model.classes, config.duplicates)
         self.models = ModelStore(settings.model.store, settings.model.name)
         self.champion = self._load_champion()
+        warm_up()
         self._drift = DriftMonitor(config.drift)
         self._recent = deque[bool](maxlen=ACCURACY_WINDOW)
-        self._new_labels = 0
+        # labels since the last round (a restart picks up those a stopped trainer never used)
+        # and the label-store point where the current concept's labels start
+        self._new_labels, self._concept_start = self.labels.last_round()
         self._rounds = 0
         self._drifted = False
         self._boost_pending = False
-        self._concept_start = 0  # label-store point where the current concept's labels start
         self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
         self._last_round = clock()
         self._transport: Transport | None = None
@@ -139,6 +141,7 @@ class Trainer:
             self._ingest(transport, batch)
         if self._round_due():
             self._round(transport)
+            self.labels.record_round(self._concept_start)
         return len(batch)
 
     def _loop(self, transport: Transport) -> None:
@@ -231,7 +234,7 @@ class Trainer:
         started = time.monotonic()
         self._rounds += 1
         self._last_round = self._clock()
-        self._new_labels, drifted, self._drifted = 0, self._drifted, False
+        self._new_labels, self._drifted = 0, False
         data = self.labels.labeled(since=self._concept_start)
         classes = self.settings.model.classes
         index = {name: i for i, name in enumerate(classes)}
@@ -254,12 +257,7 @@ class Trainer:
                 "rejected", "round %d: challenger %.3f < champion %.3f; keeping the champion",
                 result.accuracy, result.champion_accuracy,
             )  # fmt: skip
-            if drifted and self.champion is not None:  # still announce the exploration boost
-                self._announce(
-                    transport,
-                    self.champion.checkpoint,
-                    self._thresholds(self.champion.predictor, data),
-                )
+            self._retune_champion(transport, data)
             return
         version = (self.champion.checkpoint.version if self.champion else 0) + 1
         predictor = Predictor(
@@ -273,6 +271,16 @@ class Trainer:
             "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
             checkpoint.version, result.accuracy, result.validation_size,
         )  # fmt: skip
+
+    def _retune_champion(self, transport: Transport, data: LabeledSet) -> None:
+        """The champion stays, with thresholds from the labels so far: an exploration boost
+        after a drift, auto-labeling once enough audits came, a budget threshold from the
+        newest random requests. Stored (a restarted replica serves them) and announced."""
+        assert self.champion is not None  # a challenger without a champion always wins
+        thresholds = self._thresholds(self.champion.predictor, data)
+        if thresholds != self.champion.checkpoint.thresholds:
+            self.champion.checkpoint = self.models.retune(self.champion.checkpoint, thresholds)
+            self._announce(transport, self.champion.checkpoint, thresholds)
 
     def _thresholds(self, predictor: Predictor, data: LabeledSet) -> dict[str, float]:
         thresholds: dict[str, float] = {}

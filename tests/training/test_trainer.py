@@ -46,10 +46,12 @@ def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
     return Settings(**data)
 
 
-def produce_labeled(settings: Settings, count: int, seed: int = 0) -> int:
-    """Requests and answers for ``count`` samples: some answers early, some twice; the number
-    of answer records produced."""
-    stream = gaussian_classes(count, seed=seed)
+def produce_labeled(
+    settings: Settings, count: int, seed: int = 0, reason: str = "uncertain", spread: float = 1.0
+) -> int:
+    """Requests (asked for ``reason``) and answers for ``count`` samples of `gaussian_classes`:
+    some answers early, some twice; the number of answer records produced."""
+    stream = gaussian_classes(count, spread=spread, seed=seed)
     chance = random.Random(seed)
     answers = 0
     at = datetime.now(UTC)
@@ -58,7 +60,7 @@ def produce_labeled(settings: Settings, count: int, seed: int = 0) -> int:
         for i, (features, label) in enumerate(zip(stream.features, stream.labels, strict=True)):
             sample_id = f"s{i}"
             request = LabelRequest(
-                id=sample_id, features=features.tolist(), utility=0.5, reason="uncertain",
+                id=sample_id, features=features.tolist(), utility=0.5, reason=reason,
                 prediction=[{"label": "c0", "p": 0.5}, {"label": "c1", "p": 0.3}],
                 model_version=0, requested_at=at,
             )  # fmt: skip
@@ -116,6 +118,60 @@ def test_a_killed_trainer_loses_no_label_and_republishes_consistently(
         decode(ModelAnnouncement, e.value) for e in read_all(settings, settings.topics.models)
     ]
     assert announced[-1].version == latest.version and announced[-1].sha256 == latest.sha256
+
+
+def test_a_restarted_trainer_trains_on_the_labels_its_predecessor_stored_but_never_used(
+    tmp_path: Path,
+) -> None:
+    from streamal.training.trainer import Trainer
+    from tests.conftest import settings_for
+
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    produce_labeled(settings, 300)
+    train = settings.train.model_copy(update={"min_new_labels": 10_000, "interval_s": 3600.0})
+    patient = settings.model_copy(update={"train": train})
+    Trainer(patient, idle_timeout_s=1).run()  # stores every label, stops before a round
+    store = ModelStore(settings.model.store, settings.model.name)
+    assert store.latest() is None
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert labels.counts()["labeled"] == 300
+    labels.close()
+
+    restarted = Trainer(settings, idle_timeout_s=1)
+    restarted.run()  # no new record comes: the stored labels alone are due for a round
+    latest = store.latest()
+    assert latest is not None and latest.version == 1
+    Trainer(settings, idle_timeout_s=1).run()  # those labels were used: nothing to do
+    assert store.latest() == latest
+
+
+def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_round(
+    tmp_path: Path,
+) -> None:
+    from streamal.training.trainer import Trainer
+    from tests.conftest import settings_for
+
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
+    settings = settings.model_copy(
+        update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy}
+    )
+    produce_labeled(settings, 300, spread=3.0)  # overlapping classes: no perfect model
+    Trainer(settings, max_rounds=1).run()
+    store = ModelStore(settings.model.store, settings.model.name)
+    first = store.latest()
+    assert first is not None and "auto_label" not in first.thresholds  # no audits yet
+
+    produce_labeled(settings, 700, reason="audit", spread=3.0)  # the same 300, then 400 audits
+    wild = settings.train.model_copy(update={"learning_rate": 5000.0})  # challengers diverge
+    Trainer(settings.model_copy(update={"train": wild}), max_rounds=1).run()
+    kept = store.latest()
+    assert kept is not None and kept.version == 1 and kept.sha256 == first.sha256
+    assert 0.5 < kept.thresholds["auto_label"] < 1  # enough audits now: auto-labeling starts
+    announced = [
+        decode(ModelAnnouncement, e.value) for e in read_all(settings, settings.topics.models)
+    ]
+    assert announced[-1].version == 1 and announced[-1].thresholds == kept.thresholds
 
 
 def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
