@@ -84,7 +84,8 @@ class Terminal:
         if line is INTERRUPT:
             assert self._main is not None
             signal.pthread_kill(self._main, signal.SIGINT)  # Ctrl-C reaches the main thread
-            threading.Event().wait(60)
+            threading.Event().wait(60)  # the read the session left blocked
+            return ""
         assert isinstance(line, str)
         return line + "\n"
 
