@@ -1,7 +1,8 @@
 """A consumer-group member run in its own process by the transport contract tests.
 
 It copies each polled record's position to ``out_topic`` in one atomic produce + commit, and
-writes what it polled (and which batches were fenced) to a JSON file for the test to check.
+writes what it polled (and which batches were fenced) to a JSON file for the test to check;
+``<report>.started`` appears once it polled a first record.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def run(
             batch = transport.poll(50, 0.2)
             if not batch:
                 continue
+            if not started:
+                Path(f"{report}.started").touch()
             started, last_record = True, time.monotonic()
             positions = [[e.partition, e.offset] for e in batch]
             polled.extend(positions)

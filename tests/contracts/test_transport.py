@@ -144,14 +144,19 @@ def test_two_group_members_never_process_the_same_record(
         process.start()
         workers.append((process, report))
 
-    total = 0
+    total, chunk, more = 0, 0, 20
     producer = transport_factory()
-    for chunk in range(40):  # produce while both members join and share the partitions
+    deadline = time.monotonic() + 120
+    while more:  # produce until both members polled (however long they take to start), then more
         for i in range(20):
             producer.produce(Record(source, b"x", key=f"{chunk}-{i}".encode()))
             total += 1
         producer.flush()
         time.sleep(0.1)
+        chunk += 1
+        if all(Path(f"{report}.started").exists() for _, report in workers):
+            more -= 1
+        assert time.monotonic() < deadline, "a member never polled a record"
     for process, _ in workers:
         process.join(timeout=120)
         assert process.exitcode == 0
