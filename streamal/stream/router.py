@@ -72,6 +72,7 @@ class Router:
         self._boost_share, self._boost_left = 0.0, 0  # more exploration after a drift
         self._explore_draws = np.random.default_rng(seed_for(strategy.seed, "explore"))
         self._audit_rate = 0.0  # share of recent samples audited, which exploration yields to
+        self._audit_samples = 0
 
     def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
         """Serve with ``predictor`` from the next batch on, with the thresholds announced for it."""
@@ -106,20 +107,22 @@ class Router:
             self.auto_label.update(plan.auto_label)
         self._boost_left -= plan.boosted
         audits, samples = plan.audited
-        if samples:
-            weight = min(1.0, samples / AUDIT_WINDOW)
+        if samples:  # a running mean over the first AUDIT_WINDOW samples, then a moving one
+            self._audit_samples += samples
+            weight = min(1.0, samples / min(self._audit_samples, AUDIT_WINDOW))
             self._audit_rate += weight * (audits / samples - self._audit_rate)
 
     def _ask_at_random(
         self, routes: np.ndarray, reasons: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """The exploration share of the budget drawn at random (what audits leave of it at most;
-        the boosted share for the samples a drift's boost has left): routes, reasons, and how
-        many samples were boosted."""
+        """The exploration share of the budget drawn at random (the boosted share for the
+        samples a drift's boost has left), at most what audits leave of the budget: routes,
+        reasons, and how many samples were boosted."""
         n, budget = len(routes), self.gate.budget
         boosted = min(n, self._boost_left)
-        rate = np.full(n, min(self._explore_share * budget, budget - self._audit_rate))
-        rate[:boosted] = max(self._explore_share, self._boost_share) * budget
+        room = budget - self._audit_rate
+        rate = np.full(n, min(self._explore_share * budget, room))
+        rate[:boosted] = min(max(self._explore_share, self._boost_share) * budget, room)
         picked = self._explore_draws.random(n) < rate
         reasons = np.where(picked & (reasons != Reason.AUDIT), Reason.EXPLORE, reasons)
         return np.where(picked, Route.ORACLE, routes), reasons, boosted

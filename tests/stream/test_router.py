@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -141,6 +142,16 @@ def test_a_drift_boost_asks_its_share_at_random_for_its_samples() -> None:
     assert sum(r.reason == "explore" for r in boosted) / len(boosted) > 0.9
     assert {r.reason for r in after} == {"uncertain"}  # explore 0: none at random afterwards
     assert abs(len(requests) / 4000 - 0.2) < 0.02
+
+
+def test_a_drift_boost_asks_only_what_the_audits_leave_of_the_budget() -> None:
+    audits = {"audit_share": 0.1, "min_audits": 1}
+    routing = router(budget=0.2, gate={"name": "quantile"}, auto_label=audits)
+    routing.use(routing.predictor, {"auto_label": 0.5, "explore": 1.0, "explore_samples": 4000})
+    requests = route_random_batches(routing, 40)
+    reasons = Counter(r.reason for r in requests)
+    assert reasons["audit"] / 4000 > 0.03  # audits go on during the boost
+    assert abs(len(requests) / 4000 - 0.2) < 0.01  # one budget for both
 
 
 def test_the_random_utility_asks_for_exploration() -> None:
