@@ -188,10 +188,15 @@ class LabelStore:
         return LabeledSet(ids, features, labels, [row[2] for row in rows])
 
     def last_round(self) -> tuple[int, int]:
-        """The labels no round has used yet (a trainer may have stopped before its round),
-        and the current concept's start point, as of the last `record_round`."""
+        """The labels no round has used yet (requests whose first answer met them since: a
+        trainer may have stopped before its round), and the current concept's start point,
+        as of the last `record_round`."""
         trained = int(self._meta.get("trained_through", "0"))
-        untrained = self._db.execute("SELECT count(*) FROM votes WHERE seq > ?", (trained,))
+        untrained = self._db.execute(
+            "SELECT count(*) FROM requests r"
+            " WHERE max(r.seq, (SELECT min(v.seq) FROM votes v WHERE v.id = r.id)) > ?",
+            (trained,),
+        )
         return int(untrained.fetchone()[0]), int(self._meta.get("concept_start", "0"))
 
     def recent_features(self, count: int, reason: str) -> np.ndarray:

@@ -170,7 +170,8 @@ class Trainer:
             except MessageError as error:
                 self._dead_letter(transport, envelope, str(error))
                 continue
-            if joined is not None:
+            if joined is not None:  # a label met its request: one more to train on
+                self._new_labels += 1
                 self._observe(joined)
         transport.flush()
         transport.commit(next_offsets(batch))
@@ -184,7 +185,6 @@ class Trainer:
         if label.label not in self.settings.model.classes:
             raise MessageError(f"label: unknown class {label.label!r}")
         self.metrics.labels_received.inc()
-        self._new_labels += 1
         return self.labels.add_label(
             label, f"{envelope.topic}:{envelope.partition}:{envelope.offset}"
         )

@@ -47,10 +47,16 @@ def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
 
 
 def produce_labeled(
-    settings: Settings, count: int, seed: int = 0, reason: str = "uncertain", spread: float = 1.0
+    settings: Settings,
+    count: int,
+    seed: int = 0,
+    reason: str = "uncertain",
+    spread: float = 1.0,
+    only: str | None = None,
 ) -> int:
     """Requests (asked for ``reason``) and answers for ``count`` samples of `gaussian_classes`:
-    some answers early, some twice; the number of answer records produced."""
+    some answers early, some twice (``only``: just the ``labels`` or the ``label_requests``
+    records); the number of answer records produced."""
     stream = gaussian_classes(count, spread=spread, seed=seed)
     chance = random.Random(seed)
     answers = 0
@@ -72,10 +78,12 @@ def produce_labeled(
                 else (topics.label_requests, topics.labels)
             )
             for topic in (first, second):
+                if only is not None and topic != getattr(topics, only):
+                    continue
                 message = answer if topic == topics.labels else request
                 producer.produce(Record(topic, encode(message), key=sample_id.encode()))
             answers += 1
-            if chance.random() < 0.1:  # asked twice
+            if chance.random() < 0.1 and only != "label_requests":  # asked twice
                 producer.produce(Record(topics.labels, encode(answer), key=sample_id.encode()))
                 answers += 1
             if i % 200 == 199:
@@ -143,6 +151,23 @@ def test_a_restarted_trainer_trains_on_the_labels_its_predecessor_stored_but_nev
     assert latest is not None and latest.version == 1
     Trainer(settings, idle_timeout_s=1).run()  # those labels were used: nothing to do
     assert store.latest() == latest
+
+
+def test_answers_that_came_before_their_requests_count_once_they_meet_them(
+    tmp_path: Path,
+) -> None:
+    from streamal.training.trainer import Trainer
+    from tests.conftest import settings_for
+
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    produce_labeled(settings, 300, only="labels")
+    Trainer(settings, idle_timeout_s=1).run()  # answers, but nothing to train on yet
+    store = ModelStore(settings.model.store, settings.model.name)
+    assert store.latest() is None
+    produce_labeled(settings, 300, only="label_requests")
+    Trainer(settings, idle_timeout_s=1).run()  # the requests join them: 300 new labels
+    latest = store.latest()
+    assert latest is not None and latest.version == 1
 
 
 def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_round(
