@@ -29,7 +29,9 @@ class TrainConfig(BaseModel):
     group: str = Field("streamal-train", min_length=1)
     label_store: Path = Path(".streamal/labels.sqlite")
     interval_s: float = Field(300, gt=0, description="train at least this often (with new labels)")
-    min_new_labels: int = Field(200, ge=1, description="train as soon as this many labels came")
+    min_new_labels: int = Field(
+        200, ge=1, description="train as soon as this many labels met their requests"
+    )
     duplicates: Literal["latest", "majority"] = "latest"
     pending_ttl_s: float = Field(86_400, gt=0, description="keep labels of unknown ids this long")
     validation_share: float = Field(0.2, gt=0, lt=1)
