@@ -26,8 +26,9 @@ from streamal.messages import (
 from streamal.model import ModelStore
 from streamal.simulation.streams import gaussian_classes
 from streamal.training.labels import LabelStore
+from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport, topic_specs
-from tests.conftest import unique
+from tests.conftest import settings_for, unique
 from tests.helpers import read_all, with_fresh_topics, write_config
 
 ROOT = Path(__file__).parent.parent.parent
@@ -44,6 +45,17 @@ def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
                   "metrics_address": "127.0.0.1:0"},
     }  # fmt: skip
     return Settings(**data)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Trainer settings on the embedded transport."""
+    return trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+
+
+def with_train(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with ``changes`` to its ``train`` section."""
+    return settings.model_copy(update={"train": settings.train.model_copy(update=changes)})
 
 
 def produce_labeled(
@@ -129,15 +141,10 @@ def test_a_killed_trainer_loses_no_label_and_republishes_consistently(
 
 
 def test_a_restarted_trainer_trains_on_the_labels_its_predecessor_stored_but_never_used(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
-    from streamal.training.trainer import Trainer
-    from tests.conftest import settings_for
-
-    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
     produce_labeled(settings, 300)
-    train = settings.train.model_copy(update={"min_new_labels": 10_000, "interval_s": 3600.0})
-    patient = settings.model_copy(update={"train": train})
+    patient = with_train(settings, min_new_labels=10_000, interval_s=3600.0)
     Trainer(patient, idle_timeout_s=1).run()  # stores every label, stops before a round
     store = ModelStore(settings.model.store, settings.model.name)
     assert store.latest() is None
@@ -154,12 +161,8 @@ def test_a_restarted_trainer_trains_on_the_labels_its_predecessor_stored_but_nev
 
 
 def test_answers_that_came_before_their_requests_count_once_they_meet_them(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
-    from streamal.training.trainer import Trainer
-    from tests.conftest import settings_for
-
-    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
     produce_labeled(settings, 300, only="labels")
     Trainer(settings, idle_timeout_s=1).run()  # answers, but nothing to train on yet
     store = ModelStore(settings.model.store, settings.model.name)
@@ -171,12 +174,8 @@ def test_answers_that_came_before_their_requests_count_once_they_meet_them(
 
 
 def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_round(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
-    from streamal.training.trainer import Trainer
-    from tests.conftest import settings_for
-
-    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
     auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
     settings = settings.model_copy(
         update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy}
@@ -188,8 +187,8 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
     assert first is not None and "auto_label" not in first.thresholds  # no audits yet
 
     produce_labeled(settings, 700, reason="audit", spread=3.0)  # the same 300, then 400 audits
-    wild = settings.train.model_copy(update={"learning_rate": 5000.0})  # challengers diverge
-    Trainer(settings.model_copy(update={"train": wild}), max_rounds=1).run()
+    wild = with_train(settings, learning_rate=5000.0)  # challengers diverge
+    Trainer(wild, max_rounds=1).run()
     kept = store.latest()
     assert kept is not None and kept.version == 1 and kept.sha256 == first.sha256
     assert 0.5 < kept.thresholds["auto_label"] < 1  # enough audits now: auto-labeling starts
@@ -200,12 +199,8 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
 
 
 def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
-    from streamal.training.trainer import Trainer
-    from tests.conftest import settings_for
-
-    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
     produce_labeled(settings, 50)
     with open_transport(settings) as producer:
         zebra = OracleLabel(id="s3", label="zebra", labeled_at=0)
@@ -220,10 +215,9 @@ def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
 
 
 @pytest.mark.parametrize("store", ["label_store", "model_store"])
-def test_a_foreign_store_stops_the_trainer_untouched(tmp_path: Path, store: str) -> None:
-    from tests.conftest import settings_for
-
-    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+def test_a_foreign_store_stops_the_trainer_untouched(
+    settings: Settings, tmp_path: Path, store: str
+) -> None:
     if store == "label_store":
         with sqlite3.connect(settings.train.label_store) as db:
             db.execute("CREATE TABLE invoices(x)")
