@@ -84,7 +84,7 @@ class LabelStore:
     ) -> None:
         self._path = path
         self._duplicates = duplicates
-        self._db, self._meta = _open(path, classes)
+        self._db = _open(path, classes)
         row = self._db.execute(
             "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
         ).fetchone()
@@ -143,7 +143,6 @@ class LabelStore:
         entries = {"trained_through": str(self._seq), "concept_start": str(concept_start)}
         with write_transaction(self._db):
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", entries.items())
-        self._meta |= entries
 
     def _joined(self, sample_id: str) -> Joined | None:
         row = self._db.execute(
@@ -191,13 +190,14 @@ class LabelStore:
         """The labels no round has used yet (requests whose first answer met them since: a
         trainer may have stopped before its round), and the current concept's start point,
         as of the last `record_round`."""
-        trained = int(self._meta.get("trained_through", "0"))
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        trained = int(meta.get("trained_through", "0"))
         untrained = self._db.execute(
             "SELECT count(*) FROM requests r"
             " WHERE max(r.seq, (SELECT min(v.seq) FROM votes v WHERE v.id = r.id)) > ?",
             (trained,),
         )
-        return int(untrained.fetchone()[0]), int(self._meta.get("concept_start", "0"))
+        return int(untrained.fetchone()[0]), int(meta.get("concept_start", "0"))
 
     def recent_features(self, count: int, reason: str) -> np.ndarray:
         """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""
@@ -220,9 +220,8 @@ class LabelStore:
         }
 
 
-def _open(path: Path, classes: list[str]) -> tuple[sqlite3.Connection, dict[str, str]]:
-    """Open or create the store and read its ``meta``; refuse a foreign, corrupt or
-    other-classes file untouched."""
+def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
+    """Open or create the store; refuse a foreign, corrupt or other-classes file untouched."""
     db, meta = open_sqlite(
         path, kind=FORMAT, version=VERSION, schema=SCHEMA, error=LabelStoreError,
         meta={"classes": json.dumps(classes)},
@@ -230,4 +229,4 @@ def _open(path: Path, classes: list[str]) -> tuple[sqlite3.Connection, dict[str,
     if json.loads(meta.get("classes", "[]")) != classes:
         db.close()
         raise LabelStoreError(f"{path}: made for classes {meta['classes']}, not {classes}")
-    return db, meta
+    return db
