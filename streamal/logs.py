@@ -34,9 +34,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class KafkaOneLine(logging.Filter):
+    """kafka-python's errors in one line, the exception at its end instead of a traceback:
+    it logs every dropped socket with one (a broker restart, a client closing at shutdown),
+    then reconnects by itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kafka.") and record.exc_info and record.exc_info[1]:
+            record.msg, record.args = f"{record.getMessage()} ({record.exc_info[1]!r})", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure(config: LogConfig) -> None:
-    """Send streamal's logs to stderr at ``config.level``; quiet the chatty libraries."""
+    """Send streamal's logs to stderr at ``config.level``; quiet the chatty libraries (their
+    tracebacks only at ``DEBUG``)."""
     handler = logging.StreamHandler()
+    if config.level != "DEBUG":
+        handler.addFilter(KafkaOneLine())
     if config.format == "json":
         formatter: logging.Formatter = JsonFormatter()
         formatter.converter = time.gmtime
