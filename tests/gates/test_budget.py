@@ -10,6 +10,7 @@ import pytest
 
 from streamal.gates import (
     BudgetGate,
+    FixedThreshold,
     QuantileBudget,
     RandomizedVariableUncertainty,
     SlidingWindowBudget,
@@ -79,3 +80,58 @@ def test_a_charged_sample_counts_once_in_the_window() -> None:
     assert spend.rate == 0.5
     spend.amend(9)  # out of the window: nothing to amend
     assert spend.rate == 0.5
+
+
+def adversarial(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Utility streams that break budget controllers: ties, constants, two modes, drift."""
+    if kind == "ties":
+        return np.zeros(n)
+    if kind == "constant":
+        return np.full(n, rng.random())
+    if kind == "bimodal":
+        return np.where(rng.random(n) < rng.uniform(0.05, 0.95), 1.0, rng.uniform(0, 0.2))
+    if kind == "rising":
+        return np.linspace(0, rng.uniform(0.1, 10), n)
+    if kind == "falling":
+        return np.linspace(rng.uniform(0.1, 10), 0, n)
+    if kind == "walk":
+        return np.abs(np.cumsum(rng.normal(0, 0.05, n)))
+    return np.round(rng.random(n), 1)  # "coarse": few distinct values, many ties
+
+
+ADVERSARIAL = ["ties", "constant", "bimodal", "rising", "falling", "walk", "coarse"]
+
+
+EVERY_GATE: dict[str, Callable[[], BudgetGate[Any]]] = {
+    **GATES,
+    "fixed": lambda: FixedThreshold(0.0, budget=BUDGET),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_GATE))
+@pytest.mark.parametrize("kind", ADVERSARIAL)
+@pytest.mark.parametrize("seed", range(3))
+def test_no_gate_overspends_on_adversarial_utilities(name: str, kind: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    utilities = adversarial(kind, 5_000, rng)
+    gate = EVERY_GATE[name]()
+    asked = 0
+    for batch in np.array_split(utilities, 100):
+        decision = gate.decide(batch)
+        gate.update(decision)
+        asked += int(decision.routes.sum())
+    assert asked / len(utilities) <= BUDGET * 1.1, asked / len(utilities)
+    assert gate.label_rate <= BUDGET + 1e-9
+
+
+@pytest.mark.parametrize("kind", ADVERSARIAL)
+def test_the_quantile_gate_spends_its_budget_on_adversarial_utilities(kind: str) -> None:
+    """Ties included: a quantile filter whose utilities all tie still asks a share ``b``."""
+    utilities = adversarial(kind, 5_000, np.random.default_rng(0))
+    gate = QuantileBudget(budget=BUDGET)
+    asked = 0
+    for batch in np.array_split(utilities, 100):
+        decision = gate.decide(batch)
+        gate.update(decision)
+        asked += int(decision.routes.sum())
+    assert abs(asked / len(utilities) - BUDGET) <= 0.1 * BUDGET, asked / len(utilities)
