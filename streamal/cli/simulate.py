@@ -42,7 +42,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     rate = 1500.0
-    samples = max(2000, min(20_000, int(500 * args.seconds / 2)))  # 2 runs at ~1,000/s fit
+    samples = args.samples
     stream = streams.builtin("abrupt", samples, seed=settings.strategy.seed)
     print(
         f"streamal demo: {samples:,} samples of a 3-class stream whose classes swap places at "
@@ -139,11 +139,19 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     add_config_option(demo)
     demo.add_argument(
+        "--samples",
+        type=positive_int,
+        default=20_000,
+        metavar="N",
+        help="length of the stream (default: 20000)",
+    )
+    demo.add_argument(
         "--seconds",
         type=positive_float,
         default=90.0,
         metavar="S",
-        help="time budget (default: 90)",
+        help="wall-time cap, half for each of the two runs: a run that reaches it covers only "
+        "the samples served by then (default: 90)",
     )
     demo.add_argument("--out", default="streamal-demo", metavar="DIR")
     demo.set_defaults(run=_demo)
