@@ -1,12 +1,13 @@
 """Compare streamal's stream strategies with the peers' numbers at budget 0.1; prints one JSON.
 
-Reproduces the protocol of ``/work/shared/anchors/stream-peers.md`` at the strategy level:
-prequential (every sample is predicted first and counted for accuracy, then the strategy
-decides whether to ask, and only asked samples are learned), the same learner for every
-strategy (river ``LogisticRegression``, one-vs-rest for more than 2 classes, on online
-z-scored features), and a requested label is granted only while labels spent <= budget x
-samples seen. The streams are generated with river from the anchors' parameters; the peers'
-numbers are copied from the anchors' table (`ANCHORS`) as the reference to compare against.
+Reproduces, at the strategy level, the protocol under which the peers (river, scikit-activeml,
+modAL) were measured with their own released code (the peer anchors, `ANCHORS`): prequential
+(every sample is predicted first and counted for accuracy, then the strategy decides whether to
+ask, and only asked samples are learned), the same learner for every strategy (river
+``LogisticRegression``, one-vs-rest for more than 2 classes, on online z-scored features), and a
+requested label is granted only while labels spent <= budget x samples seen. The streams are
+generated with river from the anchors' parameters (`SEEDS`); the peers' numbers in `ANCHORS` are
+the reference to compare against.
 
 Strategies: ``random`` (ask with probability b), ``all_labels`` (the ceiling) and streamal's
 ``<score>+<gate>`` for the scores ``margin``, ``entropy``, ``least_confidence`` and the gates
@@ -49,9 +50,10 @@ SEEDS = {
     "gates": "StrategyConfig.seed = 0 (split, randomized_variable_uncertainty)",
 }
 
-# Accuracy at budget 0.1, copied from the anchors file (/work/shared/anchors/stream-peers.md,
-# "Compact" table): the peers' own code under the same protocol. `q`: the queried fraction
-# where the anchors give one (it differs from the budget by more than 0.005).
+# Accuracy at budget 0.1 of the peers' own released code (river 0.26.1, scikit-activeml 1.0.1,
+# modAL-python 0.4.2.1) under the protocol above, each driving river's LogisticRegression on
+# online z-scored features, measured once on one machine and kept here as the reference.
+# `q`: the queried fraction where it differed from the budget by more than 0.005.
 ANCHORS: dict[str, dict[str, dict[str, float]]] = {
     "sea_abrupt": {
         "baseline.random": {"accuracy": 0.858},

@@ -26,10 +26,12 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,9 +59,14 @@ def broker() -> Iterator[str]:
 
 
 def settings_for(
-    bootstrap: str, args: argparse.Namespace, route_all: bool, samples: str | None = None
+    bootstrap: str,
+    scratch: Path,
+    args: argparse.Namespace,
+    route_all: bool,
+    samples: str | None = None,
 ) -> Settings:
-    """A deployment with output topics and group of its own, reading ``samples`` if given."""
+    """A deployment of its own (topics, group, a model store under ``scratch``), reading
+    ``samples`` if given."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     topics = {
         name: f"{prefix}-{name}"
@@ -85,7 +92,7 @@ def settings_for(
             "classes": [str(c) for c in range(10)],
             "hidden": args.hidden,
             "device": args.device,
-            "store": f"/tmp/{prefix}-models",
+            "store": str(scratch / f"{prefix}-models"),
         },
         strategy=strategy,
         serve={
@@ -219,8 +226,9 @@ def main() -> None:
     count = args.samples or (5_000 if args.quick else 50_000)
     pool = messages(count)
     report: dict[str, Any] = {"samples": count, "batch": args.batch, "features": FEATURES}
-    with broker() as bootstrap:
-        source = settings_for(bootstrap, args, route_all=False)
+    with broker() as bootstrap, tempfile.TemporaryDirectory(prefix="streamal-bench-") as folder:
+        scratch = Path(folder)
+        source = settings_for(bootstrap, scratch, args, route_all=False)
         fill(source, pool)
         samples = source.topics.samples
         runs: dict[str, list[float]] = {"passthrough": [], "default": [], "route_all": []}
@@ -228,7 +236,7 @@ def main() -> None:
         for _ in range(args.rounds):  # alternate, so warm-up and noise hit every kind alike
             runs["passthrough"].append(passthrough(source, count, args.batch))
             for name in ("default", "route_all"):
-                settings = settings_for(bootstrap, args, name == "route_all", samples)
+                settings = settings_for(bootstrap, scratch, args, name == "route_all", samples)
                 rate, shares[name] = streamal_rate(settings, count)
                 runs[name].append(rate)
         best = {name: max(rates) for name, rates in runs.items()}
@@ -242,7 +250,7 @@ def main() -> None:
             report[f"ratio_{name}"] = round(best[name] / best["passthrough"], 3)
         half = report["streamal_route_all"]["samples_per_s"] / 2
         report["latency_at_half_peak"] = latency(
-            settings_for(bootstrap, args, route_all=True), half, 10 if args.quick else 30
+            settings_for(bootstrap, scratch, args, route_all=True), half, 10 if args.quick else 30
         )
     import torch
 

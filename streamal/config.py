@@ -107,7 +107,7 @@ class TransportConfig(Section):
 
 
 class TopicsConfig(Section):
-    """Topic names (DESIGN section 3)."""
+    """Topic names, one per kind of message (see ``streamal.messages``)."""
 
     samples: TopicName = "samples"
     label_requests: TopicName = "label-requests"

@@ -1,4 +1,4 @@
-"""The messages on streamal's topics (DESIGN section 3) and their JSON encoding.
+"""The messages on streamal's topics and their JSON encoding.
 
 Every message is UTF-8 JSON with ``"v": 1``; the record key is the sample id (the model name on
 ``models``). Timestamps are ISO 8601 in UTC on output and accept epoch seconds on input.

@@ -1,4 +1,4 @@
-"""Every Prometheus metric streamal exports (DESIGN section 7), on an injected registry.
+"""Every Prometheus metric streamal exports, on an injected registry.
 
 Names carry the ``streamal_`` prefix and base units; counters end in ``_total``; no label ever
 holds a per-sample value. Each process uses the part that concerns it.

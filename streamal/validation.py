@@ -80,6 +80,8 @@ def _explain(err: Any, field: FieldInfo | None, parent: type[BaseModel] | None) 
         return f"must be one of: {tags} (got {err['ctx']['tag']!r})"
     if kind == "finite_number":
         return f"must be a finite number (got {got})"
+    if kind.startswith(("dict", "model")):  # a section's text may hold secrets: name its kind
+        return f"must be a mapping (got {_kind_of(err.get('input'))})"
     for prefix, wanted in _KINDS.items():
         if kind.startswith(prefix):
             return f"must be {wanted} (got {got})"
@@ -144,6 +146,17 @@ def _choices(field: FieldInfo | None, err: Any) -> str:
         if get_origin(member) is Literal:
             return ", ".join(str(v) for v in get_args(member))
     return str(err.get("ctx", {}).get("expected", "")).replace("'", "")
+
+
+def _kind_of(value: Any) -> str:
+    """What ``value`` is, in words, without its content.
+
+    >>> _kind_of("password: hunter2"), _kind_of([1, 2]), _kind_of(None)
+    ('a string', 'a list', 'null')
+    """
+    kinds = {str: "a string", list: "a list", bool: "true or false", int: "a number"}
+    kinds |= {float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _show(value: Any, field: FieldInfo | None) -> str:

@@ -1,15 +1,16 @@
-"""Helpers shared by tests: fresh topic names, a config file, reading a topic back."""
+"""Helpers shared by tests: fresh topic names, a config file, reading a topic back, waiting."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from streamal.config import Settings, TopicsConfig
-from streamal.transport import Envelope, open_transport
+from streamal.transport import Envelope, Transport, open_transport
 
 
 def with_fresh_topics(settings: Settings) -> Settings:
@@ -42,9 +43,35 @@ def read_back(settings: Settings, topic: str, count: int, timeout_s: float = 20)
 
 def read_all(settings: Settings, topic: str, quiet_s: float = 1.0) -> list[Envelope]:
     """Every record of ``topic`` so far: reads until a poll of ``quiet_s`` brings nothing."""
-    got: list[Envelope] = []
     with open_transport(settings) as transport:
-        transport.subscribe([topic])
-        while batch := transport.poll(5000, quiet_s):
-            got += batch
+        return read_quiet(transport, topic, quiet_s)
+
+
+def read_quiet(transport: Transport, topic: str, quiet_s: float) -> list[Envelope]:
+    """Every record of ``topic`` that ``transport`` (a reader without a group) sees, until a
+    poll of ``quiet_s`` brings nothing."""
+    transport.subscribe([topic])
+    got: list[Envelope] = []
+    while batch := transport.poll(5000, quiet_s):
+        got += batch
     return got
+
+
+def drain(transport: Transport, count: int, timeout_s: float = 30.0) -> list[Envelope]:
+    """Poll until ``count`` records came; fail after ``timeout_s`` or on more than ``count``."""
+    got: list[Envelope] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(transport.poll(100, 0.5))
+    assert len(got) == count, f"expected {count} records, got {len(got)}"
+    return got
+
+
+def wait_for(
+    condition: Callable[[], object], timeout_s: float = 60, interval_s: float = 0.1
+) -> None:
+    """Return once ``condition()`` is true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s"
+        time.sleep(interval_s)

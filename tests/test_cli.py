@@ -66,6 +66,26 @@ def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('strategy: "password: hunter2"\n', "strategy: must be a mapping (got a string)"),
+        ("transport: [kafka, hunter2]\n", "transport: must be a mapping (got a list)"),
+        ("transport:\n  kafka: sasl_password=hunter2\n", "transport.kafka: must be a mapping"),
+    ],
+)
+def test_a_section_that_is_no_mapping_is_named_and_its_text_not_echoed(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = streamal("config", "show", "--config", str(bad))
+    assert result.returncode == 2
+    assert "hunter2" not in result.stdout + result.stderr
+    assert result.stderr.startswith(f"config error: {message}")
+    assert result.stderr.count("\n") == 1
+
+
 def test_bad_environment_override_exits_2() -> None:
     result = streamal("config", "show", env={"STREAMAL_TRANSPORT__KIND": "zmq"})
     assert result.returncode == 2

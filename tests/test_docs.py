@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import typing
 from pathlib import Path
 
@@ -40,3 +41,26 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = blocks[1].strip()  # (b) of the quickstart
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci
+
+
+OUTSIDE_REFERENCES = re.compile(
+    r"/work/|/home/|/Users/|/tmp/[\w{]|\.\./shared|DESIGN(\.md| section)|this \d+-core machine"
+)
+
+
+def test_no_file_refers_to_a_machine_or_a_document_outside_the_repository() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    found = []
+    for name in filter(None, listed.split("\0")):
+        path = ROOT / name
+        if path == Path(__file__) or not path.is_file():
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        found += [
+            f"{name}:{number}: {line.strip()}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if OUTSIDE_REFERENCES.search(line)
+        ]
+    assert not found, "\n".join(found)

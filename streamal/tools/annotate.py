@@ -36,7 +36,7 @@ from typing import Final, Literal, TextIO
 
 from pydantic import JsonValue
 
-from streamal.cli import EXIT_OK, add_config_option, positive_float
+from streamal.cli.common import EXIT_OK, add_config_option, positive_float
 from streamal.config import Settings, load_settings
 from streamal.errors import FencedError, MessageError, TransportError
 from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from streamal.cli import EXIT_FAILURE, EXIT_OK, add_config_option
+from streamal.cli.common import EXIT_FAILURE, EXIT_OK, add_config_option
 from streamal.config import Settings, load_settings
 from streamal.errors import ConfigError, MessageError
 from streamal.messages import Sample, decode, encode

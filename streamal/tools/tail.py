@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from types import FrameType, TracebackType
 from typing import Any, Self, TextIO
 
-from streamal.cli import EXIT_OK, add_config_option, positive_float, positive_int
+from streamal.cli.common import EXIT_OK, add_config_option, positive_float, positive_int
 from streamal.config import Settings, load_settings
 from streamal.tools import check_topic_name
 from streamal.transport import Envelope, open_transport

@@ -1,4 +1,4 @@
-"""The transport contract every implementation keeps (DESIGN section 2).
+"""The transport contract every implementation keeps (Kafka and the embedded log alike).
 
 A transport is one client of a log of topics split into partitions:
 

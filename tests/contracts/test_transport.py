@@ -11,30 +11,19 @@ from pathlib import Path
 import pytest
 
 from streamal.config import Settings
-from streamal.transport import Envelope, Record, TopicPartition, Transport, next_offsets
+from streamal.transport import Envelope, Record, TopicPartition, next_offsets
 from tests.conftest import TransportFactory, unique
 from tests.contracts import group_worker
+from tests.helpers import drain, read_quiet
 
 
-def drain(transport: Transport, count: int, timeout_s: float = 30.0) -> list[Envelope]:
-    """Poll until ``count`` records came (or fail after ``timeout_s``)."""
-    got: list[Envelope] = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < count and time.monotonic() < deadline:
-        got.extend(transport.poll(100, 0.5))
-    assert len(got) == count, f"expected {count} records, got {len(got)}"
-    return got
-
-
-def read_all(factory: TransportFactory, topic: str, quiet_s: float = 2.0) -> list[Envelope]:
+def read_committed(factory: TransportFactory, topic: str) -> list[Envelope]:
     """Everything a read_committed reader without a group sees on ``topic``."""
     reader = factory()
-    reader.subscribe([topic])
-    got: list[Envelope] = []
-    while batch := reader.poll(500, quiet_s):
-        got.extend(batch)
-    reader.close()
-    return got
+    try:
+        return read_quiet(reader, topic, quiet_s=2.0)
+    finally:
+        reader.close()
 
 
 def produce(factory: TransportFactory, topic: str, values: list[tuple[bytes, bytes]]) -> None:
@@ -98,7 +87,7 @@ def test_aborted_transaction_leaves_nothing(
         txn.commit_offsets(next_offsets(batch))
         raise RuntimeError("boom")
 
-    assert read_all(transport_factory, sink) == []
+    assert read_committed(transport_factory, sink) == []
     assert worker.committed(partitions) == dict.fromkeys(partitions)
     again = drain(worker, 12)  # the consumer rewound to the committed offsets
     assert sorted((e.partition, e.offset) for e in again) == sorted(
@@ -106,7 +95,7 @@ def test_aborted_transaction_leaves_nothing(
     )
 
     worker.produce_and_commit([Record(sink, b"out", key=e.key) for e in again], next_offsets(again))
-    assert len(read_all(transport_factory, sink)) == 12
+    assert len(read_committed(transport_factory, sink)) == 12
     assert worker.committed(partitions) == {tp: o for tp, o in next_offsets(again).items()}
 
 
@@ -166,6 +155,6 @@ def test_two_group_members_never_process_the_same_record(
     fenced = set().union(*({tuple(p) for p in r["fenced"]} for r in reports))
     assert all(polled), "both members should have had partitions"
     assert polled[0] & polled[1] <= fenced  # shared only where a rebalance fenced the batch
-    outputs = Counter(tuple(json.loads(e.value)) for e in read_all(transport_factory, sink))
+    outputs = Counter(tuple(json.loads(e.value)) for e in read_committed(transport_factory, sink))
     assert len(outputs) == total
     assert set(outputs.values()) == {1}

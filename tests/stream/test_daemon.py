@@ -25,7 +25,7 @@ from streamal.model.announce import announcement_record
 from streamal.stream.daemon import Daemon
 from streamal.transport import Record, open_transport, topic_specs
 from tests.conftest import unique
-from tests.helpers import read_all, read_back, with_fresh_topics, write_config
+from tests.helpers import read_all, read_back, wait_for, with_fresh_topics, write_config
 
 ROOT = Path(__file__).parent.parent.parent
 CLASSES = ["a", "b", "c"]
@@ -143,12 +143,24 @@ def test_exactly_once_through_repeated_sigkills(cluster: Settings, tmp_path: Pat
     )  # every sample is routed: none may be missing, none repeated
     config = write_config(settings, tmp_path / "serve.yaml")
     ids = produce_samples(settings, 20_000)
-    chance = random.Random(7)
-    for _ in range(5):
-        daemon = run_serve(config)
-        time.sleep(chance.uniform(3.0, 6.0))  # start-up (imports, group join) plus some batches
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait()
+    # each run is killed once the committed requests reach its random target (a random point
+    # of the stream, however fast the machine), some batches past where the last run stopped
+    targets = sorted(random.Random(7).sample(range(1, 12_000), 5))
+    with open_transport(settings) as reader:
+        reader.subscribe([settings.topics.label_requests])
+        routed = 0
+        for target in targets:
+            daemon = run_serve(config)
+
+            def reached(target: int = target, daemon: subprocess.Popen[str] = daemon) -> bool:
+                nonlocal routed
+                assert daemon.poll() is None, daemon.communicate()[1][-2000:]
+                routed += len(reader.poll(5000, 0.2))
+                return routed >= target
+
+            wait_for(reached, timeout_s=180, interval_s=0)
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
     daemon = run_serve(config)  # the last restart finishes the stream
     found = outputs(settings, len(ids) + len(BAD), timeout_s=240)
     daemon.send_signal(signal.SIGTERM)
@@ -165,9 +177,7 @@ def test_sigterm_commits_the_batch_in_hand_and_exits_0(cluster: Settings, tmp_pa
     config = write_config(settings, tmp_path / "serve.yaml")
     ids = produce_samples(settings, 3000, bad=False)
     daemon = run_serve(config)
-    deadline = time.monotonic() + 60
-    while not read_back(settings, settings.topics.label_requests, 0, timeout_s=0.5):
-        assert time.monotonic() < deadline, "serve routed nothing"
+    wait_for(lambda: read_back(settings, settings.topics.label_requests, 0, timeout_s=0.5))
     daemon.send_signal(signal.SIGTERM)
     _, stderr = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, stderr[-2000:]
@@ -209,13 +219,6 @@ def serving(cluster: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Daemo
     yield settings, daemon
     daemon.stop()
     thread.join(timeout=60)
-
-
-def wait_for(condition, timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_hot_swap_under_load_and_a_corrupt_checkpoint_is_refused(
@@ -265,9 +268,14 @@ def test_unreachable_broker_is_reported_and_retried(tmp_path: Path) -> None:
         model={"store": str(tmp_path / "m")},
     )
     daemon = run_serve(write_config(settings, tmp_path / "c.yaml"))
-    time.sleep(8)
+    assert daemon.stderr is not None
+    lines = []
+    for line in daemon.stderr:  # until the second retry is announced (or serve exits)
+        lines.append(line)
+        if sum("cannot start consuming" in seen for seen in lines) == 2:
+            break
     daemon.send_signal(signal.SIGTERM)
-    _, stderr = daemon.communicate(timeout=60)
+    stderr = "".join(lines) + daemon.communicate(timeout=60)[1]
     assert daemon.returncode == 0
     retries = [line for line in stderr.splitlines() if "cannot start consuming" in line]
     assert len(retries) >= 2

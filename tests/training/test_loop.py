@@ -22,7 +22,7 @@ from streamal.stream.daemon import Daemon
 from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport, topic_specs
 from tests.conftest import unique
-from tests.helpers import read_all, with_fresh_topics
+from tests.helpers import read_all, wait_for, with_fresh_topics
 
 FEATURES = 10
 
@@ -80,13 +80,6 @@ def stream_in(settings: Settings, stream: LabeledStream, end: int, rate: float) 
             time.sleep(0.1)
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def latest_accuracy(settings: Settings, features: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the newest stored model on ``features`` (fresh samples, never streamed)."""
     checkpoint = ModelStore(settings.model.store, settings.model.name).latest()
@@ -113,7 +106,15 @@ def run_loop(settings: Settings, stream: LabeledStream, end: int, rate: float) -
             for r in ("oracle", "auto_label", "skip")
         )
         wait_for(lambda: total() >= end, timeout_s=120)
-        time.sleep(3)  # the last answers and round
+        # the last answers, then a round that ends after them
+        asked = routed("streamal_samples_total", {"route": "oracle"})
+        wait_for(lambda: routed("streamal_labels_received_total") >= asked, timeout_s=60)
+        rounds = lambda: sum(  # noqa: E731
+            routed("streamal_training_runs_total", {"outcome": o})
+            for o in ("published", "rejected", "too_few_labels")
+        )
+        done = rounds()
+        wait_for(lambda: rounds() > done, timeout_s=120)
     return metrics
 
 

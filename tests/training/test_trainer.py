@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from streamal.training.labels import LabelStore
 from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport, topic_specs
 from tests.conftest import settings_for, unique
-from tests.helpers import read_all, with_fresh_topics, write_config
+from tests.helpers import read_all, wait_for, with_fresh_topics, write_config
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -110,16 +110,31 @@ def run_train(config: str, *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def stored_answers(path: Path) -> int:
+    """How many answers the label store at ``path`` holds (0 before it exists)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as store:
+            return int(store.execute("SELECT count(*) FROM votes").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet, or busy: nothing observed this time
+        return 0
+
+
 def test_a_killed_trainer_loses_no_label_and_republishes_consistently(
     cluster: Settings, tmp_path: Path
 ) -> None:
     settings = trainer_settings(cluster, tmp_path)
     config = write_config(settings, tmp_path / "train.yaml")
     answers = produce_labeled(settings, 3000)
-    chance = random.Random(3)
-    for _ in range(3):
+    # each run is killed once the label store holds its random target of answers (a random
+    # point of the stream, however fast the machine), past where the last run stopped
+    for target in sorted(random.Random(3).sample(range(1, answers), 3)):
         trainer = run_train(config)
-        time.sleep(chance.uniform(4.0, 7.0))
+
+        def reached(target: int = target, trainer: subprocess.Popen[str] = trainer) -> bool:
+            assert trainer.poll() is None, trainer.communicate()[1][-2000:]
+            return stored_answers(settings.train.label_store) >= target
+
+        wait_for(reached, timeout_s=180, interval_s=0.05)
         trainer.send_signal(signal.SIGKILL)
         trainer.wait()
     trainer = run_train(config, "--idle-timeout", "8")

@@ -3,8 +3,6 @@ rejoining a group that forgot the member."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
@@ -14,16 +12,15 @@ from streamal.config import KafkaTransportConfig, Settings
 from streamal.errors import FencedError, TransportError
 from streamal.testing.kafka_broker import free_port
 from streamal.transport import (
-    Envelope,
     Record,
     TopicPartition,
     TopicSpec,
-    Transport,
     next_offsets,
     open_transport,
     topic_specs,
 )
 from streamal.transport.kafka import KafkaTransport, client_settings
+from tests.helpers import drain
 
 
 def test_security_settings_pass_through_and_api_version_is_left_to_negotiation() -> None:
@@ -90,7 +87,7 @@ def test_a_member_the_group_forgot_joins_again_and_its_next_batch_commits(
             producer.produce(Record(f"{prefix}-in", f"v{i}".encode(), key=b"k"))
     with open_transport(settings, group=f"{prefix}-g", transactional=True) as transport:
         transport.subscribe([f"{prefix}-in"])
-        first = poll_until(transport, 4)
+        first = drain(transport, 4)
         transport.produce_and_commit([], next_offsets(first[:2]))
         # the state stalled heartbeats leave: a membership the broker has forgotten
         coordinator = transport._consumer._coordinator  # type: ignore[attr-defined]
@@ -98,17 +95,9 @@ def test_a_member_the_group_forgot_joins_again_and_its_next_batch_commits(
         coordinator._generation = Generation(generation, "gone", "range")
         with pytest.raises(FencedError):
             transport.produce_and_commit([], next_offsets(first[2:]))
-        again = poll_until(transport, 2, timeout_s=60)  # the forged member's session ends
+        again = drain(transport, 2, timeout_s=60)  # the forged member's session ends
         assert [e.value for e in again] == [b"v2", b"v3"]  # from the committed offset
         transport.produce_and_commit([], next_offsets(again))
         assert transport.committed([TopicPartition(f"{prefix}-in", 0)]) == {
             TopicPartition(f"{prefix}-in", 0): 4
         }
-
-
-def poll_until(transport: Transport, count: int, timeout_s: float = 30) -> list[Envelope]:
-    got: list[Envelope] = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < count and time.monotonic() < deadline:
-        got += transport.poll(count - len(got), 0.5)
-    return got
