@@ -192,6 +192,18 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(exclude_none=True).encode("utf-8")
 
 
+def check_size(raw: bytes, max_bytes: int | None) -> None:
+    """Refuse a record value over ``max_bytes`` (``None``: no limit).
+
+    >>> check_size(b"12345", 4)
+    Traceback (most recent call last):
+    ...
+    streamal.errors.MessageError: record too large: 5 bytes > 4
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
+
+
 def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
     """Parse one record value into ``model``.
 
@@ -205,8 +217,7 @@ def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
     ...
     streamal.errors.MessageError: label: required field is missing
     """
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
+    check_size(raw, max_bytes)
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:

@@ -57,7 +57,7 @@ class Daemon:
         self._transport: Transport | None = None
         self._router: Router | None = None
         self._beat = time.monotonic()
-        self._failing_since: float | None = None  # when the batches now failing began to
+        self._failing_since: float | None = None  # start of the current run of failed batches
         self.metrics.batch_failing_seconds.set_function(self.failing_for)
         self._processed = 0
         self._summary: Counter[str] = Counter()
@@ -75,7 +75,7 @@ class Daemon:
         return turning and self.failing_for() < self.settings.serve.unhealthy_after_s
 
     def failing_for(self) -> float:
-        """Seconds since the batches now failing began to (0 when the last one went through)."""
+        """Seconds batches have failed in a row (0 when the last one went through)."""
         since = self._failing_since
         return 0.0 if since is None else time.monotonic() - since
 
