@@ -20,7 +20,9 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -28,11 +30,12 @@ from streamal.errors import ConfigError
 from streamal.logs import LogConfig
 from streamal.model.config import ModelConfig
 from streamal.strategies import StrategyConfig
-from streamal.stream.config import ServeConfig
+from streamal.stream.config import LABEL_REQUEST_ROOM, ServeConfig
 from streamal.training.config import TrainConfig
 from streamal.validation import one_line
 
 CONFIG_ENV = "STREAMAL_CONFIG"
+MAX_RECORD_BYTES = 1 << 20  # Kafka's default max.request.size
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
@@ -99,6 +102,12 @@ class TransportConfig(Section):
     """Which transport carries the topics, and the settings of each."""
 
     kind: Literal["local", "kafka"] = "local"
+    max_record_bytes: int = Field(
+        MAX_RECORD_BYTES,
+        ge=1 << 15,
+        description="largest record streamal produces (Kafka's max.request.size); at most the "
+        "broker's message.max.bytes and each topic's max.message.bytes",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="where a consumer group without committed offsets starts"
     )
@@ -134,6 +143,23 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
     train: TrainConfig = TrainConfig()
     log: LogConfig = LogConfig()
+
+    @model_validator(mode="after")
+    def _samples_leave_room(self) -> Settings:
+        """A sample at serve's input cap must still fit in a label request."""
+        wanted, most = self.serve.max_record_bytes, self.transport.max_record_bytes
+        if wanted is not None and wanted > most - LABEL_REQUEST_ROOM:
+            problem = PydanticCustomError(
+                "no_room",
+                "must leave {room} bytes of transport.max_record_bytes ({most}) for the rest of"
+                " a label request",
+                {"most": most, "room": LABEL_REQUEST_ROOM},
+            )
+            details = InitErrorDetails(
+                type=problem, loc=("serve", "max_record_bytes"), input=wanted
+            )
+            raise ValidationError.from_exception_data(type(self).__name__, [details])
+        return self
 
     @classmethod
     def settings_customise_sources(

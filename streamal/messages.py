@@ -27,6 +27,7 @@ from streamal.validation import one_line
 
 SampleId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+MAX_ERROR_CHARS = 1000  # of a dead letter's reason
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -120,9 +121,15 @@ class ModelAnnouncement(Message):
 
 
 class DeadLetter(Message):
-    """A record that could not be processed, kept with the reason on ``dead-letter``."""
+    """A record that could not be processed, kept with the reason on ``dead-letter``.
 
-    original: str = Field(description="the original record value, base64")
+    The original is cut when the whole letter would not fit in a record: ``truncated`` says so
+    and ``original_bytes`` gives the size of the whole value.
+    """
+
+    original: str = Field(description="the original record value (its start if truncated), base64")
+    truncated: bool = Field(False, description="only the start of the original is kept")
+    original_bytes: int | None = Field(None, ge=0, description="size of the original value")
     error: Annotated[str, StringConstraints(pattern=r"^[^\n]*$")]
     topic: str
     partition: int = Field(ge=0)
@@ -130,16 +137,38 @@ class DeadLetter(Message):
     failed_at: Timestamp
 
     @classmethod
-    def of(cls, value: bytes, error: str, topic: str, partition: int, offset: int) -> DeadLetter:
-        """Wrap a failed record; the error is cut to its first line."""
-        return cls(
-            original=base64.b64encode(value).decode("ascii"),
-            error=error.splitlines()[0] if error else "unknown error",
-            topic=topic,
-            partition=partition,
-            offset=offset,
+    def of(
+        cls,
+        value: bytes | None,
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_bytes: int | None = None,
+    ) -> DeadLetter:
+        """Wrap a failed record (``None``, a tombstone, as empty); the error is cut to its first
+        line and `MAX_ERROR_CHARS`, the original to what keeps ``encode(letter)`` within
+        ``max_bytes``.
+
+        >>> letter = DeadLetter.of(b"x" * 1000, "too big", "samples", 0, 7, max_bytes=300)
+        >>> len(encode(letter)) <= 300, letter.truncated, letter.original_bytes
+        (True, True, 1000)
+        >>> DeadLetter.of(b"{", "bad", "samples", 0, 8, max_bytes=300).truncated
+        False
+        """
+        value = value or b""
+        first_line = error.splitlines()[0] if error else "unknown error"
+        letter = cls(
+            original="", truncated=True, original_bytes=len(value),
+            error=first_line[:MAX_ERROR_CHARS], topic=topic, partition=partition, offset=offset,
             failed_at=now(),
-        )
+        )  # fmt: skip
+        room = None if max_bytes is None else max_bytes - len(encode(letter))
+        whole = base64.b64encode(value).decode("ascii")
+        if room is None or len(whole) <= room:
+            return letter.model_copy(update={"original": whole, "truncated": False})
+        kept = value[: max(room, 0) // 4 * 3]  # 3 bytes per 4 base64 characters
+        return letter.model_copy(update={"original": base64.b64encode(kept).decode("ascii")})
 
 
 MESSAGES: dict[str, type[Message]] = {
@@ -163,6 +192,18 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(exclude_none=True).encode("utf-8")
 
 
+def check_size(raw: bytes, max_bytes: int | None) -> None:
+    """Refuse a record value over ``max_bytes`` (``None``: no limit).
+
+    >>> check_size(b"12345", 4)
+    Traceback (most recent call last):
+    ...
+    streamal.errors.MessageError: record too large: 5 bytes > 4
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
+
+
 def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
     """Parse one record value into ``model``.
 
@@ -176,8 +217,7 @@ def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
     ...
     streamal.errors.MessageError: label: required field is missing
     """
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
+    check_size(raw, max_bytes)
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:

@@ -35,6 +35,14 @@ class Metrics:
             "streamal_end_to_end_seconds", "From a sample's event time to its routing",
             buckets=sorted({*_FAST_BUCKETS, *_SLOW_BUCKETS}), registry=r,
         )  # fmt: skip
+        self.batch_failures = Counter(
+            "streamal_batch_failures", "Batches that failed on the transport, to be retried",
+            registry=r,
+        )  # fmt: skip
+        self.batch_failing_seconds = Gauge(
+            "streamal_batch_failing_seconds",
+            "How long batches have failed in a row (0 while they commit)", registry=r,
+        )  # fmt: skip
         self.threshold = Gauge(
             "streamal_threshold", "Current threshold of each gate", ["gate"], registry=r
         )

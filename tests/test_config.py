@@ -90,6 +90,16 @@ def test_settings_are_frozen() -> None:
         ),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("a: [\n", "invalid YAML at line 2"),
+        (
+            "serve:\n  max_record_bytes: 1048576\n",
+            "serve.max_record_bytes: must leave 16384 bytes of transport.max_record_bytes"
+            " (1048576) for the rest of a label request (got 1048576)",
+        ),
+        (
+            "transport:\n  max_record_bytes: 100000\nserve:\n  max_record_bytes: 90000\n",
+            "serve.max_record_bytes: must leave 16384 bytes of transport.max_record_bytes"
+            " (100000) for the rest of a label request (got 90000)",
+        ),
     ],
 )
 def test_invalid_config_is_one_line_naming_the_field(
@@ -100,6 +110,13 @@ def test_invalid_config_is_one_line_naming_the_field(
     assert str(caught.value).startswith("config error: ")
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_serve_takes_samples_up_to_what_the_record_limit_leaves(tmp_path: Path) -> None:
+    raised = load_settings(write(tmp_path, "transport:\n  max_record_bytes: 4194304\n"))
+    assert raised.serve.sample_limit(raised.transport.max_record_bytes) == 4194304 - 16384
+    kept = load_settings(write(tmp_path, "serve:\n  max_record_bytes: 65536\n"))
+    assert kept.serve.sample_limit(kept.transport.max_record_bytes) == 65536
 
 
 def test_invalid_environment_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from streamal.errors import MessageError
 from streamal.messages import (
+    MAX_ERROR_CHARS,
     MESSAGES,
     AutoLabel,
     DeadLetter,
@@ -61,6 +62,23 @@ def test_dead_letter_keeps_the_original_bytes_and_one_line() -> None:
     letter = DeadLetter.of(b"\x00\x01raw", "bad\nworse", "samples", 0, 5)
     assert base64.b64decode(letter.original) == b"\x00\x01raw"
     assert letter.error == "bad"
+    assert not letter.truncated and letter.original_bytes == 5
+
+
+@pytest.mark.parametrize("max_bytes", [1400, 1401, 1402, 1403, 5000])
+def test_dead_letter_cuts_its_original_to_fit_and_says_so(max_bytes: int) -> None:
+    value = bytes(range(256)) * 20
+    letter = DeadLetter.of(value, "x" * 5000, "samples", 3, 9, max_bytes=max_bytes)
+    kept = base64.b64decode(letter.original)
+    assert len(encode(letter)) <= max_bytes
+    assert len(encode(letter)) > max_bytes - 5  # as much as fits, in whole base64 groups
+    assert letter.truncated and value.startswith(kept) and letter.original_bytes == len(value)
+    assert letter.error == "x" * MAX_ERROR_CHARS
+
+
+def test_a_dead_letter_of_a_tombstone_keeps_an_empty_original() -> None:
+    letter = DeadLetter.of(None, "no value", "samples", 0, 1, max_bytes=1000)
+    assert letter.original == "" and letter.original_bytes == 0 and not letter.truncated
 
 
 @pytest.mark.parametrize(

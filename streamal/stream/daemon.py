@@ -3,7 +3,8 @@
 Each batch's output records and consumed offsets commit in one transaction, and the gates
 learn from a batch only after that commit, so a crash at any point neither loses nor repeats a
 sample. Models are swapped between batches. SIGTERM or SIGINT finishes the batch in hand,
-commits it, closes and returns.
+commits it, closes and returns. A batch that fails on the transport is retried with backoff;
+once batches have failed for ``serve.unhealthy_after_s`` in a row, ``/healthz`` fails.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Daemon:
         self._transport: Transport | None = None
         self._router: Router | None = None
         self._beat = time.monotonic()
+        self._failing_since: float | None = None  # start of the current run of failed batches
+        self.metrics.batch_failing_seconds.set_function(self.failing_for)
         self._processed = 0
         self._summary: Counter[str] = Counter()
 
@@ -66,8 +69,15 @@ class Daemon:
         self._stopping.set()
 
     def healthy(self) -> bool:
-        """The loop turned recently."""
-        return time.monotonic() - self._beat < HEALTHY_WITHIN_S
+        """The loop turned recently, and its batches have not failed for
+        ``serve.unhealthy_after_s`` in a row."""
+        turning = time.monotonic() - self._beat < HEALTHY_WITHIN_S
+        return turning and self.failing_for() < self.settings.serve.unhealthy_after_s
+
+    def failing_for(self) -> float:
+        """Seconds batches have failed in a row (0 when the last one went through)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def ready(self) -> bool:
         """Connected to the transport, with a model loaded."""
@@ -148,12 +158,15 @@ class Daemon:
             self._beat = time.monotonic()
             try:
                 read = self.step(transport, watcher)
-                backoff = 0.0
+                backoff, self._failing_since = 0.0, None
             except FencedError as error:
                 log.warning("batch dropped, its partitions moved to another replica: %s", error)
                 continue
             except TransportError as error:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                self.metrics.batch_failures.inc()
                 log.error("transport failed (%s); retrying in %.1fs", error, backoff)
                 self._stopping.wait(backoff)
                 continue

@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from streamal.config import Settings
+from streamal.deadletters import dead_letter
 from streamal.gates import Decision, Reason, Route
-from streamal.messages import AutoLabel, DeadLetter, LabelRequest, Sample, decode_batch, encode, now
+from streamal.messages import AutoLabel, LabelRequest, Sample, decode_batch, encode, now
 from streamal.model import Predictor
 from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
 from streamal.stream.featurize import Featurizer
 from streamal.stream.scoring import probabilities_and_utilities
-from streamal.transport import Envelope, Record
+from streamal.transport import Envelope, Record, record_size
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class Router:
         self._passes = strategy.mc_passes
         self._featurize = Featurizer(settings.model)
         self._topics = settings.topics
-        self._max_bytes = settings.serve.max_record_bytes
+        self._max_output_bytes = settings.transport.max_record_bytes
+        self._max_sample_bytes = settings.serve.sample_limit(self._max_output_bytes)
         self._top_k = settings.serve.top_k
         self._boost_share, self._boost_left = 0.0, 0  # more exploration after a drift
         self._explore_draws = np.random.default_rng(seed_for(strategy.seed, "explore"))
@@ -86,15 +88,16 @@ class Router:
             self.auto_label.set_active(thresholds.get("auto_label"))
 
     def plan(self, envelopes: Sequence[Envelope]) -> Plan:
-        """Route ``envelopes``; bad records become dead letters with their reason."""
+        """Route ``envelopes``; bad records, and samples whose output would be over
+        ``transport.max_record_bytes``, become dead letters with their reason."""
         plan = Plan()
-        decoded = decode_batch(Sample, [e.value for e in envelopes], self._max_bytes)
+        decoded = decode_batch(Sample, [e.value for e in envelopes], self._max_sample_bytes)
         samples = [message for _, message in decoded.valid]
         featurized = self._featurize(samples)
         dead = decoded.invalid + [(decoded.valid[i][0], why) for i, why in featurized.rejected]
         for index, reason in sorted(dead):
             self._dead_letter(plan, envelopes[index], reason)
-        kept = [samples[i] for i in featurized.kept]
+        kept = [(envelopes[decoded.valid[i][0]], samples[i]) for i in featurized.kept]
         if kept:
             self._route(plan, kept, featurized.matrix)
         return plan
@@ -129,13 +132,11 @@ class Router:
 
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
-        letter = DeadLetter.of(
-            envelope.value, reason, envelope.topic, envelope.partition, envelope.offset
-        )
-        plan.records.append(Record(self._topics.dead_letter, encode(letter), key=envelope.key))
+        topic, limit = self._topics.dead_letter, self._max_output_bytes
+        plan.records.append(dead_letter(envelope, reason, topic, limit))
         plan.routes["dead_letter"] += 1
 
-    def _route(self, plan: Plan, samples: list[Sample], matrix: np.ndarray) -> None:
+    def _route(self, plan: Plan, kept: list[tuple[Envelope, Sample]], matrix: np.ndarray) -> None:
         started = time.perf_counter()
         if self.predictor.version == 0:  # untrained: explore at random
             probabilities = self.predictor.probabilities(matrix)
@@ -163,11 +164,13 @@ class Router:
             routes, reasons, plan.boosted = self._ask_at_random(routes, reasons)
         plan.gate = self.gate.charged(plan.gate, routes == Route.ORACLE)  # audits, boosts
         classes = self.predictor.classes
-        for row, sample in enumerate(samples):
+        for row, (envelope, sample) in enumerate(kept):
             route = Route(routes[row])
-            plan.routes[ROUTE_NAMES[route]] += 1
             if sample.ts is not None:
                 plan.event_times.append(sample.ts.timestamp())
+            if route == Route.SKIP:
+                plan.routes["skip"] += 1
+                continue
             if route == Route.ORACLE:
                 reason = Reason(reasons[row])
                 guesses = [
@@ -180,12 +183,16 @@ class Router:
                     reason=reason.label, model_version=version, requested_at=at,
                 )  # fmt: skip
                 topic = self._topics.label_requests
-            elif route == Route.AUTO_LABEL:
+            else:  # Route.AUTO_LABEL
                 message = AutoLabel(
                     id=sample.id, label=classes[top_i_np[row, 0]],
                     confidence=float(top_p_np[row, 0]), model_version=version, labeled_at=at,
                 )  # fmt: skip
                 topic = self._topics.auto_labels
-            else:
+            record = Record(topic, encode(message), key=sample.id.encode())
+            if (size := record_size(record)) > self._max_output_bytes:
+                why = f"{topic} record of {size} bytes, over transport.max_record_bytes"
+                self._dead_letter(plan, envelope, f"{why} ({self._max_output_bytes})")
                 continue
-            plan.records.append(Record(topic, encode(message), key=sample.id.encode()))
+            plan.routes[ROUTE_NAMES[route]] += 1
+            plan.records.append(record)

@@ -38,8 +38,9 @@ from pydantic import JsonValue
 
 from streamal.cli.common import EXIT_OK, add_config_option, positive_float
 from streamal.config import Settings, load_settings
+from streamal.deadletters import dead_letter
 from streamal.errors import FencedError, MessageError, TransportError
-from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now
+from streamal.messages import LabelRequest, OracleLabel, decode, encode, now
 from streamal.tools import check_topic_name
 from streamal.transport import (
     Envelope,
@@ -487,10 +488,8 @@ class _Session:
 
     def _unreadable(self, envelope: Envelope, reason: str) -> None:
         """Save the held answer, dead-letter the record and commit past it, together."""
-        letter = DeadLetter.of(
-            envelope.value, reason, envelope.topic, envelope.partition, envelope.offset
-        )
-        records = [Record(self.settings.topics.dead_letter, encode(letter), key=envelope.key)]
+        topic, limit = self.settings.topics.dead_letter, self.settings.transport.max_record_bytes
+        records = [dead_letter(envelope, reason, topic, limit)]
         offsets = {envelope.tp: envelope.offset + 1}
         held, self.held = self.held, None
         if held is not None:

@@ -21,7 +21,7 @@ from typing import BinaryIO, cast
 from streamal.cli.common import EXIT_FAILURE, EXIT_OK, add_config_option
 from streamal.config import Settings, load_settings
 from streamal.errors import ConfigError, MessageError
-from streamal.messages import Sample, decode, encode
+from streamal.messages import Sample, check_size, decode, encode
 from streamal.tools import check_topic_name
 from streamal.transport import Record, TopicSpec, open_transport, topic_specs
 
@@ -73,7 +73,8 @@ def feed(
     listed: int = LISTED_REJECTS,
     progress: Callable[[int, FeedReport], None] | None = None,
 ) -> FeedReport:
-    """Validate every line of ``source`` as a ``Sample`` and produce the valid ones.
+    """Validate every line of ``source`` as a ``Sample`` and produce the valid ones (a sample
+    over what serve takes, ``serve.max_record_bytes``, is rejected too).
 
     Parameters
     ----------
@@ -100,6 +101,7 @@ def feed(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
     topic = check_topic_name(topic or settings.topics.samples)
+    limit = settings.serve.sample_limit(settings.transport.max_record_bytes)
     produced = rejected = number = 0
     rejects: list[tuple[int, str]] = []
 
@@ -119,12 +121,14 @@ def feed(
                 continue
             try:
                 sample = decode(Sample, raw)
+                value = encode(sample)
+                check_size(value, limit)  # as serve will read it
             except MessageError as error:
                 rejected += 1
                 if len(rejects) < listed:
                     rejects.append((number, str(error)))
                 continue
-            transport.produce(Record(topic, encode(sample), key=sample.id.encode("utf-8")))
+            transport.produce(Record(topic, value, key=sample.id.encode("utf-8")))
             pending += 1
             if pending >= batch_size:
                 transport.flush()

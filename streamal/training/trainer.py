@@ -22,9 +22,10 @@ from types import FrameType
 import numpy as np
 
 from streamal.config import Settings
+from streamal.deadletters import dead_letter
 from streamal.errors import MessageError
 from streamal.http import OpsServer
-from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode
+from streamal.messages import LabelRequest, OracleLabel, decode
 from streamal.metrics import Metrics
 from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
 from streamal.model.announce import announcement_record
@@ -35,7 +36,6 @@ from streamal.training.labels import Joined, LabeledSet, LabelStore
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
     Envelope,
-    Record,
     Transport,
     next_offsets,
     open_transport,
@@ -191,12 +191,9 @@ class Trainer:
 
     def _dead_letter(self, transport: Transport, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
-        letter = DeadLetter.of(
-            envelope.value, reason, envelope.topic, envelope.partition, envelope.offset
-        )
-        transport.produce(
-            Record(self.settings.topics.dead_letter, encode(letter), key=envelope.key)
-        )
+        settings = self.settings
+        topic, limit = settings.topics.dead_letter, settings.transport.max_record_bytes
+        transport.produce(dead_letter(envelope, reason, topic, limit))
 
     def _observe(self, joined: Joined) -> None:
         """Prequential accuracy and drift, from a label meeting its request."""

@@ -13,6 +13,7 @@ from streamal.transport.base import (
     Transaction,
     Transport,
     next_offsets,
+    record_size,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Transport",
     "next_offsets",
     "open_transport",
+    "record_size",
     "topic_specs",
 ]
 
@@ -46,7 +48,12 @@ def open_transport(
     if config.kind == "local":
         from streamal.transport.local import LocalTransport
 
-        return LocalTransport(config.local, group=group, auto_offset_reset=config.auto_offset_reset)
+        return LocalTransport(
+            config.local,
+            group=group,
+            auto_offset_reset=config.auto_offset_reset,
+            max_record_bytes=config.max_record_bytes,
+        )
     from streamal.transport.kafka import KafkaTransport
 
     transactional_id = None
@@ -57,6 +64,7 @@ def open_transport(
         group=group,
         transactional_id=transactional_id,
         auto_offset_reset=config.auto_offset_reset,
+        max_record_bytes=config.max_record_bytes,
     )
 
 

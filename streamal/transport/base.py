@@ -5,6 +5,8 @@ A transport is one client of a log of topics split into partitions:
 - ``poll`` returns at most ``max_records`` envelopes within ``timeout_s``, in offset order within
   each partition, only from partitions this consumer owns in its group; it never blocks longer.
 - ``produce`` buffers a record; ``flush`` makes everything produced so far durable and visible.
+  A record whose `record_size` exceeds the transport's ``max_record_bytes`` is refused at once
+  with a ``TransportError`` (Kafka's producer and broker would refuse it too).
 - ``transaction()`` groups produced records and consumed offsets: on a clean exit both are
   committed atomically; on an exception neither is, and the consumer rewinds to its committed
   offsets so the same records are polled again.
@@ -20,7 +22,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple, Self
 
+from streamal.errors import TransportError
+
 Headers = tuple[tuple[str, bytes], ...]
+
+RECORD_OVERHEAD = 100  # Kafka's batch header (61 bytes) and a record's fields and varints
+HEADER_OVERHEAD = 10  # the varints of one header
 
 
 class TopicPartition(NamedTuple):
@@ -70,6 +77,34 @@ class TopicSpec:
 
     partitions: int | None = None
     compacted: bool = False
+
+
+def record_size(record: Record) -> int:
+    """The bytes ``record`` takes as a Kafka record batch of its own, rounded up.
+
+    It bounds what Kafka's producer compares with ``max_request_size`` and the broker with
+    ``message.max.bytes``, so a record within a limit by this count is within theirs.
+
+    >>> record_size(Record("t", b"x" * 1000, key=b"k1", headers=(("h", b"v"),)))
+    1114
+    """
+    headers = sum(HEADER_OVERHEAD + len(k.encode()) + len(v) for k, v in record.headers)
+    return RECORD_OVERHEAD + len(record.key or b"") + len(record.value) + headers
+
+
+def check_size(record: Record, max_bytes: int) -> None:
+    """Refuse ``record`` if it is larger than ``max_bytes`` (see `record_size`).
+
+    Raises
+    ------
+    TransportError
+        Naming the topic, the size and the limit.
+    """
+    if (size := record_size(record)) > max_bytes:
+        raise TransportError(
+            f"record for {record.topic} is {size} bytes, over transport.max_record_bytes"
+            f" ({max_bytes})"
+        )
 
 
 def next_offsets(envelopes: Iterable[Envelope]) -> dict[TopicPartition, int]:

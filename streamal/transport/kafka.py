@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetad
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streamal.config import KafkaTransportConfig
+from streamal.config import MAX_RECORD_BYTES, KafkaTransportConfig
 from streamal.errors import FencedError, TransportError
 from streamal.transport.base import (
     Envelope,
@@ -27,6 +27,7 @@ from streamal.transport.base import (
     TopicSpec,
     Transaction,
     Transport,
+    check_size,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ class _KafkaTransaction(Transaction):
 
 
 class KafkaTransport(Transport):
-    """A Kafka client; ``group=None`` reads every partition without committing."""
+    """A Kafka client; ``group=None`` reads every partition without committing.
+
+    Records over ``max_record_bytes`` (the producer's ``max_request_size``) are refused before
+    they are sent.
+    """
 
     def __init__(
         self,
@@ -90,8 +95,10 @@ class KafkaTransport(Transport):
         group: str | None = None,
         transactional_id: str | None = None,
         auto_offset_reset: str = "earliest",
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self._config = config
+        self._max_record_bytes = max_record_bytes
         self._settings = client_settings(config)
         self._group = group
         self._transactional_id = transactional_id
@@ -235,6 +242,7 @@ class KafkaTransport(Transport):
                     transactional_id=self._transactional_id,
                     transaction_timeout_ms=self._config.transaction_timeout_ms,
                     linger_ms=self._config.linger_ms,
+                    max_request_size=self._max_record_bytes,
                     **self._settings,
                 )
                 if self._transactional_id:
@@ -242,6 +250,7 @@ class KafkaTransport(Transport):
         return self._producer
 
     def _send(self, record: Record) -> None:
+        check_size(record, self._max_record_bytes)
         with self._errors("producing"):
             self._sent.append(
                 self._producer_client().send(

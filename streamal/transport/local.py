@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from streamal.config import LocalTransportConfig
+from streamal.config import MAX_RECORD_BYTES, LocalTransportConfig
 from streamal.errors import FencedError, TransportError
 from streamal.sqlite import open_sqlite, write_transaction
 from streamal.transport.base import (
@@ -33,6 +33,7 @@ from streamal.transport.base import (
     TopicSpec,
     Transaction,
     Transport,
+    check_size,
 )
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,12 @@ CREATE TABLE owners(grp TEXT, topic TEXT, partition INTEGER, member TEXT NOT NUL
 
 @dataclass
 class _LocalTransaction(Transaction):
+    max_record_bytes: int
     records: list[Record] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
     def produce(self, record: Record) -> None:
+        check_size(record, self.max_record_bytes)
         self.records.append(record)
 
     def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -69,7 +72,11 @@ class _LocalTransaction(Transaction):
 
 
 class LocalTransport(Transport):
-    """A client of the SQLite log at ``config.path``; ``group=None`` reads every partition."""
+    """A client of the SQLite log at ``config.path``; ``group=None`` reads every partition.
+
+    It refuses records over ``max_record_bytes`` as Kafka would, so that both transports keep
+    one contract.
+    """
 
     def __init__(
         self,
@@ -77,8 +84,10 @@ class LocalTransport(Transport):
         *,
         group: str | None = None,
         auto_offset_reset: str = "earliest",
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self._config = config
+        self._max_record_bytes = max_record_bytes
         self._group = group
         self._reset = auto_offset_reset
         self._member = uuid.uuid4().hex
@@ -297,6 +306,7 @@ class LocalTransport(Transport):
 
     def produce(self, record: Record) -> None:
         self._check_open()
+        check_size(record, self._max_record_bytes)
         self._pending.append(record)
 
     def flush(self, timeout_s: float | None = None) -> None:
@@ -317,11 +327,14 @@ class LocalTransport(Transport):
         with self._write():
             self._commit_offsets(offsets)
             for tp, batch in by_partition.items():
-                (first,) = self._db.execute(
+                row = self._db.execute(
                     "UPDATE partitions SET next_offset = next_offset + ?"
                     " WHERE topic=? AND partition=? RETURNING next_offset - ?",
                     (len(batch), *tp, len(batch)),
                 ).fetchone()
+                if row is None:  # deleted from the file behind this client's back
+                    raise TransportError(f"{self._config.path}: partition {tp} is gone")
+                first = row[0]
                 self._db.executemany(
                     "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -353,7 +366,7 @@ class LocalTransport(Transport):
         self._check_open()
         if self._txn is not None:
             raise TransportError("a transaction is already open")
-        self._txn = _LocalTransaction()
+        self._txn = _LocalTransaction(self._max_record_bytes)
         return self._txn
 
     def _commit_transaction(self) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from streamal.config import Settings
-from streamal.transport import Envelope, Record, TopicPartition, next_offsets
+from streamal.errors import TransportError
+from streamal.transport import Envelope, Record, TopicPartition, next_offsets, record_size
 from tests.conftest import TransportFactory, unique
 from tests.contracts import group_worker
 from tests.helpers import drain, read_quiet
@@ -97,6 +98,26 @@ def test_aborted_transaction_leaves_nothing(
     worker.produce_and_commit([Record(sink, b"out", key=e.key) for e in again], next_offsets(again))
     assert len(read_committed(transport_factory, sink)) == 12
     assert worker.committed(partitions) == {tp: o for tp, o in next_offsets(again).items()}
+
+
+def test_a_record_over_the_limit_is_refused_and_one_at_the_limit_kept(
+    cluster: Settings, transport_factory: TransportFactory, topic_factory
+) -> None:
+    limit = cluster.transport.max_record_bytes
+    topic = topic_factory()
+    fits = Record(topic, b"", key=b"k")
+    fits = Record(topic, b"x" * (limit - record_size(fits)), key=b"k")
+    over = Record(topic, fits.value + b"x", key=b"k")
+    assert record_size(fits) == limit
+    producer = transport_factory(group=unique("g"), transactional=True)
+    with pytest.raises(TransportError, match=rf"over transport.max_record_bytes \({limit}\)"):
+        producer.produce(over)
+    with pytest.raises(TransportError, match="max_record_bytes"), producer.transaction() as txn:
+        txn.produce(fits)
+        txn.produce(over)
+    producer.produce(fits)
+    producer.flush()
+    assert [e.value for e in read_committed(transport_factory, topic)] == [fits.value]
 
 
 def test_poll_returns_within_its_timeout_on_an_empty_topic(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ from streamal.metrics import Metrics
 from streamal.model import MLP, ModelStore
 from streamal.model.announce import announcement_record
 from streamal.stream.daemon import Daemon
-from streamal.transport import Record, open_transport, topic_specs
+from streamal.transport import Record, open_transport, record_size, topic_specs
 from tests.conftest import unique
 from tests.helpers import read_all, read_back, wait_for, with_fresh_topics, write_config
 
@@ -328,3 +331,119 @@ def test_max_samples_bounds_a_run_and_commits_what_it_routed(tmp_path: Path) -> 
     Daemon(settings, idle_timeout_s=1.0).run()  # the rest, from the committed offsets
     seen = routed_ids(settings, outputs(settings, len(ids)))
     assert set(seen.values()) == {1} and len(seen) == len(ids)
+
+
+def test_outputs_stay_under_the_record_limit_and_the_batch_goes_on(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
+    limit = settings.transport.max_record_bytes
+    head = b'{"id": "near", "features": [1, 2, 3, 4], "meta": {"pad": "'
+    near = head + b"x" * (settings.serve.sample_limit(limit) - len(head) - 3) + b'"}}'
+    big = {
+        "invalid": b'{"id": "big", "junk": "' + b"x" * 900_000 + b'"}',
+        "near": near,  # a sample at the input cap: its label request still fits
+        "grows": b'{"id": "grows", "features": [1, 2, 3, 4], "meta": {"pad": [%s1]}}'
+        % (b"1e5," * 150_000),  # 600 KB whose label request spells 100000.0: 1.35 MB
+    }
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for key, value in big.items():
+            producer.produce(Record(settings.topics.samples, value, key=key.encode()))
+    ids = produce_samples(settings, 50, bad=False)  # later samples, in the batches after
+    metrics = Metrics()
+    Daemon(settings, metrics=metrics, idle_timeout_s=2.0).run()
+
+    topics = settings.topics
+    requests = read_all(settings, topics.label_requests)
+    assert Counter(decode(LabelRequest, e.value).id for e in requests) == Counter([*ids, "near"])
+    letters = {
+        e.key: (e, decode(DeadLetter, e.value)) for e in read_all(settings, topics.dead_letter)
+    }
+    assert set(letters) == {b"invalid", b"grows"}
+    for envelope in [*requests, *(e for e, _ in letters.values())]:
+        assert record_size(Record(envelope.topic, envelope.value, envelope.key)) <= limit
+    envelope, invalid = letters[b"invalid"]
+    assert invalid.truncated and invalid.original_bytes == len(big["invalid"])
+    assert big["invalid"].startswith(base64.b64decode(invalid.original))
+    assert (
+        record_size(Record(envelope.topic, envelope.value, envelope.key)) > limit - 8
+    )  # cut to fit
+    assert invalid.error == "junk: unknown field; allowed: v, id, features, payload, meta, ts"
+    _, grows = letters[b"grows"]
+    assert not grows.truncated and base64.b64decode(grows.original) == big["grows"]
+    assert re.fullmatch(
+        rf"{topics.label_requests} record of \d+ bytes, over transport.max_record_bytes"
+        rf" \({limit}\)",
+        grows.error,
+    )
+    value = metrics.registry.get_sample_value
+    assert value("streamal_samples_total", {"route": "dead_letter"}) == 2
+    assert value("streamal_samples_total", {"route": "oracle"}) == len(ids) + 1
+
+
+def refuse_dead_letters(settings: Settings) -> Callable[[], None]:
+    """Make the dead-letter topic refuse every letter; the function that repairs it.
+
+    Kafka: the topic's ``max.message.bytes`` under the letters (a broker set below
+    ``transport.max_record_bytes``). The local log: the topic's partitions gone from the file.
+    """
+    topic = settings.topics.dead_letter
+    if settings.transport.kind == "kafka":
+        from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=settings.transport.kafka.bootstrap_servers)
+        admin.create_topics([NewTopic(topic, 3, 1, topic_configs={"max.message.bytes": "1000"})])
+
+        def repair() -> None:
+            default = {"max.message.bytes": str(1 << 20)}
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=default)])
+            admin.close()
+
+        return repair
+    with open_transport(settings) as transport:
+        transport.ensure_topics(topic_specs(settings.topics))
+    path = settings.transport.local.path
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM partitions WHERE topic=?", (topic,))
+
+    def repair() -> None:
+        with sqlite3.connect(path) as db:
+            db.executemany(
+                "INSERT INTO partitions VALUES (?, ?, 0)", [(topic, p) for p in range(3)]
+            )
+
+    return repair
+
+
+def test_a_batch_that_keeps_failing_turns_healthz_and_the_metrics(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
+    settings = settings.model_copy(
+        update={"serve": settings.serve.model_copy(update={"unhealthy_after_s": 1.0})}
+    )
+    repair = refuse_dead_letters(settings)
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        producer.produce(Record(settings.topics.samples, b"{" + b"x" * 2000, key=b"bad"))
+    metrics = Metrics()
+    value = metrics.registry.get_sample_value
+    daemon = Daemon(settings, metrics=metrics)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(daemon.ready)
+        assert daemon.healthy()
+        wait_for(lambda: not daemon.healthy())
+        assert value("streamal_batch_failures_total") >= 2
+        assert value("streamal_batch_failing_seconds") >= 1.0
+        assert value("streamal_samples_total", {"route": "dead_letter"}) == 0
+        repair()
+        ids = produce_samples(settings, 20, bad=False)
+        wait_for(lambda: value("streamal_samples_total", {"route": "oracle"}) == len(ids))
+        assert daemon.healthy() and value("streamal_batch_failing_seconds") == 0
+        assert value("streamal_samples_total", {"route": "dead_letter"}) == 1
+    finally:
+        daemon.stop()
+        thread.join(timeout=60)

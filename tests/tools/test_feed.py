@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -130,6 +131,20 @@ def test_the_report_keeps_the_first_rejects_and_counts_them_all(local: Settings)
     ]
     assert progress[0] == (1, 1)  # flushed after every batch of one
     assert progress[-1] == (27, 2)
+
+
+def test_a_sample_over_what_serve_takes_is_rejected_not_fatal(settings: Settings) -> None:
+    limit = settings.serve.sample_limit(settings.transport.max_record_bytes)
+    grows = '{"id": "g", "features": [%s1]}' % ("1e5," * (limit // 6))  # 100000.0 when encoded
+    lines = [GOOD[0], '{"id": "big", "features": [%s1]}' % ("1," * limit), grows, GOOD[1]]
+
+    report = feed(settings, lines)
+
+    assert (report.produced, report.rejected) == (2, 2)
+    assert [n for n, _ in report.rejects] == [2, 3]
+    too_large = rf"record too large: \d+ bytes > {limit}"
+    assert all(re.fullmatch(too_large, why) for _, why in report.rejects)
+    assert {e.key for e in read_back(settings, settings.topics.samples, 2)} == {b"a", b"c"}
 
 
 def test_the_cli_lists_20_rejects_then_how_many_more(
