@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from streamal.model import ModelStore, build_module, load_weights
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream, gaussian_classes
 from streamal.stream.daemon import Daemon
+from streamal.training.labels import LabelStore
 from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport, topic_specs
 from tests.conftest import unique
@@ -106,15 +108,16 @@ def run_loop(settings: Settings, stream: LabeledStream, end: int, rate: float) -
             for r in ("oracle", "auto_label", "skip")
         )
         wait_for(lambda: total() >= end, timeout_s=120)
-        # the last answers, then a round that ends after them
         asked = routed("streamal_samples_total", {"route": "oracle"})
-        wait_for(lambda: routed("streamal_labels_received_total") >= asked, timeout_s=60)
-        rounds = lambda: sum(  # noqa: E731
-            routed("streamal_training_runs_total", {"outcome": o})
-            for o in ("published", "rejected", "too_few_labels")
-        )
-        done = rounds()
-        wait_for(lambda: rounds() > done, timeout_s=120)
+        with contextlib.closing(
+            LabelStore(settings.train.label_store, settings.model.classes)
+        ) as store:  # the last answers, and a round that used every one of them
+            wait_for(
+                lambda: (
+                    routed("streamal_labels_received_total") >= asked and store.last_round()[0] == 0
+                ),
+                timeout_s=120,
+            )
     return metrics
 
 
