@@ -94,9 +94,10 @@ class Router:
         dead = decoded.invalid + [(decoded.valid[i][0], why) for i, why in featurized.rejected]
         for index, reason in sorted(dead):
             self._dead_letter(plan, envelopes[index], reason)
-        kept = [samples[i] for i in featurized.kept]
+        kept = [decoded.valid[i] for i in featurized.kept]
         if kept:
-            self._route(plan, kept, featurized.matrix)
+            routed = [envelopes[index] for index, _ in kept]
+            self._route(plan, routed, [sample for _, sample in kept], featurized.matrix)
         return plan
 
     def commit(self, plan: Plan) -> None:
@@ -135,8 +136,8 @@ class Router:
         plan.records.append(Record(self._topics.dead_letter, encode(letter), key=envelope.key))
         plan.routes["dead_letter"] += 1
 
-    def _route(self, plan: Plan, samples: list[Sample], matrix: np.ndarray) -> None:
-        started = time.perf_counter()
+    def _predict(self, matrix: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Class probabilities [B, C] (on the model's device) and utilities [B]."""
         if self.predictor.version == 0:  # untrained: explore at random
             probabilities = self.predictor.probabilities(matrix)
             utilities = self._explore(probabilities)
@@ -144,10 +145,32 @@ class Router:
             probabilities, utilities = probabilities_and_utilities(
                 self.predictor, self._score, matrix, self._passes
             )
+        return probabilities, np.asarray(torch.as_tensor(utilities).double().cpu())
+
+    def _route(
+        self, plan: Plan, envelopes: list[Envelope], samples: list[Sample], matrix: np.ndarray
+    ) -> None:
+        started = time.perf_counter()
+        probabilities, utilities_np = self._predict(matrix)
+        plan.predict_seconds = time.perf_counter() - started
+        finite_p = torch.isfinite(probabilities).all(dim=1).cpu().numpy()
+        finite = finite_p & np.isfinite(utilities_np)
+        if not finite.all():  # a model or featurizer can still produce NaN for some inputs
+            for bad in np.flatnonzero(~finite):
+                why = (
+                    f"score: the utility is not finite (got {utilities_np[bad]})"
+                    if finite_p[bad]
+                    else "model: the class probabilities are not finite"
+                )
+                self._dead_letter(plan, envelopes[bad], why)
+            keep = np.flatnonzero(finite)
+            if not len(keep):
+                return
+            samples = [samples[i] for i in keep]
+            probabilities = probabilities[torch.as_tensor(keep, device=probabilities.device)]
+            utilities_np = utilities_np[keep]
         top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
-        utilities_np = np.asarray(torch.as_tensor(utilities).double().cpu())
-        plan.predict_seconds = time.perf_counter() - started
 
         cold = self.predictor.version == 0
         plan.gate = self.gate.decide(utilities_np)

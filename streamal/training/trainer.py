@@ -24,7 +24,7 @@ import numpy as np
 from streamal.config import Settings
 from streamal.errors import MessageError
 from streamal.http import OpsServer
-from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode
+from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
 from streamal.model.announce import announcement_record
@@ -184,6 +184,12 @@ class Trainer:
         label = decode(OracleLabel, envelope.value)
         if label.label not in self.settings.model.classes:
             raise MessageError(f"label: unknown class {label.label!r}")
+        limit = self.settings.train.max_future_s
+        if (label.labeled_at - now()).total_seconds() > limit:  # it would win `latest` for ever
+            raise MessageError(
+                f"labeled_at: must be at most {limit:g} s in the future"
+                f" (got {label.labeled_at.isoformat().replace('+00:00', 'Z')})"
+            )
         self.metrics.labels_received.inc()
         return self.labels.add_label(
             label, f"{envelope.topic}:{envelope.partition}:{envelope.offset}"
