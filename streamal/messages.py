@@ -31,6 +31,7 @@ from streamal.errors import MessageError
 from streamal.validation import one_line
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+INT64_MAX = 2**63 - 1  # what SQLite (the label store) and Kafka's int64 fields hold
 CONTROL = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, invisible formatting, line breaks
 TOMBSTONE = "null value (tombstone)"
 
@@ -107,16 +108,17 @@ class LabelProbability(BaseModel):
 
 
 class LabelRequest(Message):
-    """A sample routed to human annotators on ``label-requests``."""
+    """A sample routed to human annotators on ``label-requests``; ``features`` are the row the
+    model read (a featurizer's, for a sample with only a payload)."""
 
     id: SampleId
     features: list[Feature] | None = None
     payload: JsonValue = None
     meta: dict[str, JsonValue] | None = None
-    prediction: list[LabelProbability]
+    prediction: list[LabelProbability] = Field(min_length=1)
     utility: float
     reason: Literal["uncertain", "audit", "explore"]
-    model_version: int = Field(ge=0, description="0 before the first trained model")
+    model_version: int = Field(ge=0, le=INT64_MAX, description="0 before the first model")
     requested_at: Timestamp
 
 
@@ -126,7 +128,7 @@ class AutoLabel(Message):
     id: SampleId
     label: str
     confidence: Probability
-    model_version: int = Field(ge=0)
+    model_version: int = Field(ge=0, le=INT64_MAX)
     labeled_at: Timestamp
 
 

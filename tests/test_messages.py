@@ -138,6 +138,21 @@ def test_label_request_reasons_are_checked() -> None:
         decode(LabelRequest, raw)
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"prediction": []}, "prediction: list should have at least 1 item"),
+        ({"model_version": 10**20}, "model_version: must be >= 0 and <= 9223372036854775807"),
+    ],
+)
+def test_label_requests_have_a_guess_and_a_version_a_store_can_hold(
+    change: dict[str, object], reason: str
+) -> None:
+    raw = json.dumps(json.loads(encode(EXAMPLES[2])) | change).encode()
+    with pytest.raises(MessageError, match=reason):
+        decode(LabelRequest, raw)
+
+
 def test_json_schemas_cover_every_message() -> None:
     schemas = json_schemas()
     assert set(schemas) == set(MESSAGES)

@@ -166,7 +166,7 @@ class Router:
             keep = np.flatnonzero(finite)
             if not len(keep):
                 return
-            samples = [samples[i] for i in keep]
+            samples, matrix = [samples[i] for i in keep], matrix[keep]
             probabilities = probabilities[torch.as_tensor(keep, device=probabilities.device)]
             utilities_np = utilities_np[keep]
         top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
@@ -198,7 +198,8 @@ class Router:
                     for i, p in zip(top_i_np[row], top_p_np[row], strict=True)
                 ]
                 message: LabelRequest | AutoLabel = LabelRequest(
-                    id=sample.id, features=sample.features, payload=sample.payload,
+                    id=sample.id, payload=sample.payload,
+                    features=matrix[row].tolist() if sample.features is None else sample.features,
                     meta=sample.meta, prediction=guesses, utility=float(utilities_np[row]),
                     reason=reason.label, model_version=version, requested_at=at,
                 )  # fmt: skip

@@ -164,7 +164,7 @@ class Trainer:
         for envelope in batch:
             try:
                 if envelope.topic == topics.label_requests:
-                    joined = self.labels.add_request(decode(LabelRequest, envelope.value))
+                    joined = self._add_request(envelope)
                 else:
                     joined = self._add_label(envelope)
             except MessageError as error:
@@ -179,6 +179,12 @@ class Trainer:
         if dropped:
             self.metrics.labels_expired.inc(dropped)
             log.warning("dropped %d labels whose requests never came", dropped)
+
+    def _add_request(self, envelope: Envelope) -> Joined | None:
+        request = decode(LabelRequest, envelope.value)
+        if request.features is None:
+            raise MessageError("features: missing, so there is nothing to train on")
+        return self.labels.add_request(request)
 
     def _add_label(self, envelope: Envelope) -> Joined | None:
         label = decode(OracleLabel, envelope.value)

@@ -280,6 +280,16 @@ def test_a_row_the_model_makes_non_finite_is_dead_lettered_and_the_batch_goes_on
     routing.commit(plan)
 
 
+def test_the_label_request_of_a_payload_carries_the_row_the_model_read() -> None:
+    config = settings(gate={"name": "fixed", "threshold": 0.0}).model_dump()
+    config["model"]["featurizer"] = "tests.stream.test_router:words_to_features"
+    routing = Router(Settings(**config), Predictor(nn.Identity(), CLASSES, version=1))
+    plan = routing.plan([envelope(b'{"id": "t1", "payload": {"text": "hi there!"}}', 0)])
+    [record] = plan.records
+    request = decode(LabelRequest, record.value)
+    assert (request.features, request.payload) == ([9.0, 1.0, 1.0], {"text": "hi there!"})
+
+
 def test_announced_thresholds_are_applied_with_the_model() -> None:
     routing = router(gate={"name": "variable_uncertainty", "threshold": 0.3})
     newer = Predictor(nn.Identity(), CLASSES, version=2)

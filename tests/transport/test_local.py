@@ -13,7 +13,7 @@ import pytest
 from streamal.config import LocalTransportConfig
 from streamal.errors import FencedError, TransportError
 from streamal.transport import Record, TopicPartition, TopicSpec, next_offsets
-from streamal.transport.local import RECORDS, LocalTransport
+from streamal.transport.local import LocalTransport
 
 
 def config(tmp_path: Path, **changes: object) -> LocalTransportConfig:
@@ -81,7 +81,11 @@ def test_a_log_made_before_null_values_keeps_its_records_and_takes_null_values(
     fill(config(tmp_path), "t", 4, partitions=1)
     with sqlite3.connect(tmp_path / "log.sqlite") as db:  # the records table of older logs
         db.execute("ALTER TABLE records RENAME TO old")
-        db.execute(f"CREATE TABLE {RECORDS.replace('value BLOB', 'value BLOB NOT NULL')}")
+        db.execute(
+            "CREATE TABLE records(topic TEXT, partition INTEGER, offset INTEGER, key BLOB,"
+            " value BLOB NOT NULL, headers TEXT, ts INTEGER NOT NULL,"
+            " PRIMARY KEY(topic, partition, offset)) WITHOUT ROWID"
+        )
         db.execute("INSERT INTO records SELECT * FROM old")
         db.execute("DROP TABLE old")
     with LocalTransport(config(tmp_path)) as transport:
