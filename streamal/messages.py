@@ -7,31 +7,64 @@ Every message is UTF-8 JSON with ``"v": 1``; the record key is the sample id (th
 from __future__ import annotations
 
 import base64
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
     StringConstraints,
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from streamal.errors import MessageError
 from streamal.validation import one_line
 
-SampleId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+INT64_MAX = 2**63 - 1  # what SQLite (the label store) and Kafka's int64 fields hold
+CONTROL = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, invisible formatting, line breaks
+TOMBSTONE = "null value (tombstone)"
+
+
+def _printable_id(value: str) -> str:
+    if any(unicodedata.category(c) in CONTROL for c in value):
+        raise PydanticCustomError("id_characters", "must not contain control characters")
+    return value
+
+
+def _float32(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise PydanticCustomError("finite_float32", "must be a finite float32 number")
+    return value
+
+
+SampleId = Annotated[
+    str, StringConstraints(min_length=1, max_length=512), AfterValidator(_printable_id)
+]
 Probability = Annotated[float, Field(ge=0, le=1)]
 MAX_ERROR_CHARS = 1000  # of a dead letter's reason
+Feature = Annotated[float, Strict(), AfterValidator(_float32)]
+"""A feature value: a JSON number (not a string or a boolean) finite in float32, the dtype the
+model reads."""
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00
+        raise PydanticCustomError(
+            "utc_range", "must fall within the years 1 to 9999 in UTC"
+        ) from None
 
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
@@ -54,7 +87,7 @@ class Sample(Message):
     """An unlabeled sample on ``samples``: ``features``, a ``payload`` for a featurizer, or both."""
 
     id: SampleId
-    features: list[float] | None = None
+    features: list[Feature] | None = None
     payload: JsonValue = None
     meta: dict[str, JsonValue] | None = None
     ts: Timestamp | None = Field(None, description="event time, for end-to-end latency")
@@ -76,16 +109,17 @@ class LabelProbability(BaseModel):
 
 
 class LabelRequest(Message):
-    """A sample routed to human annotators on ``label-requests``."""
+    """A sample routed to human annotators on ``label-requests``; ``features`` are the row the
+    model read (a featurizer's, for a sample with only a payload)."""
 
     id: SampleId
-    features: list[float] | None = None
+    features: list[Feature] | None = None
     payload: JsonValue = None
     meta: dict[str, JsonValue] | None = None
-    prediction: list[LabelProbability]
+    prediction: list[LabelProbability] = Field(min_length=1)
     utility: float
     reason: Literal["uncertain", "audit", "explore"]
-    model_version: int = Field(ge=0, description="0 before the first trained model")
+    model_version: int = Field(ge=0, le=INT64_MAX, description="0 before the first model")
     requested_at: Timestamp
 
 
@@ -95,7 +129,7 @@ class AutoLabel(Message):
     id: SampleId
     label: str
     confidence: Probability
-    model_version: int = Field(ge=0)
+    model_version: int = Field(ge=0, le=INT64_MAX)
     labeled_at: Timestamp
 
 
@@ -156,6 +190,8 @@ class DeadLetter(Message):
         >>> DeadLetter.of(b"{", "bad", "samples", 0, 8, max_bytes=300).truncated
         False
         """
+        if value is None and not error.startswith(TOMBSTONE):
+            error = f"{TOMBSTONE}: {error}"
         value = value or b""
         first_line = error.splitlines()[0] if error else "unknown error"
         letter = cls(
@@ -179,6 +215,8 @@ MESSAGES: dict[str, type[Message]] = {
     "model-announcement": ModelAnnouncement,
     "dead-letter": DeadLetter,
 }
+
+_NAMES = {model: name for name, model in MESSAGES.items()}
 
 M = TypeVar("M", bound=Message)
 
@@ -204,8 +242,8 @@ def check_size(raw: bytes, max_bytes: int | None) -> None:
         raise MessageError(f"record too large: {len(raw)} bytes > {max_bytes}")
 
 
-def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
-    """Parse one record value into ``model``.
+def decode(model: type[M], raw: bytes | None, max_bytes: int | None = None) -> M:
+    """Parse one record value into ``model``; a null value (tombstone) is a bad record.
 
     Raises
     ------
@@ -216,7 +254,14 @@ def decode(model: type[M], raw: bytes, max_bytes: int | None = None) -> M:
     Traceback (most recent call last):
     ...
     streamal.errors.MessageError: label: required field is missing
+    >>> decode(LabelRequest, None)
+    Traceback (most recent call last):
+    ...
+    streamal.errors.MessageError: null value (tombstone): not a label request
     """
+    if raw is None:
+        name = _NAMES[model].replace("-", " ")
+        raise MessageError(f"{TOMBSTONE}: not {'an' if name[0] in 'aeiou' else 'a'} {name}")
     check_size(raw, max_bytes)
     try:
         return model.model_validate_json(raw)
@@ -232,7 +277,9 @@ class Decoded(Generic[M]):
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
-def decode_batch(model: type[M], raws: list[bytes], max_bytes: int | None = None) -> Decoded[M]:
+def decode_batch(
+    model: type[M], raws: Sequence[bytes | None], max_bytes: int | None = None
+) -> Decoded[M]:
     """Decode every record; a bad one is reported, never raised, so the batch goes on.
 
     >>> out = decode_batch(OracleLabel, [b'{"id":"a","label":"x","labeled_at":0}', b"{"])

@@ -1,4 +1,5 @@
-"""Turn a pydantic ``ValidationError`` into one line a person can act on.
+"""Turn a pydantic ``ValidationError`` into one line a person can act on, and show text from
+records to a person safely.
 
 Config errors and malformed records share this wording, e.g.
 ``strategy.budget: must be > 0 and <= 1 (got 1.5)``.
@@ -6,6 +7,7 @@ Config errors and malformed records share this wording, e.g.
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -31,6 +33,21 @@ _BOUNDS = (
     (annotated_types.Lt, "lt", "<"),
     (annotated_types.Le, "le", "<="),
 )
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (controls, line breaks, invisible
+    formatting) escaped as JSON escapes it, so that text from a record stays on its line and
+    cannot steer a terminal.
+
+    >>> print(printable("s1\\n\\x1b[2J\\u202eok"))
+    s1\\n\\u001b[2J\\u202eok
+    >>> printable("café 😀")
+    'café 😀'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
 def one_line(error: ValidationError, model: type[BaseModel]) -> str:
@@ -82,6 +99,10 @@ def _explain(err: Any, field: FieldInfo | None, parent: type[BaseModel] | None) 
         return f"must be a finite number (got {got})"
     if kind.startswith(("dict", "model")):  # a section's text may hold secrets: name its kind
         return f"must be a mapping (got {_kind_of(err.get('input'))})"
+    if kind in ("string_too_short", "string_too_long"):
+        return f"must be {_lengths(field, err.get('ctx', {}))} (got {len(err['input'])})"
+    if kind == "string_pattern_mismatch":
+        return f"must match {err['ctx']['pattern']} (got {got})"
     for prefix, wanted in _KINDS.items():
         if kind.startswith(prefix):
             return f"must be {wanted} (got {got})"
@@ -139,6 +160,21 @@ def _bounds(field: FieldInfo | None, ctx: dict[str, Any]) -> str:
     if not found:
         found = [f"{sign} {ctx[attr]}" for _, attr, sign in _BOUNDS if attr in ctx]
     return " and ".join(found)
+
+
+def _lengths(field: FieldInfo | None, ctx: dict[str, Any]) -> str:
+    """The allowed length of a string field, e.g. ``1 to 512 characters``."""
+    bounds = {"min_length": None, "max_length": None, **ctx}
+    for meta in field.metadata if field else []:
+        for name in ("min_length", "max_length"):
+            if getattr(meta, name, None) is not None:
+                bounds[name] = getattr(meta, name)
+    low, high = bounds["min_length"], bounds["max_length"]
+    if low is not None and high is not None:
+        return f"{low} to {high} characters"
+    if low is not None:
+        return f"at least {low} character{'s' * (low != 1)}"
+    return f"at most {high} characters"
 
 
 def _choices(field: FieldInfo | None, err: Any) -> str:

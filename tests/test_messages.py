@@ -93,15 +93,43 @@ def test_a_dead_letter_of_a_tombstone_keeps_an_empty_original() -> None:
         (b'{"id": 5, "features": [1]}', "id: must be a string (got 5)"),
         (b'{"id": "a", "features": [1], "v": 2}', "v: must be one of: 1 (got 2)"),
         (b'{"id": "a", "features": [1], "colour": "red"}', "colour: unknown field"),
-        (b'{"id": "", "features": [1]}', "id: "),
+        (b'{"id": "", "features": [1]}', "id: must be 1 to 512 characters (got 0)"),
+        (b'{"id": "' + b"x" * 10_000 + b'", "features": [1]}', "id: must be 1 to 512 characters"),
+        (b'{"id": "a\\nb", "features": [1]}', "id: must not contain control characters"),
+        (b'{"id": "\\u001b[2J", "features": [1]}', "id: must not contain control characters"),
+        (b'{"id": "a\\u202eb", "features": [1]}', "id: must not contain control characters"),
+        (b'{"id": "a", "features": [0, 1e308]}', "features.1: must be a finite float32 number"),
+        (b'{"id": "a", "features": [-3.5e38]}', "features.0: must be a finite float32 number"),
+        (b'{"id": "a", "features": ["1"]}', "features.0: must be a number (got '1')"),
+        (b'{"id": "a", "features": [true]}', "features.0: must be a number (got True)"),
+        (b'{"id": "a", "features": [1], "ts": "9999-12-31T23:59:59-05:00"}', "ts: must fall"),
         (b"\xff\xfe", "invalid JSON"),
+        (None, "null value (tombstone): not a sample"),
     ],
 )
-def test_bad_samples_get_a_one_line_reason(raw: bytes, reason: str) -> None:
+def test_bad_samples_get_a_one_line_reason(raw: bytes | None, reason: str) -> None:
     with pytest.raises(MessageError) as caught:
         decode(Sample, raw)
     assert reason in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_features_in_float32_range_and_integers_are_numbers() -> None:
+    big = decode(LabelRequest, encode(EXAMPLES[2]).replace(b"[0.1,2.0]", b"[3.4e38,-7]"))
+    assert big.features == [3.4e38, -7.0]
+    with pytest.raises(MessageError, match=r"features\.0: must be a finite float32 number"):
+        decode(LabelRequest, encode(EXAMPLES[2]).replace(b"[0.1,2.0]", b"[1e39,-7]"))
+
+
+def test_a_null_value_is_a_bad_record_and_its_dead_letter_says_so() -> None:
+    decoded = decode_batch(OracleLabel, [None, b'{"id": "a", "label": "x", "labeled_at": 0}'])
+    assert decoded.invalid == [(0, "null value (tombstone): not an oracle label")]
+    assert [i for i, _ in decoded.valid] == [1]
+    letter = DeadLetter.of(None, decoded.invalid[0][1], "labels", 1, 4)
+    assert (letter.original, letter.error) == ("", "null value (tombstone): not an oracle label")
+    assert DeadLetter.of(None, "unreadable", "labels", 1, 4).error == (
+        "null value (tombstone): unreadable"
+    )
 
 
 def test_oversized_record_is_rejected_before_parsing() -> None:
@@ -125,6 +153,21 @@ def test_batch_decoding_reports_bad_records_and_keeps_the_good() -> None:
 def test_label_request_reasons_are_checked() -> None:
     raw = encode(EXAMPLES[2]).replace(b'"uncertain"', b'"whim"')
     with pytest.raises(MessageError, match="reason: must be one of: uncertain, audit, explore"):
+        decode(LabelRequest, raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"prediction": []}, "prediction: list should have at least 1 item"),
+        ({"model_version": 10**20}, "model_version: must be >= 0 and <= 9223372036854775807"),
+    ],
+)
+def test_label_requests_have_a_guess_and_a_version_a_store_can_hold(
+    change: dict[str, object], reason: str
+) -> None:
+    raw = json.dumps(json.loads(encode(EXAMPLES[2])) | change).encode()
+    with pytest.raises(MessageError, match=reason):
         decode(LabelRequest, raw)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from streamal.messages import Sample
 from streamal.model.config import ModelConfig
 from streamal.plugins import load_function
+from streamal.validation import printable
 
 NO_FEATURIZER = "payload given but no featurizer configured (model.featurizer)"
 
@@ -86,7 +87,7 @@ class Featurizer:
                 rows[index] = self._checked([samples[index].payload])[0]
             except Exception as error:  # user code may raise anything
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                rejected.append((index, f"featurizer: {reason}"))
+                rejected.append((index, f"featurizer: {printable(reason)}"))
 
     def _checked(self, payloads: list[Any]) -> np.ndarray:
         assert self._from_payload is not None

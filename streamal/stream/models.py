@@ -126,7 +126,7 @@ class ModelWatcher:
                 self._consider(envelope.value)
         return len(batch)
 
-    def _consider(self, value: bytes) -> None:
+    def _consider(self, value: bytes | None) -> None:
         try:
             announcement = decode(ModelAnnouncement, value)
         except MessageError as error:

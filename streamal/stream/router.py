@@ -136,8 +136,8 @@ class Router:
         plan.records.append(dead_letter(envelope, reason, topic, limit))
         plan.routes["dead_letter"] += 1
 
-    def _route(self, plan: Plan, kept: list[tuple[Envelope, Sample]], matrix: np.ndarray) -> None:
-        started = time.perf_counter()
+    def _predict(self, matrix: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Class probabilities [B, C] (on the model's device) and utilities [B]."""
         if self.predictor.version == 0:  # untrained: explore at random
             probabilities = self.predictor.probabilities(matrix)
             utilities = self._explore(probabilities)
@@ -145,10 +145,30 @@ class Router:
             probabilities, utilities = probabilities_and_utilities(
                 self.predictor, self._score, matrix, self._passes
             )
+        return probabilities, np.asarray(torch.as_tensor(utilities).double().cpu())
+
+    def _route(self, plan: Plan, kept: list[tuple[Envelope, Sample]], matrix: np.ndarray) -> None:
+        started = time.perf_counter()
+        probabilities, utilities_np = self._predict(matrix)
+        plan.predict_seconds = time.perf_counter() - started
+        finite_p = torch.isfinite(probabilities).all(dim=1).cpu().numpy()
+        finite = finite_p & np.isfinite(utilities_np)
+        if not finite.all():  # a model or featurizer can still produce NaN for some inputs
+            for bad in np.flatnonzero(~finite):
+                why = (
+                    f"score: the utility is not finite (got {utilities_np[bad]})"
+                    if finite_p[bad]
+                    else "model: the class probabilities are not finite"
+                )
+                self._dead_letter(plan, kept[bad][0], why)
+            keep = np.flatnonzero(finite)
+            if not len(keep):
+                return
+            kept, matrix = [kept[i] for i in keep], matrix[keep]
+            probabilities = probabilities[torch.as_tensor(keep, device=probabilities.device)]
+            utilities_np = utilities_np[keep]
         top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
-        utilities_np = np.asarray(torch.as_tensor(utilities).double().cpu())
-        plan.predict_seconds = time.perf_counter() - started
 
         cold = self.predictor.version == 0
         plan.gate = self.gate.decide(utilities_np)
@@ -178,7 +198,8 @@ class Router:
                     for i, p in zip(top_i_np[row], top_p_np[row], strict=True)
                 ]
                 message: LabelRequest | AutoLabel = LabelRequest(
-                    id=sample.id, features=sample.features, payload=sample.payload,
+                    id=sample.id, payload=sample.payload,
+                    features=matrix[row].tolist() if sample.features is None else sample.features,
                     meta=sample.meta, prediction=guesses, utility=float(utilities_np[row]),
                     reason=reason.label, model_version=version, requested_at=at,
                 )  # fmt: skip

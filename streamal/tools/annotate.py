@@ -50,6 +50,7 @@ from streamal.transport import (
     open_transport,
     topic_specs,
 )
+from streamal.validation import printable
 
 __all__ = ["DEFAULT_GROUP", "AnnotateReport", "add_parser", "annotate", "parse_answer", "render"]
 
@@ -160,7 +161,8 @@ def parse_answer(text: str, classes: Sequence[str]) -> Label | Command:
 def render(
     request: LabelRequest, classes: Sequence[str], *, at: datetime | None = None
 ) -> list[str]:
-    """The lines that show ``request`` to the annotator.
+    """The lines that show ``request`` to the annotator; characters that are not printable
+    (line breaks, terminal escape codes) are shown escaped, so a record cannot forge a line.
 
     >>> request = LabelRequest(
     ...     id="s17", features=[0.5, -1.25, 3.0], meta={"source": "web"}, utility=0.42,
@@ -199,7 +201,7 @@ def render(
         lines.append("labels    " + "  ".join(f"[{i}] {c}" for i, c in enumerate(classes, 1)))
     else:
         lines.append("labels    " + ", ".join(classes))
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _payload_lines(payload: JsonValue) -> list[str]:
@@ -427,7 +429,7 @@ class _Session:
             self.queue.appendleft(current)
         self.queue.appendleft(held.envelope)
         what = "skip" if held.label is None else f"label {held.label!r}"
-        self.say(f"undone: {what} for {held.request.id}")
+        self.say(f"undone: {what} for {printable(held.request.id)}")
         return True
 
     # -- the log --------------------------------------------------------------------------
@@ -480,7 +482,8 @@ class _Session:
             for record in records:
                 self.transport.produce(record)
             self.transport.flush()
-            self.say(f"({answer.request.id} moved to another annotator; your answer is saved)")
+            shown = printable(answer.request.id)
+            self.say(f"({shown} moved to another annotator; your answer is saved)")
         if answer.label is None:
             self.skipped += 1
         else:

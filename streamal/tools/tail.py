@@ -24,6 +24,7 @@ from streamal.cli.common import EXIT_OK, add_config_option, positive_float, posi
 from streamal.config import Settings, load_settings
 from streamal.tools import check_topic_name
 from streamal.transport import Envelope, open_transport
+from streamal.validation import printable
 
 __all__ = ["Tailer", "add_parser", "envelope_json", "tail"]
 
@@ -34,9 +35,10 @@ MAX_POLL_RECORDS = 500
 def envelope_json(envelope: Envelope) -> dict[str, Any]:
     """One record as ``tail`` prints it: position, key, time, then the value and headers.
 
-    The value is the parsed JSON when it is JSON (strictly: UTF-8, no NaN or infinity), else
-    ``value_base64``; the key is a string, ``null``, or ``key_base64``; headers appear only when
-    there are some, as a list of ``{"key", "value"}`` (or ``value_base64``).
+    The value is the parsed JSON when it is JSON (strictly: UTF-8, no NaN or infinity),
+    ``null`` for a null value (a tombstone), else ``value_base64``; the key is a string,
+    ``null``, or ``key_base64``; headers appear only when there are some, as a list of
+    ``{"key", "value"}`` (or ``value_base64``).
 
     >>> e = Envelope("samples", 2, 41, b"s1", b'{"id":"s1"}', (("trace", b"\\xff"),), 0)
     >>> print(json.dumps(envelope_json(e)))  # doctest: +NORMALIZE_WHITESPACE
@@ -53,10 +55,13 @@ def envelope_json(envelope: Envelope) -> dict[str, Any]:
     }
     _put_text(out, "key", envelope.key)
     out["timestamp"] = _iso(envelope.timestamp_ms)
-    try:
-        out["value"] = _strict_json(envelope.value)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        out["value_base64"] = _b64(envelope.value)
+    if envelope.value is None:  # a null value (tombstone)
+        out["value"] = None
+    else:
+        try:
+            out["value"] = _strict_json(envelope.value)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            out["value_base64"] = _b64(envelope.value)
     if envelope.headers:
         out["headers"] = [_put_text({"key": k}, "value", v) for k, v in envelope.headers]
     return out
@@ -167,7 +172,8 @@ def tail(
 ) -> int:
     """Print the records of ``topics`` to ``out`` (stdout) as JSON lines; the number printed.
 
-    Each line is ``envelope_json(record)``, flushed at once so pipes see it. ``ready`` is called
+    Each line is ``envelope_json(record)``, flushed at once so pipes see it; characters that
+    are not printable are escaped, on a UTF-8 terminal too. ``ready`` is called
     once the start positions are fixed. A closed pipe raises ``BrokenPipeError``.
     """
     out = sys.stdout if out is None else out
@@ -180,7 +186,7 @@ def tail(
             ready()
         for envelope in tailer.records(max_records=max_records, idle_timeout_s=idle_timeout_s):
             line = json.dumps(envelope_json(envelope), ensure_ascii=ascii_only)
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")
             out.flush()
             printed += 1
     return printed

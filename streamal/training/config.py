@@ -33,6 +33,9 @@ class TrainConfig(BaseModel):
         200, ge=1, description="train as soon as this many labels met their requests"
     )
     duplicates: Literal["latest", "majority"] = "latest"
+    max_future_s: float = Field(
+        300, ge=0, description="an answer dated further ahead than this is dead-lettered"
+    )
     pending_ttl_s: float = Field(86_400, gt=0, description="keep labels of unknown ids this long")
     validation_share: float = Field(0.2, gt=0, lt=1)
     max_epochs: int = Field(50, ge=1)

@@ -25,7 +25,7 @@ from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.errors import MessageError
 from streamal.http import OpsServer
-from streamal.messages import LabelRequest, OracleLabel, decode
+from streamal.messages import LabelRequest, OracleLabel, decode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
 from streamal.model.announce import announcement_record
@@ -164,7 +164,7 @@ class Trainer:
         for envelope in batch:
             try:
                 if envelope.topic == topics.label_requests:
-                    joined = self.labels.add_request(decode(LabelRequest, envelope.value))
+                    joined = self._add_request(envelope)
                 else:
                     joined = self._add_label(envelope)
             except MessageError as error:
@@ -180,10 +180,22 @@ class Trainer:
             self.metrics.labels_expired.inc(dropped)
             log.warning("dropped %d labels whose requests never came", dropped)
 
+    def _add_request(self, envelope: Envelope) -> Joined | None:
+        request = decode(LabelRequest, envelope.value)
+        if request.features is None:
+            raise MessageError("features: missing, so there is nothing to train on")
+        return self.labels.add_request(request)
+
     def _add_label(self, envelope: Envelope) -> Joined | None:
         label = decode(OracleLabel, envelope.value)
         if label.label not in self.settings.model.classes:
             raise MessageError(f"label: unknown class {label.label!r}")
+        limit = self.settings.train.max_future_s
+        if (label.labeled_at - now()).total_seconds() > limit:  # it would win `latest` for ever
+            raise MessageError(
+                f"labeled_at: must be at most {limit:g} s in the future"
+                f" (got {label.labeled_at.isoformat().replace('+00:00', 'Z')})"
+            )
         self.metrics.labels_received.inc()
         return self.labels.add_label(
             label, f"{envelope.topic}:{envelope.partition}:{envelope.offset}"

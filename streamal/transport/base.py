@@ -42,13 +42,14 @@ class TopicPartition(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A consumed record with its position in the log."""
+    """A consumed record with its position in the log; ``value`` is ``None`` for a null value
+    (a tombstone)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: Headers
     timestamp_ms: int
 
@@ -63,10 +64,11 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A record to produce; records with the same key go to the same partition."""
+    """A record to produce; records with the same key go to the same partition. A ``None``
+    value is a null value (a tombstone: on a compacted topic it deletes its key)."""
 
     topic: str
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
     headers: Headers = ()
 
@@ -89,7 +91,7 @@ def record_size(record: Record) -> int:
     1114
     """
     headers = sum(HEADER_OVERHEAD + len(k.encode()) + len(v) for k, v in record.headers)
-    return RECORD_OVERHEAD + len(record.key or b"") + len(record.value) + headers
+    return RECORD_OVERHEAD + len(record.key or b"") + len(record.value or b"") + headers
 
 
 def check_size(record: Record, max_bytes: int) -> None:

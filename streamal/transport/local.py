@@ -42,12 +42,13 @@ FORMAT = "streamal-log"
 VERSION = "1"
 HOST = socket.gethostname()
 
-SCHEMA = """
+RECORDS = """records(topic TEXT, partition INTEGER, offset INTEGER, key BLOB, value BLOB,
+    headers TEXT, ts INTEGER NOT NULL, PRIMARY KEY(topic, partition, offset)) WITHOUT ROWID"""
+SCHEMA = f"""
 CREATE TABLE topics(name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, compacted INTEGER NOT NULL);
 CREATE TABLE partitions(topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL,
     PRIMARY KEY(topic, partition)) WITHOUT ROWID;
-CREATE TABLE records(topic TEXT, partition INTEGER, offset INTEGER, key BLOB, value BLOB NOT NULL,
-    headers TEXT, ts INTEGER NOT NULL, PRIMARY KEY(topic, partition, offset)) WITHOUT ROWID;
+CREATE TABLE {RECORDS};
 CREATE TABLE offsets(grp TEXT, topic TEXT, partition INTEGER, offset INTEGER NOT NULL,
     PRIMARY KEY(grp, topic, partition)) WITHOUT ROWID;
 CREATE TABLE members(grp TEXT, member TEXT, host TEXT NOT NULL, pid INTEGER NOT NULL,
@@ -95,6 +96,7 @@ class LocalTransport(Transport):
             config.path, kind=FORMAT, version=VERSION, schema=SCHEMA, error=TransportError,
             synchronous=config.synchronous,
         )  # fmt: skip
+        self._allow_null_values()
         self._topics: list[str] = []
         self._topic_info: dict[str, tuple[int, bool]] = {}
         self._positions: dict[TopicPartition, int] = {}
@@ -103,6 +105,23 @@ class LocalTransport(Transport):
         self._round_robin = 0
         self._next_rebalance = 0.0
         self._closed = False
+
+    def _allow_null_values(self) -> None:
+        """Let a log made before null values (tombstones) were kept hold them: its ``records``
+        table had ``value NOT NULL``; it is copied once into the current schema."""
+        if not self._value_not_null():
+            return
+        with self._write():
+            if self._value_not_null():  # another client may have converted it meanwhile
+                self._db.execute(f"CREATE TABLE new_{RECORDS}")
+                self._db.execute("INSERT INTO new_records SELECT * FROM records")
+                self._db.execute("DROP TABLE records")
+                self._db.execute("ALTER TABLE new_records RENAME TO records")
+                log.info("%s: records may now hold null values", self._config.path)
+
+    def _value_not_null(self) -> bool:
+        columns = self._db.execute("PRAGMA table_info(records)").fetchall()
+        return any(name == "value" and not_null for _, name, _, not_null, _, _ in columns)
 
     # -- topics ---------------------------------------------------------------------------
 

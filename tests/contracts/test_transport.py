@@ -27,7 +27,9 @@ def read_committed(factory: TransportFactory, topic: str) -> list[Envelope]:
         reader.close()
 
 
-def produce(factory: TransportFactory, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+def produce(
+    factory: TransportFactory, topic: str, values: list[tuple[bytes, bytes | None]]
+) -> None:
     producer = factory()
     for key, value in values:
         producer.produce(Record(topic, value, key=key))
@@ -49,6 +51,17 @@ def test_order_within_a_partition(transport_factory: TransportFactory, topic_fac
     assert {k: sorted(v) == v for k, v in by_key.items()} == {b"k0": True, b"k1": True, b"k2": True}
     assert all(offsets == sorted(offsets) for offsets in by_partition.values())
     assert {len({e.partition for e in got if e.key == k}) for k in by_key} == {1}
+
+
+def test_a_null_value_round_trips_as_none(
+    transport_factory: TransportFactory, topic_factory
+) -> None:
+    topic = topic_factory(partitions=1)
+    produce(transport_factory, topic, [(b"a", b"1"), (b"gone", None), (b"b", b"")])
+    consumer = transport_factory(group=unique("g"))
+    consumer.subscribe([topic])
+    got = drain(consumer, 3)
+    assert [(e.key, e.value) for e in got] == [(b"a", b"1"), (b"gone", None), (b"b", b"")]
 
 
 def test_commit_then_resume_after_restart(

@@ -32,10 +32,12 @@ from tests.helpers import read_all, read_back, wait_for, with_fresh_topics, writ
 
 ROOT = Path(__file__).parent.parent.parent
 CLASSES = ["a", "b", "c"]
-BAD = [
+BAD: list[bytes | None] = [
     b"{nope",
     b'{"id": "short", "features": [1.0]}',
     b'{"id": "nan", "features": [1, NaN, 0, 0]}',
+    b'{"id": "huge", "features": [1e308, 0, 0, 0]}',  # finite, but not in float32
+    None,  # a null value (tombstone)
 ]
 
 

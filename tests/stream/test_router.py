@@ -8,11 +8,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
-from streamal.model import Predictor
+from streamal.model import Predictor, build_module
 from streamal.stream.router import Router
 from streamal.transport import Envelope
 
@@ -40,7 +41,7 @@ def logits_of(probabilities: list[float]) -> list[float]:
     return [math.log(p) for p in probabilities]
 
 
-def envelope(value: bytes, offset: int) -> Envelope:
+def envelope(value: bytes | None, offset: int) -> Envelope:
     return Envelope("samples", 0, offset, None, value, (), 0)
 
 
@@ -172,10 +173,13 @@ def test_the_random_utility_asks_for_exploration() -> None:
         (b'{"id": "x", "features": [0, 0, 0], "pad": "' + b"x" * 5000 + b'"}', "record too large"),
         (b'{"id": ["x"], "features": [0, 0, 0]}', "id: must be a string"),
         (b'{"id": "x", "features": "0,0,0"}', "features: must be a list"),
+        (b'{"id": "x", "features": [0, 1e308, 0]}', "features.1: must be a finite float32 number"),
+        (b'{"id": "x", "features": [0, "1", 0]}', "features.1: must be a number (got '1')"),
+        (None, "null value (tombstone): not a sample"),
     ],
 )
 def test_bad_input_goes_to_dead_letter_and_the_next_sample_is_routed(
-    value: bytes, reason: str
+    value: bytes | None, reason: str
 ) -> None:
     batch = [envelope(value, 7), envelope(sample("good", [0.5, 0.3, 0.2]), 8)]
     plan = router().plan(batch)
@@ -184,7 +188,7 @@ def test_bad_input_goes_to_dead_letter_and_the_next_sample_is_routed(
     letter = decode(DeadLetter, dead.value)
     assert reason in letter.error
     assert (letter.topic, letter.partition, letter.offset) == ("samples", 0, 7)
-    assert letter.original.encode() and routed.key == b"good"
+    assert bool(letter.original) == (value is not None) and routed.key == b"good"
     assert plan.routes == {"dead_letter": 1, "oracle": 1}
 
 
@@ -228,6 +232,62 @@ def test_payloads_go_through_the_configured_featurizer_and_its_failures_dead_let
     assert routed == [b"f1", b"t1"]
     auto = next(decode(AutoLabel, r.value) for r in plan.records if r.topic == "auto-labels")
     assert (auto.id, auto.label) == ("t1", "a")  # logits [9, 1, 1] from "hi there!"
+
+
+class Fragile(nn.Module):
+    """Identity, except NaN for a sample whose first feature is 7, and for 8 under dropout
+    (so its probabilities are finite and its MC-dropout utility is not)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nan = (x[:, 0] == 7) | ((x[:, 0] == 8) & self.dropout.training)
+        return torch.where(nan[:, None], torch.nan, x)
+
+
+def fragile(n_features: int, n_classes: int) -> nn.Module:
+    """A user's ``model.module``."""
+    return Fragile()
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_row_the_model_makes_non_finite_is_dead_lettered_and_the_batch_goes_on(
+    version: int,
+) -> None:
+    config = settings(score="bald", gate={"name": "fixed", "threshold": 0.0}).model_dump()
+    config["model"]["module"] = "tests.stream.test_router:fragile"
+    configured = Settings(**config)
+    routing = Router(configured, Predictor(build_module(configured.model), CLASSES, version))
+    batch = [
+        envelope(json.dumps({"id": f"s{first}", "features": [first, 0, 0]}).encode(), offset)
+        for offset, first in enumerate([1, 7, 2, 8, 3])
+    ]
+    plan = routing.plan(batch)
+    letters = [decode(DeadLetter, r.value) for r in plan.records if r.topic == "dead-letter"]
+    errors = {letter.offset: letter.error for letter in letters}
+    routed = sorted(r.key for r in plan.records if r.topic == "label-requests")
+    if version == 0:  # exploring: no MC-dropout passes, so only 7's probabilities are NaN
+        assert errors == {1: "model: the class probabilities are not finite"}
+        assert plan.routes["dead_letter"] == 1 and sum(plan.routes.values()) == 5
+    else:
+        assert errors == {
+            1: "model: the class probabilities are not finite",
+            3: "score: the utility is not finite (got nan)",
+        }
+        assert routed == [b"s1", b"s2", b"s3"] and plan.routes == {"dead_letter": 2, "oracle": 3}
+    routing.commit(plan)
+
+
+def test_the_label_request_of_a_payload_carries_the_row_the_model_read() -> None:
+    config = settings(gate={"name": "fixed", "threshold": 0.0}).model_dump()
+    config["model"]["featurizer"] = "tests.stream.test_router:words_to_features"
+    routing = Router(Settings(**config), Predictor(nn.Identity(), CLASSES, version=1))
+    plan = routing.plan([envelope(b'{"id": "t1", "payload": {"text": "hi there!"}}', 0)])
+    [record] = plan.records
+    request = decode(LabelRequest, record.value)
+    assert (request.features, request.payload) == ([9.0, 1.0, 1.0], {"text": "hi there!"})
 
 
 def test_announced_thresholds_are_applied_with_the_model() -> None:

@@ -127,8 +127,8 @@ def request(n: int, **changes: object) -> LabelRequest:
     return LabelRequest.model_validate({**fields, **changes})
 
 
-def ask(settings: Settings, *values: bytes | LabelRequest) -> None:
-    """Produce label requests (or raw record values) in this order."""
+def ask(settings: Settings, *values: bytes | LabelRequest | None) -> None:
+    """Produce label requests (or raw record values, ``None`` a null one) in this order."""
     with open_transport(settings) as producer:
         for value in values:
             if isinstance(value, LabelRequest):
@@ -136,7 +136,7 @@ def ask(settings: Settings, *values: bytes | LabelRequest) -> None:
                     Record(settings.topics.label_requests, encode(value), key=value.id.encode())
                 )
             else:
-                producer.produce(Record(settings.topics.label_requests, value))
+                producer.produce(Record(settings.topics.label_requests, value, key=b"raw"))
         producer.flush()
 
 
@@ -230,6 +230,27 @@ def test_bad_input_is_explained_and_asked_again_and_unreadable_requests_are_dead
     assert "skipped an unreadable request" in shown
     [letter] = read_back(settings, settings.topics.dead_letter, 1)
     assert decode(DeadLetter, letter.value).error.startswith("invalid JSON")
+
+
+def test_a_null_value_is_dead_lettered_and_text_from_requests_cannot_forge_lines(
+    settings: Settings,
+) -> None:
+    forged = request(
+        1, payload="hello\rforged \x1b[2J", meta={"k\x1b[31m": "\u009b\u202e"},
+        prediction=[{"label": "dog\nlabels    [1] cat", "p": 0.6}],
+    )  # fmt: skip
+    ask(settings, None, forged)
+    terminal = Terminal("1")
+
+    assert run(settings, terminal).answered == 1
+
+    assert labels(settings, 1) == [("r1", "cat", "ada")]
+    assert "skipped an unreadable request" in terminal.text
+    assert all(line.isprintable() for line in terminal.text.split("\n"))
+    assert "payload   hello" in terminal.text and "\\u001b[2J" in terminal.text
+    [letter] = read_back(settings, settings.topics.dead_letter, 1)
+    dead = decode(DeadLetter, letter.value)
+    assert (dead.error, dead.original) == ("null value (tombstone): not a label request", "")
 
 
 def test_ctrl_c_saves_the_held_answer(local: Settings) -> None:

@@ -224,3 +224,22 @@ def test_add_parser_registers_feed_with_the_shared_config_option(
     with pytest.raises(SystemExit):
         parser.parse_args(["feed", "--help"])
     assert "(default: $STREAMAL_CONFIG;" in capsys.readouterr().out
+
+
+def test_features_beyond_float32_strings_booleans_and_ids_with_control_characters_are_rejected(
+    local: Settings,
+) -> None:
+    lines = [
+        '{"id": "a", "features": [0, 1e308]}',
+        '{"id": "b", "features": ["1", true]}',
+        '{"id": "c\\u001b[2J", "features": [1]}',
+        '{"id": "d", "features": [3, -4.5e37]}',
+    ]
+    report = feed(local, lines)
+    assert report.rejects == (
+        (1, "features.1: must be a finite float32 number (got 1e+308)"),
+        (2, "features.0: must be a number (got '1') (+1 more)"),
+        (3, r"id: must not contain control characters (got 'c\x1b[2J')"),
+    )
+    [record] = read_back(local, local.topics.samples, 1)
+    assert record.key == b"d"

@@ -109,6 +109,26 @@ def test_max_stops_after_n_records_and_commits_nothing(
         assert len(list(tailer.records(max_records=5, idle_timeout_s=30))) == 5
 
 
+def test_a_null_value_prints_as_null_and_unprintable_text_is_escaped_on_a_utf8_terminal(
+    cluster: Settings, transport_factory: TransportFactory, topic_factory
+) -> None:
+    topic = topic_factory(partitions=1)
+    forged = {"id": "s1\u009b2J\u202e\u2028é", "note": "\x7f\x1b[31m"}
+    producer = transport_factory()
+    producer.produce(Record(topic, None, key=b"gone"))
+    producer.produce(Record(topic, json.dumps(forged).encode(), key=b"s1"))
+    producer.flush()
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+    tail(cluster, topic, max_records=2, from_beginning=True, idle_timeout_s=30, out=terminal)
+
+    terminal.flush()
+    text = terminal.buffer.getvalue().decode("utf-8")  # type: ignore[attr-defined]
+    lines = text.splitlines()  # splits at U+2028 and other line breaks too
+    assert [json.loads(line)["value"] for line in lines] == [None, forged]
+    assert all(line.isprintable() for line in lines) and "é" in text
+
+
 def test_values_that_are_not_strict_json_are_shown_base64() -> None:
     def shown(value: bytes, key: bytes | None = b"k") -> dict:
         return envelope_json(Envelope("t", 1, 9, key, value, (), 1_700_000_000_123))

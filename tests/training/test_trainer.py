@@ -229,6 +229,37 @@ def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
     assert "zebra" not in labels.labeled().labels
 
 
+def test_null_values_requests_without_features_and_answers_from_the_future_are_dead_lettered(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = trainer_settings(cluster, tmp_path)
+    produce_labeled(settings, 50)
+    stream = gaussian_classes(50, spread=1.0, seed=0)  # the answers produce_labeled gave
+    truth = stream.classes[stream.labels[3]]
+    other = next(name for name in stream.classes if name != truth)
+    topics = settings.topics
+    with open_transport(settings) as producer:
+        producer.produce(Record(topics.labels, None, key=b"s1"))
+        producer.produce(Record(topics.label_requests, None, key=b"s2"))
+        late = OracleLabel(id="s3", label=other, labeled_at="9999-12-31T00:00:00Z")
+        producer.produce(Record(topics.labels, encode(late), key=b"s3"))
+        bare = LabelRequest(
+            id="p1", payload="text only", prediction=[{"label": "c0", "p": 0.5}], utility=0.5,
+            reason="explore", model_version=0, requested_at=0,
+        )  # fmt: skip
+        producer.produce(Record(topics.label_requests, encode(bare), key=b"p1"))
+    Trainer(settings, idle_timeout_s=2).run()
+    letters = [decode(DeadLetter, e.value) for e in read_all(settings, topics.dead_letter)]
+    assert sorted(letter.error for letter in letters) == [
+        "features: missing, so there is nothing to train on",
+        "labeled_at: must be at most 300 s in the future (got 9999-12-31T00:00:00Z)",
+        "null value (tombstone): not a label request",
+        "null value (tombstone): not an oracle label",
+    ]
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert labels.label_of("s3") == truth  # the answer from the future did not win `latest`
+
+
 @pytest.mark.parametrize("store", ["label_store", "model_store"])
 def test_a_foreign_store_stops_the_trainer_untouched(
     settings: Settings, tmp_path: Path, store: str

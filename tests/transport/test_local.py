@@ -75,6 +75,29 @@ def test_records_and_headers_survive_reopening(tmp_path: Path) -> None:
     assert envelope.timestamp_ms > 0
 
 
+def test_a_log_made_before_null_values_keeps_its_records_and_takes_null_values(
+    tmp_path: Path,
+) -> None:
+    fill(config(tmp_path), "t", 4, partitions=1)
+    with sqlite3.connect(tmp_path / "log.sqlite") as db:  # the records table of older logs
+        db.execute("ALTER TABLE records RENAME TO old")
+        db.execute(
+            "CREATE TABLE records(topic TEXT, partition INTEGER, offset INTEGER, key BLOB,"
+            " value BLOB NOT NULL, headers TEXT, ts INTEGER NOT NULL,"
+            " PRIMARY KEY(topic, partition, offset)) WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO records SELECT * FROM old")
+        db.execute("DROP TABLE old")
+    with LocalTransport(config(tmp_path)) as transport:
+        transport.produce(Record("t", None, key=b"gone"))
+        transport.flush()
+        transport.subscribe(["t"])
+        got = transport.poll(10, 1.0)
+    assert [(e.offset, e.key, e.value) for e in got] == [
+        (0, b"k0", b"0"), (1, b"k1", b"1"), (2, b"k2", b"2"), (3, b"k3", b"3"), (4, b"gone", None)
+    ]  # fmt: skip
+
+
 def test_compacted_topic_keeps_the_newest_record_per_key(tmp_path: Path) -> None:
     with LocalTransport(config(tmp_path)) as producer:
         producer.ensure_topics({"models": TopicSpec(partitions=1, compacted=True)})
