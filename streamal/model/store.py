@@ -56,7 +56,10 @@ class ModelStore:
         self.folder = root / name
         marker = root / MARKER
         try:
-            if root.exists() and not marker.exists() and any(root.iterdir()):
+            # listed before the marker is checked: the marker is written before anything else,
+            # so a store that another process is creating right now is never taken for foreign
+            found = [p.name for p in root.iterdir()] if root.is_dir() else []
+            if found and not marker.exists():
                 raise ModelError(f"{root}: not a streamal model store (it holds other files)")
             root.mkdir(parents=True, exist_ok=True)
             if not marker.exists():  # before any folder, so a process starting beside us sees it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,11 @@ def test_checkpoints_get_the_permissions_of_their_folder(
     tmp_path: Path, folder: int, files: int
 ) -> None:
     store = ModelStore(tmp_path, "default")
-    store.folder.chmod(folder)
+    (tmp_path / "default").chmod(folder)
     checkpoint = store.save(mlp(), CLASSES)
     store.retune(checkpoint, {"budget": 0.5})
     for name in ("v000001.pt", "v000001.json"):
-        assert stat.S_IMODE((store.folder / name).stat().st_mode) == files, name
+        assert stat.S_IMODE((tmp_path / "default" / name).stat().st_mode) == files, name
 
 
 FULL_DISK = """
@@ -94,3 +95,27 @@ def test_incomplete_versions_are_invisible(tmp_path: Path) -> None:
     (tmp_path / "default" / "v000002.pt").write_bytes(b"half written, no metadata yet")
     latest = store.latest()
     assert latest is not None and latest.version == 1
+
+
+def test_a_new_store_opened_by_several_at_once_is_never_taken_for_foreign(tmp_path: Path) -> None:
+    refused: list[ModelError] = []
+
+    def open_store(root: Path, name: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            ModelStore(root, name)
+        except ModelError as error:
+            refused.append(error)
+
+    for attempt in range(200):  # a race: each attempt lost it now and then before the fix
+        start = threading.Barrier(4)
+        root = tmp_path / str(attempt)
+        openers = [
+            threading.Thread(target=open_store, args=(root, name, start))
+            for name in ("default", "default", "other", "default")
+        ]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+    assert refused == []
