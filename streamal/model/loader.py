@@ -23,6 +23,7 @@ import io
 import logging
 import os
 import stat
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -73,10 +74,14 @@ class ModelLoader:
 
     def __init__(self, config: ModelConfig, seed: int = 0, metrics: Metrics | None = None) -> None:
         self.config = config
-        self.store = ModelStore(config.store, config.name)
         self._seed = seed
         self._metrics = metrics
         self._device = pick_device(config.device)
+
+    @cached_property
+    def store(self) -> ModelStore:
+        """The model's store, opened (created if missing) on first use: a named file needs none."""
+        return ModelStore(self.config.store, self.config.name)
 
     def untrained(self) -> Predictor:
         """Version 0: a fresh module initialized from the seed."""

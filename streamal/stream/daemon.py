@@ -96,8 +96,8 @@ class Daemon:
             log.info("stopped after %d samples", self._processed)
 
     def start(self) -> ModelWatcher:
-        """Serve the newest stored model (or the untrained one); the watcher, not yet started,
-        that follows announcements from that version on."""
+        """Serve the newest stored model that verifies (or the untrained one); the watcher, not
+        yet started, that follows announcements from that version on."""
         settings = self.settings
         loader = ModelLoader(settings.model, settings.strategy.seed, self.metrics)
         predictor, thresholds = initial_model(loader)

@@ -213,6 +213,7 @@ def test_a_named_file_may_lie_anywhere_but_is_verified(loader: ModelLoader, tmp_
     torch.save(poisoned("head.weight", float("nan")).state_dict(), tmp_path / "nan.pt")
     with pytest.raises(ModelError, match="holds NaN or inf"):
         loader.load_file(tmp_path / "nan.pt")
+    assert not loader.config.store.exists()  # a named file needs no store
 
 
 def test_version_0_is_the_same_untrained_model_for_the_same_seed(tmp_path: Path) -> None:
