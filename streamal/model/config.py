@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 ImportPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
@@ -30,6 +37,13 @@ class ModelConfig(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: Path = Field(Path(".streamal/models"), description="model store directory or volume")
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_inside_the_store(cls, name: str) -> str:
+        if name in (".", ".."):
+            raise ValueError("must name a folder inside model.store, not '.' or '..'")
+        return name
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> Self:

@@ -64,9 +64,14 @@ class Predictor:
         return tensor
 
     @torch.inference_mode()
+    def logits(self, features: np.ndarray) -> torch.Tensor:
+        """Class logits [B, C] on the model's device."""
+        return self.module(self._tensor(features))
+
+    @torch.inference_mode()
     def probabilities(self, features: np.ndarray) -> torch.Tensor:
         """Class probabilities [B, C] on the model's device."""
-        return torch.softmax(self.module(self._tensor(features)), dim=-1)
+        return torch.softmax(self.logits(features), dim=-1)
 
     @torch.inference_mode()
     def stochastic(self, features: np.ndarray, passes: int) -> torch.Tensor:

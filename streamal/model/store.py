@@ -3,8 +3,10 @@
 Layout: ``<root>/<model name>/v000007.pt`` (the state dict, ``torch.save``) and
 ``v000007.json`` (metadata with the checkpoint's sha256). Both are written to a temporary file,
 flushed to disk and renamed into place, the metadata last, so a reader sees a version completely
-or not at all. Loading checks the sha256 and the tensor shapes and uses ``weights_only=True``;
-any mismatch raises ``ModelError`` and leaves the caller's current model untouched.
+or not at all. Files get the permissions of the model's folder less the execute bits, so
+replicas that may read the folder may read its checkpoints. A write that fails (a full disk, say)
+raises ``ModelError`` and leaves no temporary file. Loading and verifying a stored version is
+`streamal.model.loader`'s job.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import torch
 from torch import nn
@@ -51,25 +53,39 @@ class ModelStore:
 
     def __init__(self, root: Path, name: str) -> None:
         self.name = name
-        self._dir = root / name
+        self.folder = root / name
         marker = root / MARKER
-        if root.exists() and not marker.exists() and any(root.iterdir()):
-            raise ModelError(f"{root}: not a streamal model store (it holds other files)")
-        root.mkdir(parents=True, exist_ok=True)
-        if not marker.exists():  # before any folder, so a process starting beside us sees it
-            marker.write_text("1\n")
-        self._dir.mkdir(exist_ok=True)
+        try:
+            # listed before the marker is checked: the marker is written before anything else,
+            # so a store that another process is creating right now is never taken for foreign
+            found = [p.name for p in root.iterdir()] if root.is_dir() else []
+            if found and not marker.exists():
+                raise ModelError(f"{root}: not a streamal model store (it holds other files)")
+            root.mkdir(parents=True, exist_ok=True)
+            if not marker.exists():  # before any folder, so a process starting beside us sees it
+                marker.write_text("1\n")
+            self.folder.mkdir(exist_ok=True)
+        except OSError as error:
+            raise ModelError(f"{root}: cannot open the model store ({_reason(error)})") from None
+
+    def versions(self) -> list[int]:
+        """The complete versions (those with metadata), oldest first."""
+        return sorted(
+            int(m.group(1)) for p in self.folder.iterdir() if (m := _VERSION_FILE.match(p.name))
+        )
 
     def latest(self) -> Checkpoint | None:
         """The newest complete version, or None when the store is empty."""
-        versions = sorted(
-            int(m.group(1)) for p in self._dir.iterdir() if (m := _VERSION_FILE.match(p.name))
-        )
+        versions = self.versions()
         return self.checkpoint(versions[-1]) if versions else None
+
+    def weights_path(self, version: int) -> Path:
+        """Where the weights of ``version`` are (or would be) stored."""
+        return self.folder / f"v{version:06d}.pt"
 
     def checkpoint(self, version: int) -> Checkpoint:
         """The metadata of ``version``."""
-        path = self._dir / f"v{version:06d}.json"
+        path = self.folder / f"v{version:06d}.json"
         try:
             return Checkpoint(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as error:
@@ -82,13 +98,19 @@ class ModelStore:
         metrics: dict[str, float] | None = None,
         thresholds: dict[str, float] | None = None,
     ) -> Checkpoint:
-        """Store ``module``'s weights as the next version; return its checkpoint."""
-        latest = self.latest()
-        version = (latest.version if latest else 0) + 1
+        """Store ``module``'s weights as the next version; return its checkpoint.
+
+        Raises
+        ------
+        ModelError
+            The store cannot be written (one line; no temporary file is left).
+        """
+        versions = self.versions()
+        version = (versions[-1] if versions else 0) + 1
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
         data = buffer.getvalue()
-        weights = self._dir / f"v{version:06d}.pt"
+        weights = self.weights_path(version)
         _write_atomically(weights, data)
         checkpoint = Checkpoint(
             name=self.name,
@@ -111,39 +133,23 @@ class ModelStore:
 
     def _write_metadata(self, checkpoint: Checkpoint) -> None:
         meta = json.dumps(asdict(checkpoint), indent=2).encode()
-        _write_atomically(self._dir / f"v{checkpoint.version:06d}.json", meta)
-
-
-def load_weights(module: nn.Module, uri: str, sha256: str | None) -> nn.Module:
-    """Load the checkpoint at ``uri`` into ``module`` after checking its sha256 and shapes.
-
-    ``sha256=None`` skips the hash check, for a file a person names rather than one announced.
-
-    ``module`` should be a fresh instance: on any error it is left unusable and the caller keeps
-    serving its current one.
-    """
-    path = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ModelError(f"{uri}: cannot read checkpoint ({error.strerror})") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise ModelError(f"{uri}: sha256 mismatch (announced {sha256[:12]}, file {digest[:12]})")
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        module.load_state_dict(state, strict=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{uri}: checkpoint does not fit the model ({reason})") from None
-    return module
+        _write_atomically(self.folder / f"v{checkpoint.version:06d}.json", meta)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see all of it or nothing."""
+    """Write ``data`` to ``path`` so that readers see all of it or nothing, with the folder's
+    permissions less the execute bits; ``ModelError`` (and no temporary file) if that fails."""
+    try:
+        _write_and_rename(path, data)
+    except OSError as error:
+        raise ModelError(f"{path}: cannot write ({_reason(error)})") from None
+
+
+def _write_and_rename(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as out:
+            os.fchmod(out.fileno(), stat.S_IMODE(path.parent.stat().st_mode) & 0o666)
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
@@ -156,3 +162,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _reason(error: OSError) -> str:
+    """The operating system's words for ``error``, without the path it names."""
+    return error.strerror or type(error).__name__

@@ -22,7 +22,7 @@ import torch
 from streamal.config import Settings
 from streamal.errors import ConfigError, MessageError, StreamalError
 from streamal.messages import LabelRequest, Sample, decode, encode, now
-from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
+from streamal.model import ModelLoader, Predictor
 from streamal.strategies import PoolConfig, build_selector
 from streamal.stream.featurize import Featurizer
 from streamal.transport import Record, open_transport, topic_specs
@@ -93,19 +93,18 @@ def _read_jsonl(path: Path, settings: Settings) -> Pool:
 
 
 def load_model(settings: Settings, which: str) -> Predictor:
-    """``latest`` from the model store, or the checkpoint file at ``which``."""
-    device = pick_device(settings.model.device)
-    module = build_module(settings.model)
-    if which == "latest":
-        latest = ModelStore(settings.model.store, settings.model.name).latest()
-        if latest is None:
-            raise PoolError(
-                f"no model in {settings.model.store} yet; train one or pass --model PATH"
-            )
-        return Predictor(
-            load_weights(module, latest.uri, latest.sha256), latest.classes, latest.version, device
+    """The newest stored version that verifies (``latest``), or the checkpoint file at ``which``;
+    either verified by `ModelLoader`."""
+    loader = ModelLoader(settings.model, settings.strategy.seed)
+    if which != "latest":
+        return loader.load_file(Path(which))
+    newest = loader.newest()
+    if newest is None:
+        raise PoolError(
+            f"no usable model in {settings.model.store} (none stored, or none verifies); "
+            "train one or pass --model PATH"
         )
-    return Predictor(load_weights(module, which, None), settings.model.classes, 0, device)
+    return newest[1]
 
 
 def predict_pool(

@@ -22,16 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
 from streamal.metrics import Metrics
-from streamal.model import ModelStore, build_module, load_weights
+from streamal.model import ModelLoader
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
 from streamal.stream.daemon import Daemon
-from streamal.stream.models import untrained_module
 from streamal.training.trainer import Trainer
 from streamal.transport import Envelope, Record, Transport, open_transport
 
@@ -264,16 +262,14 @@ def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 def _correct(settings: Settings, stream: LabeledStream, served: np.ndarray) -> np.ndarray:
     """Whether the version that served each sample predicted its label."""
-    store = ModelStore(settings.model.store, settings.model.name)
+    loader = ModelLoader(settings.model, settings.strategy.seed)
     correct = np.zeros(len(served), dtype=float)
     for version in np.unique(served):
         if version == 0:
-            module = untrained_module(settings)
+            predictor = loader.untrained()
         else:
-            checkpoint = store.checkpoint(int(version))
-            module = load_weights(build_module(settings.model), checkpoint.uri, checkpoint.sha256)
+            predictor = loader.load(loader.store.checkpoint(int(version)))
         rows = np.flatnonzero(served == version)
-        with torch.inference_mode():
-            predicted = module.eval()(torch.as_tensor(stream.features[rows])).argmax(1).numpy()
+        predicted = predictor.logits(stream.features[rows]).argmax(1).cpu().numpy()
         correct[rows] = predicted == stream.labels[rows]
     return correct

@@ -20,6 +20,7 @@ from streamal.errors import FencedError, TransportError
 from streamal.http import OpsServer
 from streamal.messages import now
 from streamal.metrics import Metrics
+from streamal.model import ModelLoader
 from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
@@ -105,12 +106,14 @@ class Daemon:
             log.info("stopped after %d samples", self._processed)
 
     def start(self) -> ModelWatcher:
-        """Serve the newest stored model (or the untrained one); the watcher, not yet started,
-        that follows announcements from that version on."""
-        predictor, thresholds = initial_model(self.settings)
-        self._router = Router(self.settings, predictor)
+        """Serve the newest stored model that verifies (or the untrained one); the watcher, not
+        yet started, that follows announcements from that version on."""
+        settings = self.settings
+        loader = ModelLoader(settings.model, settings.strategy.seed, self.metrics)
+        predictor, thresholds = initial_model(loader)
+        self._router = Router(settings, predictor)
         self._adopt(Loaded(predictor, thresholds))
-        return ModelWatcher(self.settings, predictor.version, thresholds, self.metrics)
+        return ModelWatcher(settings, loader, predictor.version, thresholds, self.metrics)
 
     def connect(self) -> Transport:
         """A transactional transport in the serving group, subscribed to the samples."""

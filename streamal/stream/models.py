@@ -1,10 +1,14 @@
 """Where a serving replica gets its models: the store at start, the ``models`` topic after.
 
-`ModelWatcher` follows the compacted ``models`` topic in a thread of its own. For each
-announcement of this model that is newer than the one in use, it builds a fresh module, checks
-the checkpoint (sha256, shapes, classes) and loads it, all off the serving path; the daemon
-takes the ready model between two batches. A bad checkpoint is refused with a log line and a
-metric, and the current model keeps serving.
+At start a replica serves the newest stored version that verifies, skipping newer ones that do
+not (each with a log line), or the untrained version 0 when none does. `ModelWatcher` then
+follows the compacted ``models`` topic in a thread of its own. For each announcement of this
+model that is newer than the one in use, it has `ModelLoader` load and verify the announced
+version, all off the serving path; the daemon takes the ready model between two batches. A
+refused version is logged and counted, and the current model keeps serving. The watcher's
+newest version only advances on a version it loaded: an announcement of a version that is not
+in the store (a typo, or version 999999) is refused and holds back no later real version. A
+tombstone (no value: how a compacted topic deletes a key) is ignored.
 """
 
 from __future__ import annotations
@@ -13,13 +17,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-import torch
-
 from streamal.config import Settings
 from streamal.errors import MessageError, ModelError, StreamalError
 from streamal.messages import ModelAnnouncement, decode
 from streamal.metrics import Metrics
-from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
+from streamal.model import ModelLoader, Predictor
 from streamal.transport import Transport, open_transport
 
 log = logging.getLogger(__name__)
@@ -33,40 +35,15 @@ class Loaded:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
-def load_version(
-    settings: Settings, version: int, uri: str, sha256: str, classes: list[str]
-) -> Predictor:
-    """Build a fresh module and load a checked checkpoint into it; ``ModelError`` if unfit."""
-    expected = settings.model.classes
-    if classes != expected:
-        raise ModelError(f"model v{version}: classes {classes} differ from configured {expected}")
-    module = load_weights(build_module(settings.model), uri, sha256)
-    return Predictor(module, classes, version, pick_device(settings.model.device))
-
-
-def untrained_module(settings: Settings) -> torch.nn.Module:
-    """The version-0 module, initialized from ``strategy.seed`` so runs are reproducible."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.strategy.seed)
-        return build_module(settings.model)
-
-
-def initial_model(settings: Settings) -> tuple[Predictor, dict[str, float]]:
-    """The newest model in the store, or an untrained one (version 0) when there is none."""
-    store = ModelStore(settings.model.store, settings.model.name)
-    latest = store.latest()
-    if latest is not None:
-        try:
-            predictor = load_version(
-                settings, latest.version, latest.uri, latest.sha256, latest.classes
-            )
-            log.info("serving model %s v%d from the store", settings.model.name, latest.version)
-            return predictor, dict(latest.thresholds)
-        except ModelError as error:
-            log.error("the newest stored model is unusable, starting untrained: %s", error)
-    module = untrained_module(settings)
+def initial_model(loader: ModelLoader) -> tuple[Predictor, dict[str, float]]:
+    """The newest stored model that verifies, or an untrained one (version 0) when none does."""
+    newest = loader.newest()
+    if newest is not None:
+        checkpoint, predictor = newest
+        log.info("serving model %s v%d from the store", checkpoint.name, checkpoint.version)
+        return predictor, dict(checkpoint.thresholds)
     log.info("no trained model yet: exploring at the budget until one is announced")
-    return Predictor(module, settings.model.classes, 0, pick_device(settings.model.device)), {}
+    return loader.untrained(), {}
 
 
 class ModelWatcher:
@@ -78,9 +55,15 @@ class ModelWatcher:
     """
 
     def __init__(
-        self, settings: Settings, version: int, thresholds: dict[str, float], metrics: Metrics
+        self,
+        settings: Settings,
+        loader: ModelLoader,
+        version: int,
+        thresholds: dict[str, float],
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
+        self._loader = loader
         self._newest = version
         self._thresholds = thresholds
         self._metrics = metrics
@@ -122,8 +105,12 @@ class ModelWatcher:
         brings, in this thread; the records read."""
         batch = transport.poll(100, timeout_s)
         for envelope in batch:
-            if envelope.key == self._settings.model.name.encode():
+            if envelope.key != self._settings.model.name.encode():
+                continue
+            if envelope.value:
                 self._consider(envelope.value)
+            else:
+                log.info("ignored a tombstone (deleted key) of the model at %s", envelope)
         return len(batch)
 
     def _consider(self, value: bytes | None) -> None:
@@ -141,16 +128,9 @@ class ModelWatcher:
         if announcement.version <= self._newest:
             return
         try:
-            predictor = load_version(
-                self._settings,
-                announcement.version,
-                announcement.uri,
-                announcement.sha256,
-                announcement.classes,
-            )
+            predictor = self._loader.load(announcement)  # counted by the loader if refused
         except ModelError as error:
             log.error("refused model v%d, keeping the current one: %s", announcement.version, error)
-            self._metrics.model_rejections.inc()
             return
         self._newest, self._thresholds = announcement.version, dict(announcement.thresholds)
         with self._lock:

@@ -27,7 +27,7 @@ from streamal.errors import MessageError
 from streamal.http import OpsServer
 from streamal.messages import LabelRequest, OracleLabel, decode, now
 from streamal.metrics import Metrics
-from streamal.model import ModelStore, Predictor, build_module, load_weights, pick_device
+from streamal.model import ModelLoader, ModelStore, Predictor, pick_device
 from streamal.model.announce import announcement_record
 from streamal.model.store import Checkpoint
 from streamal.training.drift import DriftMonitor
@@ -325,15 +325,14 @@ class Trainer:
         log.info(message, self._rounds, *args)
 
     def _load_champion(self) -> _Champion | None:
-        latest = self.models.latest()
-        if latest is None:
+        """The newest stored version that verifies (newer ones that do not are skipped)."""
+        settings = self.settings
+        newest = ModelLoader(settings.model, settings.strategy.seed, self.metrics).newest()
+        if newest is None:
             return None
-        module = load_weights(build_module(self.settings.model), latest.uri, latest.sha256)
-        predictor = Predictor(
-            module, latest.classes, latest.version, pick_device(self.settings.model.device)
-        )
-        log.info("champion: %s v%d", latest.name, latest.version)
-        return _Champion(latest, predictor)
+        checkpoint, predictor = newest
+        log.info("champion: %s v%d", checkpoint.name, checkpoint.version)
+        return _Champion(checkpoint, predictor)
 
 
 class _Champion:

@@ -162,3 +162,25 @@ def test_a_checkpoint_file_can_be_named_instead_of_the_store(setup, tmp_path: Pa
     missing = pool_select(config, "-i", str(pool), "-k", "5", "--model", str(tmp_path / "no.pt"),
                           "-o", str(out))  # fmt: skip
     assert missing.returncode == 1 and "cannot read checkpoint" in missing.stderr
+
+
+def test_a_named_checkpoint_with_nan_weights_is_refused_in_one_line(setup, tmp_path: Path) -> None:
+    _, config, pool = setup
+    module = MLP(4, 3, [8], 0.1)
+    with torch.no_grad():
+        module.head.weight[0, 0] = float("nan")
+    torch.save(module.state_dict(), tmp_path / "nan.pt")
+    result = pool_select(config, "-i", str(pool), "-k", "5", "--model", str(tmp_path / "nan.pt"),
+                         "-o", str(tmp_path / "o.csv"))  # fmt: skip
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "tensor 'head.weight' holds NaN or inf" in result.stderr
+
+
+def test_latest_is_the_newest_stored_version_that_verifies(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    store = ModelStore(settings.model.store, "default")
+    store.save(MLP(4, 3, [8], 0.1), CLASSES)
+    (settings.model.store / "default" / "v000002.pt").write_bytes(b"scrambled")
+    result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "o.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "skipped stored model v2" in result.stderr and "model v1)" in result.stderr

@@ -11,12 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
 from streamal.metrics import Metrics
-from streamal.model import ModelStore, build_module, load_weights
+from streamal.model import ModelLoader, ModelStore
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream, gaussian_classes
 from streamal.stream.daemon import Daemon
@@ -84,11 +83,9 @@ def stream_in(settings: Settings, stream: LabeledStream, end: int, rate: float) 
 
 def latest_accuracy(settings: Settings, features: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the newest stored model on ``features`` (fresh samples, never streamed)."""
-    checkpoint = ModelStore(settings.model.store, settings.model.name).latest()
-    assert checkpoint is not None
-    module = load_weights(build_module(settings.model), checkpoint.uri, checkpoint.sha256).eval()
-    with torch.inference_mode():
-        predicted = module(torch.as_tensor(features)).argmax(1).numpy()
+    newest = ModelLoader(settings.model).newest()
+    assert newest is not None
+    predicted = newest[1].logits(features).argmax(1).cpu().numpy()
     return float((predicted == labels).mean())
 
 
