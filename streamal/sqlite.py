@@ -108,7 +108,8 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite ends it itself on some errors, e.g. a full disk
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")

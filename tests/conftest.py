@@ -16,14 +16,14 @@ from streamal.transport import TopicSpec, Transport, open_transport
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """A real broker: ``$STREAMAL_TEST_KAFKA`` if set, else one started for this session.
+def kafka_broker() -> Iterator[KafkaBroker | None]:
+    """The broker started for this session; None if ``$STREAMAL_TEST_KAFKA`` names one.
 
     In CI (``CI=true``) a broker that cannot start fails the tests that need it; elsewhere they
     are skipped with the reason.
     """
-    if address := os.environ.get("STREAMAL_TEST_KAFKA"):
-        yield address
+    if os.environ.get("STREAMAL_TEST_KAFKA"):
+        yield None
         return
     try:
         broker = KafkaBroker().start()
@@ -31,8 +31,14 @@ def kafka_bootstrap() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"the Kafka broker could not start in CI: {error}")
         pytest.skip(f"no Kafka broker: {error}")
-    yield broker.bootstrap
+    yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker | None) -> str:
+    """A real broker's address: ``$STREAMAL_TEST_KAFKA`` if set, else the session's broker."""
+    return kafka_broker.bootstrap if kafka_broker else os.environ["STREAMAL_TEST_KAFKA"]
 
 
 def settings_for(kind: str, *, tmp_path: Path, bootstrap: str | None = None) -> Settings:

@@ -24,6 +24,7 @@ from streamal.model import ModelLoader
 from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
+from streamal.transport.retry import Backoff, connect_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -142,36 +143,29 @@ class Daemon:
 
     def _connect(self) -> Transport | None:
         """`connect`, retrying with backoff until it works (None: stopped first)."""
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                return self.connect()
-            except TransportError as error:
-                log.error("cannot start consuming (%s); retrying in %.1fs", error, delay)
-                self._stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
-        return None
+        return connect_with_retry(self.connect, self._stopping)
 
     # -- the loop -------------------------------------------------------------------------
 
     def _loop(self, transport: Transport, watcher: ModelWatcher) -> None:
         last_sample = last_summary = time.monotonic()
-        backoff = 0.0
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._beat = time.monotonic()
             try:
                 read = self.step(transport, watcher)
-                backoff, self._failing_since = 0.0, None
+                backoff.reset()
+                self._failing_since = None
             except FencedError as error:
                 log.warning("batch dropped, its partitions moved to another replica: %s", error)
                 continue
             except TransportError as error:
-                backoff = min(max(backoff * 2, 0.5), 30.0)
+                wait = backoff.next()
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
                 self.metrics.batch_failures.inc()
-                log.error("transport failed (%s); retrying in %.1fs", error, backoff)
-                self._stopping.wait(backoff)
+                log.error("transport failed (%s); retrying in %.1fs", error, wait)
+                self._stopping.wait(wait)
                 continue
             now_s = time.monotonic()
             if read or not transport.assignment():  # idle means: partitions, but no samples

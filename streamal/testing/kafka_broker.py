@@ -169,6 +169,20 @@ class KafkaBroker:
         self._halt()
         self._launch()
 
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP to its process group): a stalled broker, as in a long
+        garbage-collection pause or a frozen virtual machine; `resume` lets it go on."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker go on (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        if self._process is None:
+            raise BrokerError("the broker is not running")
+        os.killpg(self._process.pid, signum)
+
     def _properties(self) -> str:
         settings = {
             "process.roles": "broker,controller",
@@ -228,6 +242,7 @@ class KafkaBroker:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGCONT)  # a paused broker handles SIGTERM once resumed
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -83,7 +83,8 @@ def fit(
     """Train a challenger on ``features`` / class indices ``labels``; None if too few labels.
 
     The challenger starts from the champion's weights when there is one (warm start), else
-    from scratch with the default MLP's standardization set from the training features.
+    from scratch; the default MLP's input scaling is fitted anew on the training features
+    (robust to outliers, see `robust_scaling`) either way.
     """
     validation = held_out(ids, train.validation_share)
     if validation.all() or not validation.any():
@@ -96,10 +97,8 @@ def fit(
     challenger = build_module(model)
     if champion is not None:
         challenger.load_state_dict(champion.state_dict())
-    elif isinstance(challenger, MLP):
-        challenger.mean.copy_(x_train.mean(0))
-        if len(x_train) > 1:
-            challenger.std.copy_(x_train.std(0).clamp_min(1e-6))
+    if isinstance(challenger, MLP):  # refitted each round: no old outlier is inherited
+        challenger.fit_scaling(features[~validation])
     optimizer = torch.optim.Adam(challenger.parameters(), lr=train.learning_rate)
     loss_of = nn.CrossEntropyLoss()
 

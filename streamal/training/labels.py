@@ -9,15 +9,18 @@ counts an answer twice, and the duplicates policy picks the label (the latest, o
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from streamal.errors import StreamalError
+from streamal.errors import MessageError, StreamalError
 from streamal.messages import LabelRequest, OracleLabel
 from streamal.sqlite import open_sqlite, write_transaction
 
@@ -35,10 +38,13 @@ CREATE INDEX requests_by_seq ON requests(seq);
 """
 
 HAS_LABEL = "EXISTS (SELECT 1 FROM votes v WHERE v.id = r.id)"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+log = logging.getLogger(__name__)
 
 
 class LabelStoreError(StreamalError):
-    """The label store file is corrupt or belongs to something else."""
+    """The label store file is corrupt, belongs to something else, or cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ class LabelStore:
     duplicates
         ``latest`` keeps the newest answer of an id; ``majority`` the most frequent (ties go
         to the newest).
+    n_features
+        The model's input width: a request of another width is refused, and a stored one
+        (kept before requests were checked) is skipped when read. ``None`` (a reader that does
+        not know the model) takes the width of the first stored request.
     """
 
     def __init__(
@@ -81,9 +91,11 @@ class LabelStore:
         path: Path,
         classes: list[str],
         duplicates: Literal["latest", "majority"] = "latest",
+        n_features: int | None = None,
     ) -> None:
         self._path = path
         self._duplicates = duplicates
+        self._width = n_features
         self._db = _open(path, classes)
         row = self._db.execute(
             "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
@@ -97,11 +109,17 @@ class LabelStore:
     # -- writing --------------------------------------------------------------------------
 
     def add_request(self, request: LabelRequest) -> Joined | None:
-        """Keep a request's features; the pending vote that was waiting for it, if any, joins."""
+        """Keep a request's features; the pending vote that was waiting for it, if any, joins.
+
+        Raises `MessageError` for features the model cannot read (another width, a value
+        beyond float32).
+        """
         if request.features is None or not request.prediction:
             return None
+        if (problem := _misfit(request.features, self._width)) is not None:
+            raise MessageError(problem)
         top = request.prediction[0]
-        with write_transaction(self._db):
+        with self._writing():
             self._seq += 1
             inserted = self._db.execute(
                 "INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,7 +132,7 @@ class LabelStore:
 
     def add_label(self, label: OracleLabel, source: str) -> Joined | None:
         """Record one answer (``source``: its topic position); the join if it is the first."""
-        with write_transaction(self._db):
+        with self._writing():
             self._seq += 1
             first = self._db.execute("SELECT 1 FROM votes WHERE id=?", (label.id,)).fetchone()
             inserted = self._db.execute(
@@ -128,7 +146,7 @@ class LabelStore:
 
     def drop_expired(self, ttl_s: float) -> int:
         """Forget votes that waited longer than ``ttl_s`` for a request; how many."""
-        with write_transaction(self._db):
+        with self._writing():
             return int(
                 self._db.execute(
                     "DELETE FROM votes WHERE received_at < ?"
@@ -141,8 +159,17 @@ class LabelStore:
         """Note that a round used every label so far, of the concept starting at
         ``concept_start``: a restarted trainer goes on from there (see `last_round`)."""
         entries = {"trained_through": str(self._seq), "concept_start": str(concept_start)}
-        with write_transaction(self._db):
+        with self._writing():
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", entries.items())
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; a failed write (a full disk, say) raises `LabelStoreError`."""
+        try:
+            with write_transaction(self._db):
+                yield
+        except sqlite3.Error as reason:
+            raise LabelStoreError(f"{self._path}: cannot write ({reason})") from None
 
     def _joined(self, sample_id: str) -> Joined | None:
         row = self._db.execute(
@@ -181,10 +208,10 @@ class LabelStore:
             " AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ? ORDER BY r.seq",
             (since,),
         ).fetchall()
-        ids = [row[0] for row in rows]
-        features = np.array([json.loads(row[1]) for row in rows], dtype=np.float32)
+        features, kept = self._matrix(rows)
+        ids = [rows[i][0] for i in kept]
         labels = [self.label_of(i) or "" for i in ids]
-        return LabeledSet(ids, features, labels, [row[2] for row in rows])
+        return LabeledSet(ids, features, labels, [rows[i][2] for i in kept])
 
     def last_round(self) -> tuple[int, int]:
         """The labels no round has used yet (requests whose first answer met them since: a
@@ -202,10 +229,25 @@ class LabelStore:
     def recent_features(self, count: int, reason: str) -> np.ndarray:
         """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""
         rows = self._db.execute(
-            "SELECT features FROM requests WHERE reason=? ORDER BY seq DESC LIMIT ?",
+            "SELECT id, features FROM requests WHERE reason=? ORDER BY seq DESC LIMIT ?",
             (reason, count),
         ).fetchall()
-        return np.array([json.loads(row[0]) for row in rows], dtype=np.float32)
+        return self._matrix(rows)[0]
+
+    def _matrix(self, rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, list[int]]:
+        """The features (JSON, second column) of ``rows`` as a float32 matrix, and the
+        indices of the rows it holds: a row the model cannot read is skipped with a log line."""
+        vectors = [json.loads(row[1]) for row in rows]
+        width = self._width or (len(vectors[0]) if vectors else 0)
+        problems = [_misfit(vector, width) for vector in vectors]
+        kept = [i for i, problem in enumerate(problems) if problem is None]
+        if skipped := [i for i, problem in enumerate(problems) if problem is not None]:
+            log.warning(
+                "skipped %d stored requests the model cannot read, e.g. %r: %s",
+                len(skipped), rows[skipped[0]][0], problems[skipped[0]],
+            )  # fmt: skip
+        features = np.array([vectors[i] for i in kept], dtype=np.float32)
+        return features.reshape(len(kept), width), kept
 
     def counts(self) -> dict[str, int]:
         """Requests, labeled requests, votes, and votes waiting for their request."""
@@ -218,6 +260,20 @@ class LabelStore:
                 "SELECT count(DISTINCT id) FROM votes WHERE id NOT IN (SELECT id FROM requests)"
             ).fetchone()[0],
         }
+
+
+def _misfit(features: list[float], width: int | None) -> str | None:
+    """Why the model cannot read ``features`` (``width`` values, each a finite float32).
+
+    >>> _misfit([1.0, 2.0], 2), _misfit([1.0], 2), _misfit([1.0, 1e39], 2)
+    (None, 'features: expected 2 values (got 1)', 'features.1: beyond float32 (got 1e+39)')
+    """
+    if width is not None and len(features) != width:
+        return f"features: expected {width} values (got {len(features)})"
+    for index, value in enumerate(features):
+        if not abs(value) <= FLOAT32_MAX:  # also NaN
+            return f"features.{index}: beyond float32 (got {value!r})"
+    return None
 
 
 def _open(path: Path, classes: list[str]) -> sqlite3.Connection:

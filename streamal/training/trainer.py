@@ -6,6 +6,10 @@ label store before its offset is committed, and the store ignores a record it al
 a crash at any point loses no label and counts none twice. A round runs every ``interval_s``
 (when labels came), as soon as ``min_new_labels`` came, or early after a drift. A challenger
 is published only if it does no worse than the champion on the same held-out labels.
+
+A broker that is unreachable, stalled or rebalancing, or a label store that cannot be written
+(a full disk), does not stop the trainer: it logs one line, backs off, and consumes again from
+the committed offsets, so the batch in hand is stored again rather than lost.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
-from streamal.errors import MessageError
+from streamal.errors import MessageError, TransportError
 from streamal.http import OpsServer
 from streamal.messages import LabelRequest, OracleLabel, decode, now
 from streamal.metrics import Metrics
@@ -32,7 +36,7 @@ from streamal.model.announce import announcement_record
 from streamal.model.store import Checkpoint
 from streamal.training.drift import DriftMonitor
 from streamal.training.fit import fit, warm_up
-from streamal.training.labels import Joined, LabeledSet, LabelStore
+from streamal.training.labels import Joined, LabeledSet, LabelStore, LabelStoreError
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
     Envelope,
@@ -41,10 +45,12 @@ from streamal.transport import (
     open_transport,
     topic_specs,
 )
+from streamal.transport.retry import Backoff, connect_with_retry
 
 log = logging.getLogger(__name__)
 
 ACCURACY_WINDOW = 500
+HEALTHY_WITHIN_S = 300.0  # a round on many labels may take minutes
 
 
 class Trainer:
@@ -58,6 +64,8 @@ class Trainer:
         Stop after this long without a record while owning partitions.
     clock
         Seconds for the round interval (a simulation passes its stream's clock).
+    healthy_within_s
+        ``/healthz`` fails once no step (poll, store, round) succeeded for this long.
     """
 
     def __init__(
@@ -68,15 +76,20 @@ class Trainer:
         max_rounds: int | None = None,
         idle_timeout_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        healthy_within_s: float = HEALTHY_WITHIN_S,
     ) -> None:
         self.settings = settings
+        self._healthy_within_s = healthy_within_s
+        self._beat = time.monotonic()
         self._clock = clock
         self.metrics = metrics or Metrics()
         self._max_rounds = max_rounds
         self._idle_timeout_s = idle_timeout_s
         self._stopping = threading.Event()
         config = settings.train
-        self.labels = LabelStore(config.label_store, settings.model.classes, config.duplicates)
+        self.labels = LabelStore(
+            config.label_store, settings.model.classes, config.duplicates, settings.model.n_features
+        )
         self.models = ModelStore(settings.model.store, settings.model.name)
         self.champion = self._load_champion()
         warm_up()
@@ -91,6 +104,7 @@ class Trainer:
         self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
         self._last_round = clock()
         self._transport: Transport | None = None
+        self._backoff = Backoff()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -98,36 +112,56 @@ class Trainer:
         """Finish the step in hand and return (safe from a signal handler)."""
         self._stopping.set()
 
+    def healthy(self) -> bool:
+        """The loop turns: a step succeeded recently."""
+        return time.monotonic() - self._beat < self._healthy_within_s
+
     def ready(self) -> bool:
         """Consuming labels and requests."""
         return self._transport is not None
 
     def run(self) -> None:
-        """Consume and train until stopped (or the bounds of a bounded run)."""
-        settings = self.settings
-        ops = OpsServer(
-            settings.train.metrics_address, self.metrics.registry,
-            lambda: True, self.ready,
-        )  # fmt: skip
+        """Consume and train until stopped (or the bounds of a bounded run), connecting
+        again after a failure."""
+        address = self.settings.train.metrics_address
+        ops = OpsServer(address, self.metrics.registry, self.healthy, self.ready)
         ops.start()
         try:
-            with self.connected() as transport:
-                self._loop(transport)
+            done = False
+            while not done:
+                transport = connect_with_retry(self.connect, self._stopping)
+                if transport is None:
+                    return
+                self._transport = transport
+                try:
+                    done = self._loop(transport)
+                finally:
+                    self._transport = None
+                    _close(transport)
         finally:
             self.labels.close()
             ops.stop()
 
-    @contextmanager
-    def connected(self) -> Iterator[Transport]:
+    def connect(self) -> Transport:
         """A transport subscribed to requests and labels, once the champion (if any) is
         announced again in case the last run stopped before announcing it."""
         settings = self.settings
-        with open_transport(settings, group=settings.train.group) as transport:
+        transport = open_transport(settings, group=settings.train.group)
+        try:
             transport.ensure_topics(topic_specs(settings.topics))
             transport.subscribe([settings.topics.label_requests, settings.topics.labels])
             if self.champion is not None:
                 checkpoint = self.champion.checkpoint
                 self._announce(transport, checkpoint, checkpoint.thresholds)
+        except TransportError:
+            _close(transport)
+            raise
+        return transport
+
+    @contextmanager
+    def connected(self) -> Iterator[Transport]:
+        """`connect`, closed at the end."""
+        with self.connect() as transport:
             self._transport = transport
             try:
                 yield transport
@@ -144,17 +178,28 @@ class Trainer:
             self.labels.record_round(self._concept_start)
         return len(batch)
 
-    def _loop(self, transport: Transport) -> None:
+    def _loop(self, transport: Transport) -> bool:
+        """Step until stopped or a bound is reached (True), or until a step fails (False,
+        after a backoff): uncommitted records are then read again by a new transport."""
         last_record = time.monotonic()
         while not self._stopping.is_set():
-            read = self.step(transport)
+            try:
+                read = self.step(transport)
+            except (TransportError, LabelStoreError) as error:
+                wait = self._backoff.next()
+                log.error("step failed (%s); consuming again in %.1fs", error, wait)
+                self._stopping.wait(wait)
+                return False
+            self._backoff.reset()
+            self._beat = time.monotonic()
             if read or not transport.assignment():  # idle means: partitions, but no records
                 last_record = time.monotonic()
             elif self._idle_timeout_s and time.monotonic() - last_record > self._idle_timeout_s:
                 log.info("idle for %.0fs, stopping", self._idle_timeout_s)
-                return
+                return True
             if self._max_rounds is not None and self._rounds >= self._max_rounds:
-                return
+                return True
+        return True
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -333,6 +378,14 @@ class Trainer:
         checkpoint, predictor = newest
         log.info("champion: %s v%d", checkpoint.name, checkpoint.version)
         return _Champion(checkpoint, predictor)
+
+
+def _close(transport: Transport) -> None:
+    """Close ``transport``; a failure to (a broker gone) is logged, as nothing is lost."""
+    try:
+        transport.close()
+    except TransportError as error:
+        log.warning("closing the transport failed (%s)", error)
 
 
 class _Champion:

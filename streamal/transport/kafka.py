@@ -16,7 +16,13 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 
 from streamal.config import MAX_RECORD_BYTES, KafkaTransportConfig
 from streamal.errors import FencedError, TransportError
@@ -40,6 +46,35 @@ _FENCING_ERRORS = (
     "FencedInstanceIdError",
     "RebalanceInProgressError",
 )
+_AUTHENTICATION_ERRORS = (
+    IllegalSaslStateError,  # e.g. SASL against a listener without it
+    SaslAuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+)
+
+
+class _AuthenticationFailures(logging.Handler):
+    """Notes when kafka-python logs a failed authentication: it raises only "Unable to
+    bootstrap" for a broker that refused the client, and logs the reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: tuple[float, str] | None = None  # (monotonic time, error name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, _AUTHENTICATION_ERRORS):
+                self.last = (time.monotonic(), type(arg).__name__)
+
+    def since(self, started: float) -> str | None:
+        """The name of the last authentication error logged after ``started``."""
+        last = self.last
+        return last[1] if last is not None and last[0] >= started else None
+
+
+_authentication_failures = _AuthenticationFailures()
+logging.getLogger("kafka").addHandler(_authentication_failures)
 
 
 def client_settings(config: KafkaTransportConfig) -> dict[str, Any]:
@@ -342,12 +377,19 @@ class KafkaTransport(Transport):
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         """Turn kafka-python's errors into TransportError (FencedError when we were fenced)."""
+        started = time.monotonic()
         try:
             yield
         except KafkaError as error:
             name = type(error).__name__
             if name == "NoBrokersAvailable" or "Unable to bootstrap" in str(error):
                 servers = ",".join(self._config.bootstrap_servers)
+                if refused := _authentication_failures.since(started):
+                    mechanism = self._config.sasl_mechanism or "(no mechanism)"
+                    raise TransportError(
+                        f"kafka: SASL {mechanism} authentication failed at {servers}: "
+                        f"{refused} ({doing})"
+                    ) from error
                 raise TransportError(
                     f"kafka: cannot reach a broker at {servers} ({doing})"
                 ) from error

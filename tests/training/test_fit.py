@@ -69,3 +69,50 @@ def test_a_few_labels_of_a_new_concept_move_the_champion() -> None:
     )
     slow = fit(TrainConfig(min_steps=1), MODEL, new_ids, new_x, swapped, champion=old.challenger)
     assert slow is not None and slow.accuracy < result.accuracy  # one step an epoch: stuck
+
+
+def test_one_huge_labeled_sample_sets_no_later_model_s_scaling() -> None:
+    ids, x, y = blobs(600)
+    x[17] = 1e20  # one labeled sample of absurd features, among the first round's labels
+    _, test_x, test_y = blobs(500, seed=2)
+    test_x, test_y = torch.as_tensor(test_x), torch.as_tensor(test_y)
+    first = fit(TrainConfig(), MODEL, ids, x, y, champion=None)
+    assert first is not None
+    assert accuracy(first.challenger, test_x, test_y) > 0.95
+    scale = first.challenger.std
+    assert bool((scale < 10).all()), scale  # the blobs' spread, not the outlier's
+
+    more_ids, more_x, more_y = blobs(300, seed=3)  # later rounds warm-start from it
+    second = fit(
+        TrainConfig(), MODEL, ids + more_ids, np.concatenate([x, more_x]),
+        np.concatenate([y, more_y]), champion=first.challenger,
+    )  # fmt: skip
+    assert second is not None
+    assert accuracy(second.challenger, test_x, test_y) > 0.95
+
+
+def test_a_champion_scaled_by_an_outlier_passes_no_scaling_on() -> None:
+    ids, x, y = blobs(600)
+    poisoned = MLP(2, 3, [16], 0.0)
+    poisoned.std.fill_(1e19)  # what a model fitted before robust scaling kept forever
+    result = fit(TrainConfig(), MODEL, ids, x, y, champion=poisoned)
+    assert result is not None
+    assert result.accuracy > 0.95 and result.champion_accuracy is not None
+    assert result.champion_accuracy < 0.6
+    assert bool((result.challenger.std < 10).all())
+
+
+def test_a_feature_constant_in_the_first_labels_does_not_swamp_later_predictions() -> None:
+    ids, x, y = blobs(600)
+    x[:, 1] = 0.0  # constant so far (a sparse feature, say); the class is in feature 0 alone
+    x[:, 0] = np.array([0.0, 4.0, -4.0], dtype=np.float32)[y] + np.float32(0.3) * x[:, 0]
+    result = fit(TrainConfig(), MODEL, ids, x, y, champion=None)
+    assert result is not None
+    _, later, later_y = blobs(500, seed=4)
+    later[:, 0] = np.array([0.0, 4.0, -4.0], dtype=np.float32)[later_y]
+    later[:, 1] = np.random.default_rng(5).normal(scale=2.0, size=500)  # now it varies
+    result.challenger.eval()
+    with torch.inference_mode():
+        p = torch.softmax(result.challenger(torch.as_tensor(later)), 1)
+    assert len(set(p.argmax(1).tolist())) == 3  # not one class for everything
+    assert float((p.max(1).values > 0.9999).float().mean()) < 0.5  # nor all certain

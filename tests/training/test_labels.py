@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from streamal.errors import MessageError
 from streamal.messages import LabelRequest, OracleLabel
 from streamal.training.labels import LabelStore, LabelStoreError
 
 CLASSES = ["cat", "dog"]
 
 
-def request(sample_id: str, predicted: str = "cat", p: float = 0.7, reason: str = "uncertain"):
+def request(
+    sample_id: str,
+    predicted: str = "cat",
+    p: float = 0.7,
+    reason: str = "uncertain",
+    features: tuple[float, ...] = (1.0, 2.0),
+) -> LabelRequest:
     other = "dog" if predicted == "cat" else "cat"
     return LabelRequest(
-        id=sample_id, features=[1.0, 2.0], utility=0.5, reason=reason, model_version=1,
+        id=sample_id, features=list(features), utility=0.5, reason=reason, model_version=1,
         prediction=[{"label": predicted, "p": p}, {"label": other, "p": 1 - p}],
         requested_at=datetime(2026, 1, 1, tzinfo=UTC),
     )  # fmt: skip
@@ -100,3 +108,48 @@ def test_a_store_for_other_classes_is_refused(tmp_path: Path) -> None:
     store(tmp_path).close()
     with pytest.raises(LabelStoreError, match="made for classes"):
         LabelStore(tmp_path / "labels.sqlite", ["cat", "dog", "bird"])
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        ((1.0, 2.0, 3.0), "features: expected 2 values (got 3)"),
+        ((1.0, 1e39), "features.1: beyond float32 (got 1e+39)"),
+    ],
+)
+def test_a_request_the_model_cannot_read_is_refused(
+    tmp_path: Path, features: tuple[float, ...], reason: str
+) -> None:
+    labels = LabelStore(tmp_path / "labels.sqlite", CLASSES, n_features=2)
+    with pytest.raises(MessageError) as refused:
+        labels.add_request(request("a", features=features))
+    assert str(refused.value) == reason
+    assert labels.counts()["requests"] == 0
+
+
+def test_stored_requests_the_model_cannot_read_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unchecked = store(tmp_path)  # as before requests were checked on the way in
+    for sample_id, features in [("a", (1.0, 2.0)), ("wide", (1.0, 2.0, 3.0)), ("b", (3.0, 4.0))]:
+        unchecked.add_request(request(sample_id, reason="explore", features=features))
+        unchecked.add_label(answer(sample_id, "dog"), f"labels:0:{sample_id}")
+    unchecked.close()
+    labels = LabelStore(tmp_path / "labels.sqlite", CLASSES, n_features=2)
+    with caplog.at_level(logging.WARNING):
+        data = labels.labeled()
+    assert data.ids == ["a", "b"] and data.features.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert data.labels == ["dog", "dog"] and data.reasons == ["explore", "explore"]
+    assert "skipped 1 stored requests the model cannot read, e.g. 'wide'" in caplog.text
+    assert labels.recent_features(10, "explore").tolist() == [[3.0, 4.0], [1.0, 2.0]]
+
+
+def test_a_full_store_fails_a_write_with_one_line(tmp_path: Path) -> None:
+    labels = store(tmp_path)
+    labels.add_request(request("a"))
+    full = labels._db.execute("PRAGMA page_count").fetchone()[0]
+    labels._db.execute(f"PRAGMA max_page_count={full}")  # SQLite's own "disk is full"
+    with pytest.raises(LabelStoreError, match=r"cannot write \(database or disk is full\)$"):
+        for i in range(1000):
+            labels.add_request(request(f"big{i}", features=(1.0,) * 2, reason="audit"))
+    assert labels.counts()["requests"] >= 1  # what was written before stays
