@@ -159,11 +159,8 @@ class ModelLoader:
         except Exception as error:
             reason = _first_line(error)
             raise ModelError(f"{label}: checkpoint does not fit the model ({reason})") from None
-        for name, tensor in module.state_dict().items():
-            if not bool(torch.isfinite(tensor).all()):
-                raise ModelError(f"{label}: tensor {name!r} holds NaN or inf")
         predictor = Predictor(module, self.config.classes, version, self._device)
-        _try_forward(predictor, self.config.n_features, label)
+        check_finite(predictor, self.config.n_features, label)
         return predictor
 
     def _refused(self) -> None:
@@ -207,8 +204,12 @@ def _read(path: Path, label: str, limit: int) -> bytes:
     return data
 
 
-def _try_forward(predictor: Predictor, width: int, label: str) -> None:
-    """A trial forward pass on rows of zeros, ones and minus ones must give finite logits."""
+def check_finite(predictor: Predictor, width: int, label: str) -> None:
+    """``ModelError`` unless every tensor of ``predictor``'s module is finite and a trial forward
+    pass on rows of zeros, ones and minus ones of ``width`` features gives finite logits."""
+    for name, tensor in predictor.module.state_dict().items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"{label}: tensor {name!r} holds NaN or inf")
     probe = np.repeat(np.array([[0.0], [1.0], [-1.0]], dtype=np.float32), width, axis=1)
     try:
         logits = predictor.logits(probe)

@@ -27,12 +27,13 @@ import numpy as np
 
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
-from streamal.errors import MessageError, TransportError
+from streamal.errors import MessageError, ModelError, TransportError
 from streamal.http import OpsServer
 from streamal.messages import LabelRequest, OracleLabel, decode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, ModelStore, Predictor, pick_device
 from streamal.model.announce import announcement_record
+from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
 from streamal.training.drift import DriftMonitor
 from streamal.training.fit import fit, warm_up
@@ -313,12 +314,19 @@ class Trainer:
             )  # fmt: skip
             self._retune_champion(transport, data)
             return
-        version = (self.champion.checkpoint.version if self.champion else 0) + 1
         predictor = Predictor(
-            result.challenger, classes, version, pick_device(self.settings.model.device)
+            result.challenger, classes, 0, pick_device(self.settings.model.device)
         )
+        try:  # a diverged challenger would be refused by every replica: never publish it
+            check_finite(predictor, self.settings.model.n_features, "the challenger")
+        except ModelError as error:
+            self._count("rejected", "round %d: %s; keeping the champion", error)
+            if self.champion is not None:
+                self._retune_champion(transport, data)
+            return
         thresholds = self._thresholds(predictor, data)
         checkpoint = self.models.save(result.challenger, classes, metrics, thresholds)
+        predictor.version = checkpoint.version
         self.champion = _Champion(checkpoint, predictor)
         self._announce(transport, checkpoint, thresholds)
         self._count(
