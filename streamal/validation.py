@@ -103,6 +103,9 @@ def _explain(err: Any, field: FieldInfo | None, parent: type[BaseModel] | None) 
         return f"must be {_lengths(field, err.get('ctx', {}))} (got {len(err['input'])})"
     if kind == "string_pattern_mismatch":
         return f"must match {err['ctx']['pattern']} (got {got})"
+    if kind == "value_error":  # a validator's own words; a whole section is not echoed
+        said = str(err.get("ctx", {}).get("error", err["msg"]))
+        return said if isinstance(err.get("input"), dict) else f"{said} (got {got})"
     for prefix, wanted in _KINDS.items():
         if kind.startswith(prefix):
             return f"must be {wanted} (got {got})"

@@ -14,9 +14,14 @@ from streamal.validation import one_line, printable
     [
         ({"train": {"group": ""}}, "train.group: must be at least 1 character (got 0)"),
         ({"model": {"name": "a b"}}, "model.name: must match ^[A-Za-z0-9._-]{1,100}$ (got 'a b')"),
+        (
+            {"model": {"name": ".."}},
+            "model.name: must name a folder inside model.store, not '.' or '..' (got '..')",
+        ),
+        ({"model": {"classes": ["a", "a"], "store": "s3cret"}}, "model: classes must be distinct"),
     ],
 )
-def test_string_length_and_pattern_errors_say_what_is_wrong(
+def test_string_length_pattern_and_validator_errors_say_what_is_wrong(
     data: dict[str, object], reason: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:

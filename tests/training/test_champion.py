@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 import torch
 from torch import nn
 
@@ -70,6 +69,9 @@ def test_a_challenger_every_replica_would_refuse_is_never_published(tmp_path: Pa
     assert trainer.champion is None
     assert ModelStore(model.store, model.name).latest() is None
     assert read_all(settings, settings.topics.models) == []
-    assert trainer.metrics.registry.get_sample_value(
-        "streamal_training_runs_total", {"outcome": "rejected"}
-    ) == 1
+    assert (
+        trainer.metrics.registry.get_sample_value(
+            "streamal_training_runs_total", {"outcome": "rejected"}
+        )
+        == 1
+    )
