@@ -53,8 +53,8 @@ class MLP(nn.Module):
         center, scale = (torch.as_tensor(values) for values in robust_scaling(features))
         if keep_function:
             first = next(m for m in self.modules() if isinstance(m, nn.Linear))
-            first.bias += first.weight @ ((center - self.mean) / self.std)
-            first.weight *= scale / self.std
+            first.bias.add_(first.weight @ ((center - self.mean) / self.std))
+            first.weight.mul_(scale / self.std)
         self.mean.copy_(center)
         self.std.copy_(scale)
 
