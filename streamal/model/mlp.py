@@ -43,11 +43,20 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_classes)
 
-    def fit_scaling(self, features: np.ndarray) -> None:
-        """Set the input scaling from ``features`` [N, n_features] (see `robust_scaling`)."""
-        center, scale = robust_scaling(features)
-        self.mean.copy_(torch.as_tensor(center))
-        self.std.copy_(torch.as_tensor(scale))
+    @torch.no_grad()
+    def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
+        """Set the input scaling from ``features`` [N, n_features] (see `robust_scaling`).
+
+        ``keep_function`` (a warm start) adapts the first layer to the new scaling, so the
+        model computes what it did (but for the clipping) and its training goes on from there.
+        """
+        center, scale = (torch.as_tensor(values) for values in robust_scaling(features))
+        if keep_function:
+            first = next(m for m in self.modules() if isinstance(m, nn.Linear))
+            first.bias.add_(first.weight @ ((center - self.mean) / self.std))
+            first.weight.mul_(scale / self.std)
+        self.mean.copy_(center)
+        self.std.copy_(scale)
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` centered, scaled and clipped to ``+-INPUT_BOUND``."""

@@ -98,7 +98,7 @@ def fit(
     if champion is not None:
         challenger.load_state_dict(champion.state_dict())
     if isinstance(challenger, MLP):  # refitted each round: no old outlier is inherited
-        challenger.fit_scaling(features[~validation])
+        challenger.fit_scaling(features[~validation], keep_function=champion is not None)
     optimizer = torch.optim.Adam(challenger.parameters(), lr=train.learning_rate)
     loss_of = nn.CrossEntropyLoss()
 

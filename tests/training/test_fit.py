@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -116,3 +118,17 @@ def test_a_feature_constant_in_the_first_labels_does_not_swamp_later_predictions
         p = torch.softmax(result.challenger(torch.as_tensor(later)), 1)
     assert len(set(p.argmax(1).tolist())) == 3  # not one class for everything
     assert float((p.max(1).values > 0.9999).float().mean()) < 0.5  # nor all certain
+
+
+def test_refitting_the_scaling_of_a_warm_start_keeps_what_the_champion_computes() -> None:
+    _, x, _ = blobs(300)
+    _, later, _ = blobs(300, seed=6)
+    later = later * 1.3 + 0.5  # the labels of a later round spread a little differently
+    champion = MLP(2, 3, [16], 0.0).eval()
+    champion.fit_scaling(x)
+    challenger = copy.deepcopy(champion)
+    challenger.fit_scaling(later, keep_function=True)
+    assert not torch.equal(challenger.std, champion.std)
+    with torch.inference_mode():
+        inputs = torch.as_tensor(x)
+        assert torch.allclose(challenger(inputs), champion(inputs), atol=1e-4)
