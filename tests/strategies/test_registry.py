@@ -6,7 +6,7 @@ from typing import get_args
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from streamal.errors import RegistryError
 from streamal.gates import (
@@ -27,19 +27,24 @@ from streamal.strategies import (
     PoolConfig,
     ScoreName,
     StrategyConfig,
+    UserGateConfig,
     VariableUncertaintyConfig,
     build_auto_label,
     build_gate,
     build_score,
     build_selector,
 )
+from streamal.validation import one_line
 
 
 def test_config_names_are_the_registered_names() -> None:
     assert list(get_args(ScoreName)) == list(SCORES)
     assert list(get_args(Diversity)) == list(DIVERSITIES)
-    union = get_args(get_args(GateConfig)[0])
-    assert [config.model_fields["name"].default for config in union] == list(GATES)
+    members = [get_args(member) for member in get_args(get_args(GateConfig)[0])]
+    configs, tags = [m[0] for m in members], [m[1] for m in members]
+    assert [tag.tag for tag in tags] == [*GATES, "package.module:object"]
+    assert [config.model_fields["name"].default for config in configs[:-1]] == list(GATES)
+    assert configs[-1] is UserGateConfig
 
 
 def test_only_pass_scores_need_passes() -> None:
@@ -107,9 +112,47 @@ def test_invalid_configs_name_the_field(
     assert caught.value.errors()[0]["loc"] == location
 
 
-def test_unknown_gate_error_lists_the_gates() -> None:
-    with pytest.raises(ValidationError, match="'fixed', 'variable_uncertainty'"):
-        StrategyConfig(gate={"name": "foo"})
+SCORE_CHOICES = (
+    "least_confidence, margin, ratio, entropy, normalized_entropy, variation_ratio, bald, "
+    "vote_entropy, consensus_kl, expected_gradient_length, random or package.module:object"
+)
+GATE_CHOICES = (
+    "fixed, variable_uncertainty, randomized_variable_uncertainty, split, quantile "
+    "or package.module:object"
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "message"),
+    [
+        (StrategyConfig, {"gate": {"name": "foo"}}, f"gate: must be one of: {GATE_CHOICES} "
+         "(got 'foo')"),
+        (StrategyConfig, {"score": "smallest_margin"}, f"score: must be one of: {SCORE_CHOICES} "
+         "(got 'smallest_margin')"),
+        (StrategyConfig, {"score": "mypkg:"}, f"score: must be one of: {SCORE_CHOICES} "
+         "(got 'mypkg:')"),
+        (PoolConfig, {"diversity": "k-center"}, "diversity: must be one of: none, kcenter, "
+         "badge, seals or package.module:object (got 'k-center')"),
+        (StrategyConfig, {"gate": {"name": "a:b:c"}}, "gate.name: must match "
+         r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$ (got 'a:b:c')"),
+        (StrategyConfig, {"gate": {"name": "mypkg:Gate", "options": 3}}, "gate.options: must "
+         "be a mapping (got a number)"),
+        (StrategyConfig, {"gate": "quantile"}, "gate: must be a mapping (got a string)"),
+    ],
+)  # fmt: skip
+def test_a_bad_name_gets_one_line_with_the_choices(
+    model: type[BaseModel], fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(fields)
+    assert one_line(caught.value, model) == message
+
+
+def test_user_objects_are_named_by_import_path() -> None:
+    config = StrategyConfig(score="mypkg.scores:mine", gate={"name": "mypkg.gates:Mine"})
+    assert config.score == "mypkg.scores:mine"
+    assert config.gate == UserGateConfig(name="mypkg.gates:Mine", options={})
+    assert PoolConfig(diversity="mypkg.pick:mine").diversity == "mypkg.pick:mine"
 
 
 def test_configs_are_frozen() -> None:
