@@ -30,6 +30,10 @@ embedding_norm = Score("embedding_norm", _embedding_norm, needs_embeddings=True)
 """A score that declares it reads embeddings."""
 
 
+coin = Score("coin", lambda probs, seed: seed.random(len(probs)), seeded=True)
+"""A score that draws random numbers from the generator it is given."""
+
+
 class AtLeast(BudgetGate[GateState]):
     """A gate: asks every sample whose utility reaches ``level``, whatever the budget."""
 

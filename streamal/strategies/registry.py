@@ -63,7 +63,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Score:
-    """A registered utility function and what it takes.
+    """A utility function (registered, or a user's) and what it takes.
 
     Attributes
     ----------
@@ -72,7 +72,7 @@ class Score:
     needs_embeddings
         Takes the penultimate embeddings ``[B, D]`` as well.
     seeded
-        Draws random numbers; `build_score` gives it its own seeded generator.
+        Draws random numbers; `build_score` passes it its own seeded generator as ``seed=``.
     """
 
     name: str
@@ -184,8 +184,9 @@ expected_gradient_length, random
     """
     if is_import_path(name):
         found = load_function(name, field)
-        return found if isinstance(found, Score) else Score(name, found)
-    score = _lookup("score", SCORES, name)
+        score = found if isinstance(found, Score) else Score(name, found)
+    else:
+        score = _lookup("score", SCORES, name)
     if score.seeded:
         draws = np.random.default_rng(seed_for(seed, "score"))
         return replace(score, fn=partial(score.fn, seed=draws))

@@ -206,6 +206,21 @@ def test_a_score_that_needs_embeddings_says_so() -> None:
     assert score(np.full((2, 2), 0.5), embeddings=np.ones((2, 3))).shape == (2,)
 
 
+def test_a_users_score_by_import_path_is_built_like_a_registered_one() -> None:
+    second = build_score("tests.plugins_for_tests:second_class")
+    assert (second.name, second.needs_passes, second.needs_embeddings) == (
+        "tests.plugins_for_tests:second_class", False, False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(second(np.array([[0.9, 0.1], [0.3, 0.7]])), [0.1, 0.7])
+    assert build_score("tests.plugins_for_tests:embedding_norm").needs_embeddings
+    p = np.full((5, 2), 0.5)
+    first, again = (
+        build_score("tests.plugins_for_tests:coin", seed=2),
+        build_score("tests.plugins_for_tests:coin", seed=2),
+    )
+    np.testing.assert_array_equal(first(p), again(p))
+
+
 POOL_PROBS = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.55, 0.45], [0.99, 0.01]])
 POOL_POINTS = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
 
