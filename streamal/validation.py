@@ -13,7 +13,7 @@ import typing
 from typing import Any, Literal, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
 _KINDS = {
@@ -92,6 +92,10 @@ def _explain(err: Any, field: FieldInfo | None, parent: type[BaseModel] | None) 
         return f"must be {_bounds(field, err.get('ctx', {}))} (got {got})"
     if kind == "literal_error":
         return f"must be one of: {_choices(field, err)} (got {got})"
+    if kind == "unknown_name":  # neither a built-in name nor an import path (streamal.plugins)
+        value = err.get("input")
+        name = value.get("name") if isinstance(value, dict) else value
+        return f"{err['msg']} (got {_show(name, field)})"
     if kind == "union_tag_invalid":
         tags = err["ctx"]["expected_tags"].replace("'", "")
         return f"must be one of: {tags} (got {err['ctx']['tag']!r})"
@@ -126,8 +130,7 @@ def _resolve(
             shown.append(str(part))
             current = field.annotation if field else None
             continue
-        members = [m for m in _union_members(current) if isinstance(m, type)]
-        tagged = [m for m in members if issubclass(m, BaseModel) and _tag(m) == part]
+        tagged = [m for m, tag in map(_tagged, _union_members(current)) if tag == part]
         if tagged:  # a discriminated union names the variant in loc; hide it from the path
             current = tagged[0]
             continue
@@ -149,9 +152,18 @@ def _item_type(annotation: Any) -> Any:
     return args[-1] if args else None
 
 
-def _tag(model: type[BaseModel]) -> Any:
-    name = model.model_fields.get("name")
-    return get_args(name.annotation)[0] if name and get_origin(name.annotation) is Literal else None
+def _tagged(member: Any) -> tuple[Any, Any]:
+    """A union member's model and its tag: its ``Tag``, else its ``name`` literal."""
+    tags = []
+    while get_origin(member) is typing.Annotated:
+        tags += [meta.tag for meta in member.__metadata__ if isinstance(meta, Tag)]
+        member = get_args(member)[0]
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return member, None
+    name = member.model_fields.get("name")
+    if not tags and name and get_origin(name.annotation) is Literal:
+        tags.append(get_args(name.annotation)[0])
+    return member, tags[0] if tags else None
 
 
 def _bounds(field: FieldInfo | None, ctx: dict[str, Any]) -> str:

@@ -108,3 +108,31 @@ def test_unknown_schema_lists_the_allowed_names() -> None:
     assert result.returncode == 2
     assert "unknown message 'invoice'; allowed: sample, label-request" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("score: tests.plugins_for_tests:nope",
+         "strategy.score: module 'tests.plugins_for_tests' has no attribute 'nope'"),
+        ("gate: {name: no_such_package.gates:Mine}",
+         "strategy.gate.name: No module named 'no_such_package'"),
+        ("gate: {name: tests.plugins_for_tests:AtLeast, options: {level: 0.4, x: 1}}",
+         "strategy.gate.options: tests.plugins_for_tests:AtLeast: AtLeast.__init__() got an "
+         "unexpected keyword argument 'x'"),
+    ],
+)  # fmt: skip
+def test_serve_with_a_user_object_that_does_not_load_exits_2_at_start(
+    tmp_path: Path, strategy: str, message: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"transport: {{local: {{path: {tmp_path / 'log.sqlite'}}}}}\n"
+        f"model: {{store: {tmp_path / 'models'}}}\n"
+        "serve: {metrics_address: '127.0.0.1:0'}\n"
+        f"strategy:\n  {strategy}\n"
+    )
+    result = streamal("serve", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == f"config error: {message}"
+    assert "Traceback" not in result.stderr

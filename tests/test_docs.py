@@ -20,10 +20,11 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     paths: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        variants = [
-            a for a in (typing.get_args(annotation) or (annotation,))
-            if isinstance(a, type) and issubclass(a, BaseModel)
-        ]  # fmt: skip
+        members = [  # a tagged union's members are Annotated[model, Tag(...)]
+            typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a
+            for a in (typing.get_args(annotation) or (annotation,))
+        ]
+        variants = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
         if not variants:
             paths.add(prefix + name)
         for variant in variants:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from streamal.cli.common import EXIT_OK, add_config_option, positive_int
 from streamal.strategies import DIVERSITIES, SCORES
+
+if TYPE_CHECKING:
+    from streamal.config import Settings
+    from streamal.strategies import PoolConfig
 
 __all__ = ["add_parser"]
 
@@ -16,23 +21,20 @@ def _select(args: argparse.Namespace) -> int:
 
     from streamal.config import load_settings
     from streamal.pool import job
-    from streamal.strategies import PoolConfig
     from streamal.training.labels import LabelStore
 
     settings = load_settings(args.config)
-    config = PoolConfig(
-        score=args.strategy, diversity=args.diversity, mc_passes=settings.strategy.mc_passes,
-        seed=settings.strategy.seed,
-    )  # fmt: skip
-    pool = job.read_pool(Path(args.input), settings)
+    config = _pool_config(args, settings)
     predictor = job.load_model(settings, args.model)
+    selector = job.selector_for(config, predictor)
+    pool = job.read_pool(Path(args.input), settings)
     labeled = None
     if settings.train.label_store.exists():
         store = LabelStore(settings.train.label_store, settings.model.classes)
         labeled = store.labeled().features
         store.close()
     selection = job.select(
-        settings, pool, args.budget, config, predictor, labeled, job.print_progress
+        settings, pool, args.budget, selector, predictor, labeled, job.print_progress
     )
     job.write_selection(Path(args.output), pool, selection)
     print(
@@ -45,6 +47,26 @@ def _select(args: argparse.Namespace) -> int:
         sent = job.send_to_annotators(settings, pool, selection, predictor)
         print(f"sent {sent:,} label requests to {settings.topics.label_requests}", file=sys.stderr)
     return EXIT_OK
+
+
+def _pool_config(args: argparse.Namespace, settings: Settings) -> PoolConfig:
+    """``--strategy`` and ``--diversity`` with the strategy's passes and seed; a bad name is a
+    one-line `ConfigError` naming its flag."""
+    from pydantic import ValidationError
+
+    from streamal.errors import ConfigError
+    from streamal.strategies import PoolConfig
+    from streamal.validation import one_line
+
+    try:
+        return PoolConfig(
+            score=args.strategy, diversity=args.diversity, mc_passes=settings.strategy.mc_passes,
+            seed=settings.strategy.seed,
+        )  # fmt: skip
+    except ValidationError as error:
+        field, _, problem = one_line(error, PoolConfig).partition(": ")
+        flag = {"score": "--strategy", "diversity": "--diversity"}.get(field, field)
+        raise ConfigError(f"config error: {flag}: {problem}") from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,10 +83,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_config_option(select)
     select.add_argument("-i", "--input", required=True, metavar="FILE", help=".jsonl or .npz pool")
     select.add_argument("-k", "--budget", required=True, type=positive_int, metavar="K")
-    select.add_argument("--strategy", default="margin", choices=list(SCORES), metavar="NAME",
-                        help=f"utility: {', '.join(SCORES)} (default: margin)")  # fmt: skip
-    select.add_argument("--diversity", default="none", choices=list(DIVERSITIES),
-                        help="batch diversity (default: none)")  # fmt: skip
+    select.add_argument("--strategy", default="margin", metavar="NAME|package.module:object",
+                        help=f"utility: {', '.join(SCORES)}, or a score of yours by import path "
+                        "(default: margin)")  # fmt: skip
+    select.add_argument("--diversity", default="none", metavar="NAME|package.module:object",
+                        help=f"batch diversity: {', '.join(DIVERSITIES)}, or a selector of yours "
+                        "by import path (default: none)")  # fmt: skip
     select.add_argument("--model", default="latest", metavar="latest|PATH",
                         help="the newest stored model (default) or a checkpoint file")  # fmt: skip
     select.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl or .csv")

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-ImportPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+from streamal.plugins import ImportPath
 
 
 class ModelConfig(BaseModel):

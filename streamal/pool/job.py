@@ -23,8 +23,9 @@ from streamal.config import Settings
 from streamal.errors import ConfigError, MessageError, StreamalError
 from streamal.messages import LabelRequest, Sample, decode, encode, now
 from streamal.model import ModelLoader, Predictor
-from streamal.strategies import PoolConfig, build_selector
+from streamal.strategies import PoolConfig, PoolSelector, build_selector
 from streamal.stream.featurize import Featurizer
+from streamal.stream.scoring import check_embeddings
 from streamal.transport import Record, open_transport, topic_specs
 
 CHUNK = 65_536
@@ -107,10 +108,24 @@ def load_model(settings: Settings, which: str) -> Predictor:
     return newest[1]
 
 
+def selector_for(config: PoolConfig, predictor: Predictor) -> PoolSelector:
+    """The selector ``config`` describes, checked at start: a user's score or selector loads,
+    and the model gives the embeddings they read."""
+    selector = build_selector(config)
+    check_embeddings(predictor, selector.score.needs_embeddings, "--strategy", config.score)
+    check_embeddings(predictor, selector.rule.needs_embeddings, "--diversity", config.diversity)
+    return selector
+
+
 def predict_pool(
-    predictor: Predictor, features: np.ndarray, passes: int | None, progress: Progress | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities (``[N, C]``, or ``[T, N, C]`` with passes) and embeddings, in chunks."""
+    predictor: Predictor,
+    features: np.ndarray,
+    passes: int | None,
+    embed: bool,
+    progress: Progress | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Probabilities (``[N, C]``, or ``[T, N, C]`` with passes) and, if ``embed``, embeddings,
+    in chunks."""
     probabilities, embeddings = [], []
     for start in range(0, len(features), CHUNK):
         chunk = features[start : start + CHUNK]
@@ -118,10 +133,14 @@ def predict_pool(
             probabilities.append(predictor.stochastic(chunk, passes).cpu())
         else:
             probabilities.append(predictor.probabilities(chunk).cpu())
-        embeddings.append(predictor.embeddings(chunk).cpu())
+        if embed:
+            embeddings.append(predictor.embeddings(chunk).cpu())
         if progress:
             progress(min(start + CHUNK, len(features)), len(features))
-    return torch.cat(probabilities, dim=1 if passes else 0), torch.cat(embeddings)
+    return (
+        torch.cat(probabilities, dim=1 if passes else 0),
+        torch.cat(embeddings) if embed else None,
+    )
 
 
 @dataclass
@@ -137,21 +156,22 @@ def select(
     settings: Settings,
     pool: Pool,
     budget: int,
-    config: PoolConfig,
+    selector: PoolSelector,
     predictor: Predictor,
     labeled: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> Selection:
-    """Score ``pool`` and pick ``budget`` items with ``config``'s score and diversity."""
+    """Score ``pool`` and pick ``budget`` items with ``selector`` (see `selector_for`); the
+    embeddings are computed only when the selector reads them."""
     if budget < 1:
         raise PoolError(f"--budget must be >= 1 (got {budget})")
     started = time.perf_counter()
-    selector = build_selector(config)
+    config, embed = selector.config, selector.needs_embeddings
     passes = config.mc_passes if selector.score.needs_passes else None
-    probabilities, embeddings = predict_pool(predictor, pool.features, passes, progress)
+    probabilities, embeddings = predict_pool(predictor, pool.features, passes, embed, progress)
     labeled_embeddings = None
     if labeled is not None and len(labeled):
-        labeled_embeddings = predictor.embeddings(labeled).cpu()
+        labeled_embeddings = predictor.embeddings(labeled).cpu() if embed else None
     elif config.diversity == "seals":
         raise PoolError("diversity seals needs labeled items: none are in the label store yet")
     try:

@@ -8,14 +8,17 @@ from streamal.strategies.bayesian import bald, consensus_kl, variation_ratio, vo
 from streamal.strategies.config import (
     AutoLabelConfig,
     Diversity,
+    DiversityChoice,
     FixedThresholdConfig,
     GateConfig,
     PoolConfig,
     QuantileBudgetConfig,
     RandomizedVariableUncertaintyConfig,
+    ScoreChoice,
     ScoreName,
     SplitConfig,
     StrategyConfig,
+    UserGateConfig,
     VariableUncertaintyConfig,
 )
 from streamal.strategies.gradient import expected_gradient_length
@@ -31,7 +34,7 @@ from streamal.strategies.registry import (
     seed_for,
 )
 from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
-from streamal.strategies.selection import PoolSelector
+from streamal.strategies.selection import DiversityRule, PoolSelector
 
 __all__ = [
     "DIVERSITIES",
@@ -39,6 +42,8 @@ __all__ = [
     "SCORES",
     "AutoLabelConfig",
     "Diversity",
+    "DiversityChoice",
+    "DiversityRule",
     "FixedThresholdConfig",
     "GateConfig",
     "PoolConfig",
@@ -46,9 +51,11 @@ __all__ = [
     "QuantileBudgetConfig",
     "RandomizedVariableUncertaintyConfig",
     "Score",
+    "ScoreChoice",
     "ScoreName",
     "SplitConfig",
     "StrategyConfig",
+    "UserGateConfig",
     "VariableUncertaintyConfig",
     "bald",
     "build_auto_label",

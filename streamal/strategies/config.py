@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from streamal.gates.precision import BoundMethod
+from streamal.plugins import ImportPath, is_import_path, named_or_import_path
 
 __all__ = [
     "AutoLabelConfig",
     "Diversity",
+    "DiversityChoice",
     "FixedThresholdConfig",
     "GateConfig",
     "PoolConfig",
     "QuantileBudgetConfig",
     "RandomizedVariableUncertaintyConfig",
+    "ScoreChoice",
     "ScoreName",
     "SplitConfig",
     "StrategyConfig",
+    "UserGateConfig",
     "VariableUncertaintyConfig",
 ]
 
@@ -39,6 +43,12 @@ ScoreName = Literal[
 
 Diversity = Literal["none", "kcenter", "badge", "seals"]
 """How a pool selection trades utility for diversity."""
+
+ScoreChoice = Annotated[str, named_or_import_path(get_args(ScoreName))]
+"""A registered score's name, or a user's score by import path ``package.module:object``."""
+
+DiversityChoice = Annotated[str, named_or_import_path(get_args(Diversity))]
+"""A registered diversity rule, or a user's pool selector by import path."""
 
 
 class _Frozen(BaseModel):
@@ -84,14 +94,49 @@ class QuantileBudgetConfig(_Frozen):
     tolerance_window: int = Field(50, gt=0, description="queries of slack before full correction")
 
 
+class UserGateConfig(_Frozen):
+    """A user's gate: ``name`` is the import path of a `streamal.gates.BudgetGate` subclass
+    (or of a factory returning one), built with ``budget=`` and ``options``."""
+
+    name: ImportPath
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
+
+
+USER_GATE = "package.module:object"
+"""The tag of `UserGateConfig` among the gate configs."""
+
+
+def _gate_kind(value: Any) -> Any:
+    """Which gate config ``value`` is: its ``name``, or `USER_GATE` for an import path."""
+    if not isinstance(value, dict | BaseModel):
+        return USER_GATE  # not a mapping: validating it as one says so
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    return USER_GATE if isinstance(name, str) and is_import_path(name) else name
+
+
+_BUILT_IN_GATES = (
+    FixedThresholdConfig,
+    VariableUncertaintyConfig,
+    RandomizedVariableUncertaintyConfig,
+    SplitConfig,
+    QuantileBudgetConfig,
+)
+_GATE_NAMES = ", ".join(config.model_fields["name"].default for config in _BUILT_IN_GATES)
+
 GateConfig = Annotated[
-    FixedThresholdConfig
-    | VariableUncertaintyConfig
-    | RandomizedVariableUncertaintyConfig
-    | SplitConfig
-    | QuantileBudgetConfig,
-    Field(discriminator="name"),
+    Annotated[FixedThresholdConfig, Tag("fixed")]
+    | Annotated[VariableUncertaintyConfig, Tag("variable_uncertainty")]
+    | Annotated[RandomizedVariableUncertaintyConfig, Tag("randomized_variable_uncertainty")]
+    | Annotated[SplitConfig, Tag("split")]
+    | Annotated[QuantileBudgetConfig, Tag("quantile")]
+    | Annotated[UserGateConfig, Tag(USER_GATE)],
+    Discriminator(
+        _gate_kind,
+        custom_error_type="unknown_name",
+        custom_error_message=f"must be one of: {_GATE_NAMES} or {USER_GATE}",
+    ),
 ]
+"""A registered gate's config, selected by ``name``, or a user's gate (`UserGateConfig`)."""
 
 
 class AutoLabelConfig(_Frozen):
@@ -116,7 +161,7 @@ class AutoLabelConfig(_Frozen):
 class StrategyConfig(_Frozen):
     """What the stream daemon asks: the utility, the budget gate and auto-labeling."""
 
-    score: ScoreName = "margin"
+    score: ScoreChoice = "margin"
     budget: float = Field(0.1, gt=0, le=1, description="share of samples sent to the oracle")
     gate: GateConfig = Field(default_factory=QuantileBudgetConfig)
     explore: float = Field(
@@ -131,8 +176,8 @@ class StrategyConfig(_Frozen):
 class PoolConfig(_Frozen):
     """How a pool job ranks and picks items."""
 
-    score: ScoreName = "margin"
-    diversity: Diversity = "none"
+    score: ScoreChoice = "margin"
+    diversity: DiversityChoice = "none"
     neighbors: int = Field(100, gt=0, description="SEALS: nearest pool items per labeled item")
     chunk_elements: int = Field(1 << 22, gt=0, description="largest distance block")
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")

@@ -1,4 +1,16 @@
-"""The one registry: configured names -> scores, gates and pool selection rules."""
+"""The one registry: configured names -> scores, gates and pool selection rules.
+
+Each may also be a user's object, named by import path ``package.module:object`` and checked
+when it is built (at start), with a one-line `ConfigError` naming the field:
+
+- a score: a callable ``(probs) -> utilities`` (``[B, C]`` in, ``[B]`` out, same kind and
+  device, higher means ask), or a `Score` that declares ``needs_passes`` (it then gets
+  ``[T, B, C]`` MC-dropout passes) or ``needs_embeddings`` (it then gets ``embeddings=``);
+- a gate: a `streamal.gates.BudgetGate` subclass, or a factory returning one, called with
+  ``budget=`` and the ``options`` of its config;
+- a pool selector (``diversity``): a `streamal.strategies.selection.Pick`, or a
+  `DiversityRule` that declares ``needs_embeddings``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from streamal.errors import RegistryError
+from streamal.errors import ConfigError, RegistryError
 from streamal.gates import (
     AutoLabelGate,
     BudgetGate,
@@ -21,12 +33,13 @@ from streamal.gates import (
     Split,
     VariableUncertainty,
 )
+from streamal.plugins import is_import_path, load_function
 from streamal.strategies.bayesian import bald, consensus_kl, variation_ratio, vote_entropy
-from streamal.strategies.config import PoolConfig, StrategyConfig
+from streamal.strategies.config import PoolConfig, StrategyConfig, UserGateConfig
 from streamal.strategies.gradient import expected_gradient_length
 from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
 from streamal.strategies.selection import (
-    Pick,
+    DiversityRule,
     PoolSelector,
     Tensorish,
     pick_badge,
@@ -50,7 +63,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Score:
-    """A registered utility function and what it takes.
+    """A utility function (registered, or a user's) and what it takes.
 
     Attributes
     ----------
@@ -59,7 +72,7 @@ class Score:
     needs_embeddings
         Takes the penultimate embeddings ``[B, D]`` as well.
     seeded
-        Draws random numbers; `build_score` gives it its own seeded generator.
+        Draws random numbers; `build_score` passes it its own seeded generator as ``seed=``.
     """
 
     name: str
@@ -116,10 +129,15 @@ GATES: Mapping[str, GateEntry] = MappingProxyType(
 )
 """Gate name (the ``name`` of its config) -> `GateEntry`."""
 
-DIVERSITIES: Mapping[str, Pick] = MappingProxyType(
-    {"none": pick_top, "kcenter": pick_kcenter, "badge": pick_badge, "seals": pick_seals}
+DIVERSITIES: Mapping[str, DiversityRule] = MappingProxyType(
+    {
+        "none": DiversityRule(pick_top),
+        "kcenter": DiversityRule(pick_kcenter, needs_embeddings=True),
+        "badge": DiversityRule(pick_badge, needs_embeddings=True),
+        "seals": DiversityRule(pick_seals, needs_embeddings=True),
+    }
 )
-"""Pool diversity rule -> how it picks."""
+"""Pool diversity rule -> how it picks, in the order of `streamal.strategies.Diversity`."""
 
 T = TypeVar("T")
 
@@ -142,13 +160,21 @@ def seed_for(seed: int, user: str) -> int:
     return int(sequence.generate_state(1)[0])
 
 
-def build_score(name: str, *, seed: int = 0) -> Score:
-    """The score registered as ``name``; a random one draws from a generator seeded ``seed``.
+def build_score(name: str, *, seed: int = 0, field: str = "strategy.score") -> Score:
+    """The score registered as ``name``, or the user's at import path ``name``; a random one
+    draws from a generator seeded ``seed``. A user's score that cannot be loaded is a
+    `ConfigError` naming ``field``.
 
     Examples
     --------
     >>> build_score("bald").needs_passes
     True
+    >>> build_score("math:fabs").name
+    'math:fabs'
+    >>> build_score("math:nope", field="--strategy")
+    Traceback (most recent call last):
+    ...
+    streamal.errors.ConfigError: config error: --strategy: module 'math' has no attribute 'nope'
     >>> build_score("smallest_margin")
     Traceback (most recent call last):
     ...
@@ -156,7 +182,11 @@ def build_score(name: str, *, seed: int = 0) -> Score:
 margin, ratio, entropy, normalized_entropy, variation_ratio, bald, vote_entropy, consensus_kl, \
 expected_gradient_length, random
     """
-    score = _lookup("score", SCORES, name)
+    if is_import_path(name):
+        found = load_function(name, field)
+        score = found if isinstance(found, Score) else Score(name, found)
+    else:
+        score = _lookup("score", SCORES, name)
     if score.seeded:
         draws = np.random.default_rng(seed_for(seed, "score"))
         return replace(score, fn=partial(score.fn, seed=draws))
@@ -172,11 +202,27 @@ def build_gate(config: StrategyConfig) -> BudgetGate[Any]:
     >>> type(gate).__name__, gate.budget, gate.explore
     ('Split', 0.2, 0.3)
     """
+    if isinstance(config.gate, UserGateConfig):
+        return _user_gate(config.gate, config.budget)
     entry = _lookup("gate", GATES, config.gate.name)
     options = config.gate.model_dump(exclude={"name"})
     if entry.seeded:
         options["seed"] = seed_for(config.seed, "gate")
     return entry.gate(budget=config.budget, **options)
+
+
+def _user_gate(config: UserGateConfig, budget: float) -> BudgetGate[Any]:
+    make = load_function(config.name, "strategy.gate.name")
+    try:
+        gate = make(budget=budget, **config.options)
+    except (TypeError, ValueError) as error:  # options it does not take, or values it refuses
+        raise ConfigError(f"config error: strategy.gate.options: {config.name}: {error}") from None
+    if not isinstance(gate, BudgetGate):
+        raise ConfigError(
+            f"config error: strategy.gate.name: {config.name} made a {type(gate).__name__}, "
+            "not a streamal.gates.BudgetGate"
+        )
+    return gate
 
 
 def build_auto_label(config: StrategyConfig) -> AutoLabelGate | None:
@@ -197,6 +243,18 @@ def build_auto_label(config: StrategyConfig) -> AutoLabelGate | None:
 
 
 def build_selector(config: PoolConfig) -> PoolSelector:
-    """The pool selector ``config`` describes (see `PoolSelector`)."""
-    pick = _lookup("diversity", DIVERSITIES, config.diversity)
-    return PoolSelector(config, build_score(config.score, seed=config.seed), pick)
+    """The pool selector ``config`` describes (see `PoolSelector`); a user's score or selector
+    that cannot be loaded is a `ConfigError` naming ``pool select``'s flag.
+
+    Examples
+    --------
+    >>> build_selector(PoolConfig(diversity="kcenter")).needs_embeddings
+    True
+    """
+    score = build_score(config.score, seed=config.seed, field="--strategy")
+    if is_import_path(config.diversity):
+        found = load_function(config.diversity, "--diversity", or_a=DiversityRule)
+        rule = found if isinstance(found, DiversityRule) else DiversityRule(found)
+    else:
+        rule = _lookup("diversity", DIVERSITIES, config.diversity)
+    return PoolSelector(config, score, rule)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from streamal.strategies.registry import Score
 
 __all__ = [
+    "DiversityRule",
     "Pick",
     "PoolSelector",
     "Tensorish",
@@ -29,6 +30,22 @@ __all__ = [
 Tensorish = torch.Tensor | np.ndarray
 Pick = Callable[["PoolSelector", int, torch.Tensor, Tensorish | None, Tensorish | None], np.ndarray]
 """How a diversity rule picks: (selector, k, probs, embeddings, labeled) -> indices."""
+
+
+@dataclass(frozen=True)
+class DiversityRule:
+    """A pool selection rule and what it takes.
+
+    Attributes
+    ----------
+    pick
+        Picks ``k`` pool positions (see `Pick`); ``selector.rank`` ranks by the score.
+    needs_embeddings
+        Reads the pool's embeddings (and the labeled items'); only then are they computed.
+    """
+
+    pick: Pick
+    needs_embeddings: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,7 +68,12 @@ class PoolSelector:
 
     config: PoolConfig
     score: Score
-    pick: Pick
+    rule: DiversityRule
+
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether the score or the diversity rule reads embeddings."""
+        return self.score.needs_embeddings or self.rule.needs_embeddings
 
     def __call__(
         self,
@@ -62,7 +84,7 @@ class PoolSelector:
         labeled: Tensorish | None = None,
     ) -> np.ndarray:
         """The indices of the ``k`` picked items, in picking order."""
-        return self.pick(self, k, as_float_tensor(probs), embeddings, labeled)
+        return self.rule.pick(self, k, as_float_tensor(probs), embeddings, labeled)
 
     def rank(self, k: int, probs: torch.Tensor, embeddings: Tensorish | None) -> np.ndarray:
         """Top ``k`` by utility alone."""

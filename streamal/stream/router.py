@@ -23,7 +23,7 @@ from streamal.messages import AutoLabel, LabelRequest, Sample, decode_batch, enc
 from streamal.model import Predictor
 from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
 from streamal.stream.featurize import Featurizer
-from streamal.stream.scoring import probabilities_and_utilities
+from streamal.stream.scoring import check_embeddings, probabilities_and_utilities
 from streamal.transport import Envelope, Record, record_size
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class Router:
         self.gate = build_gate(strategy)
         self.auto_label = build_auto_label(strategy)
         self._score = build_score(strategy.score, seed=strategy.seed)
+        check_embeddings(predictor, self._score.needs_embeddings, "strategy.score", strategy.score)
         self._explore = build_score("random", seed=strategy.seed)
         self._at_random = strategy.score == "random"
         self._explore_share = strategy.explore

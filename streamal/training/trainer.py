@@ -35,6 +35,7 @@ from streamal.model import ModelLoader, ModelStore, Predictor, pick_device
 from streamal.model.announce import announcement_record
 from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
+from streamal.strategies import build_score
 from streamal.training.drift import DriftMonitor
 from streamal.training.fit import fit, warm_up
 from streamal.training.labels import Joined, LabeledSet, LabelStore, LabelStoreError
@@ -80,6 +81,7 @@ class Trainer:
         healthy_within_s: float = HEALTHY_WITHIN_S,
     ) -> None:
         self.settings = settings
+        build_score(settings.strategy.score, seed=settings.strategy.seed)  # a user's loads now
         self._healthy_within_s = healthy_within_s
         self._beat = time.monotonic()
         self._clock = clock

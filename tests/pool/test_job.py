@@ -184,3 +184,87 @@ def test_latest_is_the_newest_stored_version_that_verifies(setup, tmp_path: Path
     result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "o.csv"))
     assert result.returncode == 0, result.stderr
     assert "skipped stored model v2" in result.stderr and "model v1)" in result.stderr
+
+
+PLUGINS = "tests.plugins_for_tests"
+
+
+def test_a_users_score_and_selector_named_by_import_path_pick(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    out = tmp_path / "picked.jsonl"
+    result = pool_select(config, "-i", str(pool), "-k", "5", "--strategy",
+                         f"{PLUGINS}:second_class", "--diversity", f"{PLUGINS}:last_k",
+                         "-o", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["p299", "p298", "p297", "p296", "p295"]
+    from streamal.pool.job import load_model, read_pool
+
+    features = read_pool(pool, settings).features[[299, 298, 297, 296, 295]]
+    second = load_model(settings, "latest").probabilities(features)[:, 1]
+    assert [r["utility"] for r in rows] == pytest.approx(second.tolist(), abs=1e-6)
+
+
+@pytest.fixture
+def plain_model(setup, tmp_path: Path) -> tuple[str, Path]:
+    """A config whose ``model.module`` has no ``embed()``, a stored version of it, the pool."""
+    settings, _, pool = setup
+    model = settings.model.model_copy(update={"module": f"{PLUGINS}:plain", "name": "plain"})
+    from tests.plugins_for_tests import plain
+
+    ModelStore(model.store, model.name).save(plain(4, 3), CLASSES)
+    plain_settings = settings.model_copy(update={"model": model})
+    return write_config(plain_settings, tmp_path / "plain.yaml"), pool
+
+
+def test_top_k_with_a_module_without_embed_works(plain_model, tmp_path: Path) -> None:
+    config, pool = plain_model
+    out = tmp_path / "picked.jsonl"
+    result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--diversity", "kcenter"], "--diversity: kcenter needs embeddings"),
+        (["--diversity", f"{PLUGINS}:far_first"], f"--diversity: {PLUGINS}:far_first needs "
+         "embeddings"),
+        (["--strategy", "expected_gradient_length"], "--strategy: expected_gradient_length needs "
+         "embeddings"),
+    ],
+)  # fmt: skip
+def test_reading_embeddings_a_module_cannot_give_is_one_line_at_start(
+    plain_model, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    config, pool = plain_model
+    result = pool_select(config, "-i", str(pool), "-k", "5", *flags, "-o", str(tmp_path / "o.csv"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"config error: {message}, but the model's module (Sequential, see model.module) has no "
+        "embed() method\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--strategy", f"{PLUGINS}:nope"],
+         f"--strategy: module '{PLUGINS}' has no attribute 'nope'"),
+        (["--diversity", "no_such_package.pick:mine"],
+         "--diversity: No module named 'no_such_package'"),
+        (["--diversity", f"{PLUGINS}:NOT_CALLABLE"],
+         f"--diversity: {PLUGINS}:NOT_CALLABLE is not callable"),
+        (["--strategy", "smallest_margin"], "--strategy: must be one of: least_confidence, "),
+        (["--diversity", "k-center"], "--diversity: must be one of: none, kcenter, badge, seals "
+         "or package.module:object (got 'k-center')"),
+    ],
+)  # fmt: skip
+def test_a_bad_strategy_or_diversity_is_one_line_and_exit_2(
+    setup, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    _, config, pool = setup
+    result = pool_select(config, "-i", str(pool), "-k", "5", *flags, "-o", str(tmp_path / "o.csv"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"config error: {message}") and result.stderr.count("\n") == 1

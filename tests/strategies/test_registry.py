@@ -6,7 +6,7 @@ from typing import get_args
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from streamal.errors import RegistryError
 from streamal.gates import (
@@ -27,19 +27,24 @@ from streamal.strategies import (
     PoolConfig,
     ScoreName,
     StrategyConfig,
+    UserGateConfig,
     VariableUncertaintyConfig,
     build_auto_label,
     build_gate,
     build_score,
     build_selector,
 )
+from streamal.validation import one_line
 
 
 def test_config_names_are_the_registered_names() -> None:
     assert list(get_args(ScoreName)) == list(SCORES)
     assert list(get_args(Diversity)) == list(DIVERSITIES)
-    union = get_args(get_args(GateConfig)[0])
-    assert [config.model_fields["name"].default for config in union] == list(GATES)
+    members = [get_args(member) for member in get_args(get_args(GateConfig)[0])]
+    configs, tags = [m[0] for m in members], [m[1] for m in members]
+    assert [tag.tag for tag in tags] == [*GATES, "package.module:object"]
+    assert [config.model_fields["name"].default for config in configs[:-1]] == list(GATES)
+    assert configs[-1] is UserGateConfig
 
 
 def test_only_pass_scores_need_passes() -> None:
@@ -107,9 +112,47 @@ def test_invalid_configs_name_the_field(
     assert caught.value.errors()[0]["loc"] == location
 
 
-def test_unknown_gate_error_lists_the_gates() -> None:
-    with pytest.raises(ValidationError, match="'fixed', 'variable_uncertainty'"):
-        StrategyConfig(gate={"name": "foo"})
+SCORE_CHOICES = (
+    "least_confidence, margin, ratio, entropy, normalized_entropy, variation_ratio, bald, "
+    "vote_entropy, consensus_kl, expected_gradient_length, random or package.module:object"
+)
+GATE_CHOICES = (
+    "fixed, variable_uncertainty, randomized_variable_uncertainty, split, quantile "
+    "or package.module:object"
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "message"),
+    [
+        (StrategyConfig, {"gate": {"name": "foo"}}, f"gate: must be one of: {GATE_CHOICES} "
+         "(got 'foo')"),
+        (StrategyConfig, {"score": "smallest_margin"}, f"score: must be one of: {SCORE_CHOICES} "
+         "(got 'smallest_margin')"),
+        (StrategyConfig, {"score": "mypkg:"}, f"score: must be one of: {SCORE_CHOICES} "
+         "(got 'mypkg:')"),
+        (PoolConfig, {"diversity": "k-center"}, "diversity: must be one of: none, kcenter, "
+         "badge, seals or package.module:object (got 'k-center')"),
+        (StrategyConfig, {"gate": {"name": "a:b:c"}}, "gate.name: must match "
+         r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$ (got 'a:b:c')"),
+        (StrategyConfig, {"gate": {"name": "mypkg:Gate", "options": 3}}, "gate.options: must "
+         "be a mapping (got a number)"),
+        (StrategyConfig, {"gate": "quantile"}, "gate: must be a mapping (got a string)"),
+    ],
+)  # fmt: skip
+def test_a_bad_name_gets_one_line_with_the_choices(
+    model: type[BaseModel], fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(fields)
+    assert one_line(caught.value, model) == message
+
+
+def test_user_objects_are_named_by_import_path() -> None:
+    config = StrategyConfig(score="mypkg.scores:mine", gate={"name": "mypkg.gates:Mine"})
+    assert config.score == "mypkg.scores:mine"
+    assert config.gate == UserGateConfig(name="mypkg.gates:Mine", options={})
+    assert PoolConfig(diversity="mypkg.pick:mine").diversity == "mypkg.pick:mine"
 
 
 def test_configs_are_frozen() -> None:
@@ -161,6 +204,21 @@ def test_a_score_that_needs_embeddings_says_so() -> None:
     with pytest.raises(ValueError, match="needs embeddings"):
         score(np.full((2, 2), 0.5))
     assert score(np.full((2, 2), 0.5), embeddings=np.ones((2, 3))).shape == (2,)
+
+
+def test_a_users_score_by_import_path_is_built_like_a_registered_one() -> None:
+    second = build_score("tests.plugins_for_tests:second_class")
+    assert (second.name, second.needs_passes, second.needs_embeddings) == (
+        "tests.plugins_for_tests:second_class", False, False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(second(np.array([[0.9, 0.1], [0.3, 0.7]])), [0.1, 0.7])
+    assert build_score("tests.plugins_for_tests:embedding_norm").needs_embeddings
+    p = np.full((5, 2), 0.5)
+    first, again = (
+        build_score("tests.plugins_for_tests:coin", seed=2),
+        build_score("tests.plugins_for_tests:coin", seed=2),
+    )
+    np.testing.assert_array_equal(first(p), again(p))
 
 
 POOL_PROBS = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.55, 0.45], [0.99, 0.01]])

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from streamal.config import Settings
+from streamal.errors import ConfigError
 from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
 from streamal.model import Predictor, build_module
 from streamal.stream.router import Router
@@ -300,3 +301,65 @@ def test_announced_thresholds_are_applied_with_the_model() -> None:
     assert routing.auto_label.threshold == 0.97
     routing.use(newer, {})  # no auto-label threshold announced: auto-labeling off
     assert not routing.auto_label.active
+
+
+PLUGINS = "tests.plugins_for_tests"
+
+
+def test_a_users_score_and_gate_named_by_import_path_route_the_stream() -> None:
+    routing = router(
+        score=f"{PLUGINS}:second_class",
+        gate={"name": f"{PLUGINS}:AtLeast", "options": {"level": 0.4}},
+    )
+    assert type(routing.gate).__name__ == "AtLeast" and routing.gate.budget == 1.0
+    batch = [
+        envelope(sample("b-likely", [0.3, 0.6, 0.1]), 0),  # utility 0.6: asked
+        envelope(sample("b-half", [0.5, 0.45, 0.05]), 1),  # utility 0.45: asked
+        envelope(sample("a-likely", [0.8, 0.1, 0.1]), 2),  # utility 0.1: skipped
+    ]
+    plan = routing.plan(batch)
+    routing.commit(plan)
+    asked = {r.id: r.utility for r in (decode(LabelRequest, x.value) for x in plan.records)}
+    assert asked == pytest.approx({"b-likely": 0.6, "b-half": 0.45}, abs=1e-6)
+    assert plan.routes == {"oracle": 2, "skip": 1}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ({"score": f"{PLUGINS}:nope"},
+         f"strategy.score: module '{PLUGINS}' has no attribute 'nope'"),
+        ({"score": "no_such_package.scores:mine"},
+         "strategy.score: No module named 'no_such_package'"),
+        ({"score": f"{PLUGINS}:NOT_CALLABLE"},
+         f"strategy.score: {PLUGINS}:NOT_CALLABLE is not callable"),
+        ({"gate": {"name": f"{PLUGINS}:not_a_gate"}},
+         f"strategy.gate.name: {PLUGINS}:not_a_gate made a str, not a streamal.gates.BudgetGate"),
+        ({"gate": {"name": f"{PLUGINS}:AtLeast", "options": {"levle": 0.4}}},
+         f"strategy.gate.options: {PLUGINS}:AtLeast: AtLeast.__init__() got an unexpected "
+         "keyword argument 'levle'"),
+    ],
+)  # fmt: skip
+def test_a_user_object_that_does_not_load_is_one_line_at_start(
+    strategy: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        router(**strategy)
+    assert str(caught.value) == f"config error: {message}"
+
+
+@pytest.mark.parametrize("score", ["expected_gradient_length", f"{PLUGINS}:embedding_norm"])
+def test_a_score_reading_embeddings_needs_a_module_with_embed_at_start(score: str) -> None:
+    config = settings(score=score).model_dump()
+    config["model"]["module"] = f"{PLUGINS}:plain"
+    configured = Settings(**config)
+    plain = Predictor(build_module(configured.model), CLASSES, version=1)
+    with pytest.raises(ConfigError) as caught:
+        Router(configured, plain)
+    assert str(caught.value) == (
+        f"config error: strategy.score: {score} needs embeddings, but the model's module "
+        "(Sequential, see model.module) has no embed() method"
+    )
+    routing = Router(configured.model_copy(update={"strategy": settings().strategy}), plain)
+    plan = routing.plan([envelope(sample("s", [0.5, 0.3, 0.2]), 0)])  # margin: no embed() needed
+    assert sum(plan.routes.values()) == 1 and "dead_letter" not in plan.routes

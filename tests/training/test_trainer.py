@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from streamal.config import Settings
+from streamal.errors import ConfigError
 from streamal.messages import (
     DeadLetter,
     LabelRequest,
@@ -282,3 +283,12 @@ def test_a_foreign_store_stops_the_trainer_untouched(
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "not a streamal" in result.stderr
     assert guarded.read_bytes() == before
+
+
+def test_a_user_score_that_does_not_load_stops_the_trainer_at_start(settings: Settings) -> None:
+    strategy = settings.strategy.model_copy(update={"score": "tests.plugins_for_tests:nope"})
+    with pytest.raises(ConfigError) as caught:
+        Trainer(settings.model_copy(update={"strategy": strategy}))
+    assert str(caught.value) == (
+        "config error: strategy.score: module 'tests.plugins_for_tests' has no attribute 'nope'"
+    )
