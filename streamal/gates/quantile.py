@@ -73,9 +73,8 @@ class QuantileBudget(BudgetGate[QuantileState]):
     The threshold is lowered when fewer queries were made than ``b`` times the samples seen
     and raised when more, by the utility range times the difference over
     ``tolerance_window``: the budget is met within about that many queries. A utility equal to
-    the threshold is asked only while the filter is behind its budget (so utilities that all
-    tie, where the range and with it the correction is 0, are asked at the rate ``b``), and no
-    sample is asked while the last ``window`` samples already spent the budget.
+    the threshold is asked only while the filter is behind its budget, so utilities that all
+    tie (where the range, and with it the correction, is 0) are asked at the rate ``b``.
 
     Parameters
     ----------
@@ -91,7 +90,7 @@ class QuantileBudget(BudgetGate[QuantileState]):
     >>> import numpy as np
     >>> gate = QuantileBudget(budget=0.1)
     >>> decision = gate.decide(np.random.default_rng(0).random(10_000))
-    >>> round(float(decision.routes.mean()), 2)
+    >>> float(decision.routes.mean())
     0.1
     >>> float(QuantileBudget(budget=0.1).decide(np.zeros(1000)).routes.mean())
     0.1
@@ -118,7 +117,7 @@ class QuantileBudget(BudgetGate[QuantileState]):
         behind = budget * state.seen - state.asked
         state.threshold = level - (ordered[-1] - ordered[0]) * behind / self.tolerance_window
         above = utility > state.threshold or (utility == state.threshold and behind > 0)
-        if above and state.spend.available:
+        if above:
             state.asked += 1
             return Reason.UNCERTAIN
         return Reason.NONE
