@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from streamal.training.labels import LabelStore
 from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport
 from tests.conftest import settings_for
-from tests.helpers import read_all
+from tests.helpers import read_all, wait_for
 from tests.training.test_trainer import produce_labeled, trainer_settings
 
 
@@ -28,24 +27,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def labeled_request(settings: Settings, sample_id: str, features: list[float]) -> None:
-    """A request of ``features`` and its answer, as serve and an annotator would send them."""
+    """A request of ``features`` (valid or not) and its answer, as a producer could send them."""
     at = datetime.now(UTC)
     request = LabelRequest(
-        id=sample_id, features=features, utility=0.5, reason="uncertain", model_version=0,
+        id=sample_id, features=[0.0], utility=0.5, reason="uncertain", model_version=0,
         prediction=[{"label": "c0", "p": 0.5}, {"label": "c1", "p": 0.3}], requested_at=at,
     )  # fmt: skip
+    request = request.model_construct(**{**dict(request), "features": features})
     answer = OracleLabel(id=sample_id, label="c1", labeled_at=at)
     topics = settings.topics
     with open_transport(settings) as producer:
         producer.produce(Record(topics.label_requests, encode(request), key=sample_id.encode()))
         producer.produce(Record(topics.labels, encode(answer), key=sample_id.encode()))
-
-
-def wait_for(condition, timeout_s: float = 120) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_requests_the_model_cannot_read_are_dead_lettered_and_rounds_go_on(
@@ -72,7 +65,7 @@ def test_requests_the_model_cannot_read_are_dead_lettered_and_rounds_go_on(
     }  # fmt: skip
     assert letters == {
         "features: expected 10 values (got 7)",
-        "features.0: beyond float32 (got 1e+39)",
+        "features.0: must be a finite float32 number (got 1e+39)",  # refused by decoding
     }
     assert "skipped 1 stored requests the model cannot read, e.g. 'old-wide'" in caplog.text
     latest = ModelStore(settings.model.store, settings.model.name).latest()
