@@ -1,15 +1,18 @@
 """Label efficiency of the whole system on the built-in streams; prints one JSON object.
 
-For each built-in stream (stationary multi-class, abrupt drift, gradual drift) the real serve +
-simulated annotator + train loop runs four times on the same samples: every label asked
-(``all_labels``, the ceiling), and at budget 0.1 streamal's default strategy, random and
-margin. Reported per stream:
+For each built-in stream (``streamal simulate --stream NAME``: stationary multi-class, abrupt
+and gradual drift, sparse word counts, binary pixels, many classes, a rare class, boundaries
+that move far, a short stream) the real serve + simulated annotator + train loop runs four
+times on the same samples: every label asked (``all_labels``, the ceiling), and at budget 0.1
+streamal's default strategy, random and margin. Reported per stream:
 
 - ``labels_to_95``: labels spent until the rolling prequential accuracy first reaches 95% of
   the all-labels run's final accuracy, for default and random, and their ratio (below 1:
   streamal needs fewer labels);
 - ``accuracy``: prequential accuracy over the stream at budget 0.1, default against random and
-  margin (and the ceiling).
+  margin (and the ceiling);
+- ``labels_used`` and ``label_rate``: labels spent and their share of the stream (the realized
+  budget, audits and exploration included).
 
 With ``--peers``, the peer-anchor streams (``sea_abrupt``, ``hyperplane``, ``rbf5``, ``phishing``,
 ``image_segments``, generated with river as the anchors describe) run too, at budget 0.1 only
@@ -70,7 +73,7 @@ def stream_result(name: str, samples: int, rate: float, workdir: Path) -> dict[s
         ratio = round(needed["default"] / needed["random"], 3)
     accuracy = {run: reports[run]["prequential_accuracy"] for run in RUNS}
     return {
-        "samples": samples,
+        "samples": len(stream.ids),
         "target_accuracy": round(target, 4),
         "labels_to_95": needed,
         "labels_ratio_default_vs_random": ratio,
@@ -78,19 +81,21 @@ def stream_result(name: str, samples: int, rate: float, workdir: Path) -> dict[s
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
         "default_minus_margin": round(accuracy["default"] - accuracy["margin"], 4),
         "labels_used": {run: reports[run]["labels_used"] for run in RUNS},
+        "label_rate": {run: reports[run]["label_rate"] for run in RUNS},
     }
 
 
 def peer_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str, Any]:
     settings = Settings()
     stream = peer(name, samples, seed=0)
-    accuracy = {}
+    accuracy, labels_used, label_rate = {}, {}, {}
     for run in ("default", "random", "margin"):
         score, budget = RUNS[run]
         options = Options(budget=budget, rate=rate, seed=0)
         chosen = score or settings.strategy.score
         report = simulate(settings, stream, run, chosen, workdir / name / run, options)
         accuracy[run] = report["prequential_accuracy"]
+        labels_used[run], label_rate[run] = report["labels_used"], report["label_rate"]
         print(f"{name}/{run}: accuracy {accuracy[run]}", file=sys.stderr)
     random, best, best_accuracy = PEER_ANCHORS[name]
     return {
@@ -99,6 +104,8 @@ def peer_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str
         "peers": {"random": random, "best": best, "best_accuracy": best_accuracy},
         "default_minus_best_peer": round(accuracy["default"] - best_accuracy, 4),
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
+        "labels_used": labels_used,
+        "label_rate": label_rate,
     }
 
 
