@@ -21,7 +21,7 @@ protocol (`PEER_ANCHORS`: random, and the best peer). This is the system level: 
 model and periodic trainer, against peers that learn online after every label.
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
-[--streams A,B] [--peers] [--no-ceiling]`` (``--streams ""``: none of the built-in streams).
+[--streams A,B] [--peers [A,B]] [--no-ceiling]`` (``--streams ""``: none of the built-in streams).
 """
 
 from __future__ import annotations
@@ -123,7 +123,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="samples per stream")
     parser.add_argument("--rate", type=float, default=1500.0, help="samples per second")
     parser.add_argument("--streams", default=",".join(BUILTIN), help="comma-separated")
-    parser.add_argument("--peers", action="store_true", help="also the peer-anchor streams")
+    parser.add_argument(
+        "--peers", nargs="?", const=",".join(PEERS), default="", metavar="LIST",
+        help="also the peer-anchor streams (all, or those named, comma-separated)",
+    )  # fmt: skip
     parser.add_argument(
         "--no-ceiling", dest="ceiling", action="store_false",
         help="skip the all-labels run (the slowest): no labels_to_95",
@@ -142,7 +145,8 @@ def main() -> None:
             )
         if args.peers:
             result["peers"] = {
-                name: peer_result(name, 20_000, args.rate, Path(workdir)) for name in PEERS
+                name: peer_result(name, 20_000, args.rate, Path(workdir))
+                for name in args.peers.split(",")
             }
     json.dump(result, sys.stdout, indent=2)
     print()
