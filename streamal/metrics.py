@@ -70,8 +70,10 @@ class Metrics:
             "streamal_label_delay_seconds", "From label request to oracle label",
             buckets=_SLOW_BUCKETS, registry=r,
         )  # fmt: skip
-        self.prequential_accuracy = Gauge(
-            "streamal_prequential_accuracy", "Oracle label vs the prediction at request time",
+        self.answered_accuracy = Gauge(
+            "streamal_answered_accuracy",
+            "Share of the last 500 answered label requests whose prediction at request time was "
+            "right (the asked samples, the hardest ones; not the whole stream's accuracy)",
             registry=r,
         )  # fmt: skip
         self.auto_label_precision_lower_bound = Gauge(

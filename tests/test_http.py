@@ -47,7 +47,7 @@ def test_every_design_metric_is_registered() -> None:
         "streamal_end_to_end_seconds", "streamal_threshold", "streamal_label_rate",
         "streamal_label_budget", "streamal_model_version", "streamal_model_swaps",
         "streamal_labels_received", "streamal_label_delay_seconds",
-        "streamal_prequential_accuracy", "streamal_auto_label_precision_lower_bound",
+        "streamal_answered_accuracy", "streamal_auto_label_precision_lower_bound",
         "streamal_drift_detected", "streamal_training_runs", "streamal_training_seconds",
     }  # fmt: skip
     assert expected <= names

@@ -90,7 +90,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "--stream",
         default="abrupt",
         metavar="NAME|FILE",
-        help="stationary, abrupt, gradual, or a .jsonl file (default: abrupt)",
+        help="a built-in stream (stationary, abrupt, gradual, sparse, pixels, many_classes, "
+        "rare, relocated, relocated_gradual, short) or a .jsonl file (default: abrupt)",
     )
     simulate.add_argument(
         "--strategies",

@@ -74,11 +74,12 @@ class ProgressLine:
 
     def __call__(self, status: Status) -> None:
         done = status.routed / max(status.total, 1)
-        accuracy = "-" if status.accuracy is None else f"{status.accuracy:.2f}"
+        answered = status.answered_accuracy
+        accuracy = "-" if answered is None else f"{answered:.2f}"
         text = (
             f"[{status.strategy}] {status.routed:,}/{status.total:,} samples ({done:.0%}) | "
             f"asked {status.asked:,} | auto-labeled {status.auto_labeled:,} | "
-            f"model v{status.version} | prequential accuracy {accuracy}"
+            f"model v{status.version} | answered accuracy (last 500) {accuracy}"
         )
         if self._file.isatty():
             end = "\n" if status.routed >= status.total else ""

@@ -48,7 +48,8 @@ class Status:
     asked: int
     auto_labeled: int
     version: int
-    accuracy: float | None
+    answered_accuracy: float | None
+    """Over the last 500 answered requests (the trainer's), not the whole stream."""
 
 
 @dataclass
@@ -183,7 +184,7 @@ def _report(name: str, metrics: Metrics, produced: int, total: int, options: Opt
             asked=int(value("streamal_samples_total", {"route": "oracle"}) or 0),
             auto_labeled=int(value("streamal_samples_total", {"route": "auto_label"}) or 0),
             version=int(value("streamal_model_version") or 0),
-            accuracy=value("streamal_prequential_accuracy"),
+            answered_accuracy=value("streamal_answered_accuracy"),
         )
     )
 

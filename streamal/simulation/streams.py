@@ -13,7 +13,12 @@ import numpy as np
 
 from streamal.errors import ConfigError
 
-BUILTIN = ("stationary", "abrupt", "gradual")
+BUILTIN = (
+    "stationary", "abrupt", "gradual", "sparse", "pixels", "many_classes", "rare",
+    "relocated", "relocated_gradual", "short",
+)  # fmt: skip
+SHORT = 1200
+"""The length of the ``short`` stream, whatever the length asked."""
 PEERS = ("sea_abrupt", "hyperplane", "rbf5", "phishing", "image_segments")
 """The streams of the peer anchors, from river's generators and bundled datasets."""
 
@@ -67,9 +72,7 @@ def gaussian_classes(
     blob = rng.integers(0, centroids, n)
     where = labels.copy()
     if drift_at is not None:
-        positions = np.arange(n)
-        share_new = np.clip((positions - drift_at + 1) / drift_width, 0, 1)
-        moved = rng.random(n) < share_new  # the new concept's share rises over the width
+        moved = new_concept(rng, n, drift_at, drift_width)
         where[moved] = (labels[moved] + 1) % n_classes
     features = centers[where, blob] + rng.normal(scale=spread, size=(n, n_features))
     return LabeledStream(
@@ -78,16 +81,188 @@ def gaussian_classes(
     )  # fmt: skip
 
 
+def new_concept(rng: np.random.Generator, n: int, drift_at: int, width: int) -> np.ndarray:
+    """Which samples follow the new concept: none before ``drift_at``, then a share that rises
+    linearly to all over ``width`` samples (1: an abrupt change).
+
+    >>> new_concept(np.random.default_rng(0), 6, 3, 1).tolist()
+    [False, False, False, True, True, True]
+    """
+    share_new = np.clip((np.arange(n) - drift_at + 1) / width, 0, 1)
+    return rng.random(n) < share_new
+
+
+def _stream(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, drifts: tuple[int, ...] = ()
+) -> LabeledStream:
+    return LabeledStream(
+        features.astype(np.float32), labels, [f"c{i}" for i in range(n_classes)],
+        [f"s{i}" for i in range(len(labels))], drifts,
+    )  # fmt: skip
+
+
+def word_counts(
+    n: int,
+    *,
+    n_features: int = 300,
+    n_classes: int = 4,
+    words: float = 8.0,
+    late_words: int = 100,
+    late_at: int = 0,
+    seed: int = 0,
+) -> LabeledStream:
+    """Bag-of-words counts: a document of about ``words`` words drawn half from its class's
+    topic, half from a shared background. The last ``late_words`` words of the vocabulary
+    (topical ones among them) appear only from ``late_at`` on: before it those features are
+    constant zero. Most counts are zero.
+
+    >>> stream = word_counts(400, late_at=100, seed=1)
+    >>> stream.features.shape, stream.drifts, bool(stream.features[:100, -100:].any())
+    ((400, 300), (100,), False)
+    """
+    rng = np.random.default_rng(seed)
+    topics = rng.dirichlet(np.full(n_features, 0.05), size=n_classes)
+    background = rng.dirichlet(np.ones(n_features))
+    labels = rng.integers(0, n_classes, n)
+    chances = (topics[labels] + background) / 2
+    chances[:late_at, n_features - late_words :] = 0
+    chances /= chances.sum(axis=1, keepdims=True)
+    counts = rng.multinomial(1 + rng.poisson(words - 1, n), chances)
+    return _stream(counts, labels, n_classes, (late_at,) if late_at else ())
+
+
+def binary_pixels(
+    n: int,
+    *,
+    side: int = 8,
+    n_classes: int = 10,
+    ink: float = 0.25,
+    fade: float = 0.15,
+    speckle: float = 0.02,
+    seed: int = 0,
+) -> LabeledStream:
+    """Binary images, ``side`` x ``side`` pixels flattened: each class a random glyph inside
+    the border (a share ``ink`` of its pixels on), drawn with a share ``fade`` of its ink lost,
+    a share ``speckle`` of stray pixels, and shifted by up to one pixel each way. Most pixels
+    are zero.
+
+    >>> stream = binary_pixels(50, seed=1)
+    >>> stream.features.shape, sorted(set(stream.features.ravel().tolist()))
+    ((50, 64), [0.0, 1.0])
+    """
+    rng = np.random.default_rng(seed)
+    glyphs = np.zeros((n_classes, side, side), dtype=bool)
+    glyphs[:, 1:-1, 1:-1] = rng.random((n_classes, side - 2, side - 2)) < ink
+    labels = rng.integers(0, n_classes, n)
+    images = glyphs[labels] & (rng.random((n, side, side)) >= fade)
+    images |= rng.random((n, side, side)) < speckle
+    shifts = rng.integers(-1, 2, (n, 2))
+    for dy, dx in itertools.product((-1, 0, 1), repeat=2):
+        chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+        images[chosen] = np.roll(images[chosen], (dy, dx), axis=(1, 2))
+    return _stream(images.reshape(n, side * side), labels, n_classes)
+
+
+def imbalanced(
+    n: int,
+    *,
+    shares: tuple[float, ...] = (0.67, 0.3, 0.03),
+    n_features: int = 10,
+    spread: float = 1.5,
+    seed: int = 0,
+) -> LabeledStream:
+    """Gaussian classes in the proportions ``shares``; the last (the rare one when the shares
+    fall) sits between the first two, where they overlap.
+
+    >>> stream = imbalanced(1000, seed=1)
+    >>> stream.features.shape, stream.classes
+    ((1000, 10), ['c0', 'c1', 'c2'])
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=2.0, size=(len(shares), n_features))
+    centers[-1] = (centers[0] + centers[1]) / 2 + rng.normal(scale=spread, size=n_features)
+    labels = rng.choice(len(shares), n, p=np.array(shares) / sum(shares))
+    features = centers[labels] + rng.normal(scale=spread, size=(n, n_features))
+    return _stream(features, labels, len(shares))
+
+
+def nearest_prototype(x: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+    """The class of each row of ``x``: that of its nearest prototype, ``prototypes`` being
+    (classes, per class, features).
+
+    >>> nearest_prototype(np.array([[0.9], [-1.0]]), np.array([[[-1.0]], [[1.0]]])).tolist()
+    [1, 0]
+    """
+    flat = prototypes.reshape(-1, prototypes.shape[-1])
+    distances = ((x[:, None, :] - flat[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1) // prototypes.shape[1]
+
+
+def relocated_classes(
+    n: int,
+    *,
+    n_features: int = 4,
+    n_classes: int = 3,
+    prototypes: int = 3,
+    drift_at: int | None = None,
+    drift_width: int = 1,
+    seed: int = 0,
+) -> LabeledStream:
+    """Uniform features in [-1, 1]; the class is that of the nearest of ``prototypes`` random
+    points per class (a non-linear boundary). From ``drift_at`` on, over ``drift_width``
+    samples, the class comes from new random points: the boundary moves far from the old one,
+    and where the model was confident it is now confidently wrong (not a relabeling of the
+    classes: no permutation of the old labels matches the new ones).
+
+    >>> stream = relocated_classes(300, drift_at=150, seed=1)
+    >>> stream.features.shape, sorted(set(stream.labels.tolist())), stream.drifts
+    ((300, 4), [0, 1, 2], (150,))
+    """
+    rng = np.random.default_rng(seed)
+    old, new = rng.uniform(-1, 1, (2, n_classes, prototypes, n_features))
+    features = rng.uniform(-1, 1, (n, n_features))
+    labels = nearest_prototype(features, old)
+    if drift_at is not None:
+        moved = new_concept(rng, n, drift_at, drift_width)
+        labels[moved] = nearest_prototype(features[moved], new)
+    return _stream(features, labels, n_classes, () if drift_at is None else (drift_at,))
+
+
 def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
-    """``stationary`` (5 classes), ``abrupt`` or ``gradual`` drift at half the stream."""
+    """A generated stream of ``n`` samples (``short``: at most `SHORT`) by name (`BUILTIN`):
+
+    - ``stationary``: 5 Gaussian classes; ``abrupt``, ``gradual``: 3 that swap places at half
+      the stream (gradual: over a fifth of it, centered on the half);
+    - ``sparse``: word counts of 4 topics over 300 words, the last 100 of which appear only
+      from a fifth of the stream on (constant zero before);
+    - ``pixels``: 10 classes of binary 8 x 8 images, most pixels zero;
+    - ``many_classes``: 15 classes, two Gaussian blobs each;
+    - ``rare``: 3 classes, one of them 3% of the samples, between the other two;
+    - ``relocated``, ``relocated_gradual``: 3 classes with non-linear boundaries that move far
+      away at half the stream (gradual: over a fifth of it, centered on the half);
+    - ``short``: 4 classes of two blobs each, at most `SHORT` samples.
+    """
+    gradual = {"drift_at": n // 2 - n // 10, "drift_width": n // 5}
     if name == "stationary":
         return gaussian_classes(n, n_classes=5, spread=1.5, seed=seed)
     if name == "abrupt":
         return gaussian_classes(n, spread=1.5, drift_at=n // 2, seed=seed)
     if name == "gradual":
-        return gaussian_classes(
-            n, spread=1.5, drift_at=n // 2 - n // 10, drift_width=n // 5, seed=seed
-        )
+        return gaussian_classes(n, spread=1.5, **gradual, seed=seed)
+    if name == "sparse":
+        return word_counts(n, late_at=n // 5, seed=seed)
+    if name == "pixels":
+        return binary_pixels(n, seed=seed)
+    if name == "many_classes":
+        return gaussian_classes(n, n_classes=15, centroids=2, spread=1.5, seed=seed)
+    if name == "rare":
+        return imbalanced(n, seed=seed)
+    if name == "relocated":
+        return relocated_classes(n, drift_at=n // 2, seed=seed)
+    if name == "relocated_gradual":
+        return relocated_classes(n, **gradual, seed=seed)
+    if name == "short":
+        return gaussian_classes(min(n, SHORT), n_classes=4, centroids=2, spread=1.5, seed=seed)
     raise ConfigError(f"unknown stream {name!r}; use {', '.join(BUILTIN)} or a .jsonl file")
 
 

@@ -49,7 +49,7 @@ class LabelStoreError(StreamalError):
 
 @dataclass(frozen=True)
 class Joined:
-    """A label that met its request for the first time: what prequential accuracy needs."""
+    """A label that met its request for the first time: what the answered accuracy needs."""
 
     id: str
     label: str

@@ -256,10 +256,10 @@ class Trainer:
         transport.produce(dead_letter(envelope, reason, topic, limit))
 
     def _observe(self, joined: Joined) -> None:
-        """Prequential accuracy and drift, from a label meeting its request."""
+        """Answered accuracy and drift, from a label meeting its request."""
         correct = joined.label == joined.predicted
         self._recent.append(correct)
-        self.metrics.prequential_accuracy.set(sum(self._recent) / len(self._recent))
+        self.metrics.answered_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
         drifts = self._drift.update(joined)
         for detector in drifts:
@@ -306,7 +306,7 @@ class Trainer:
             return
         metrics = {"accuracy": result.accuracy}
         if self._recent:
-            metrics["prequential_accuracy"] = sum(self._recent) / len(self._recent)
+            metrics["answered_accuracy"] = sum(self._recent) / len(self._recent)
         if result.champion_accuracy is not None:
             metrics["champion_accuracy"] = result.champion_accuracy
         if not result.better_or_equal:

@@ -60,7 +60,7 @@ def test_demo_runs_the_whole_loop_and_its_default_beats_random(tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-2000:]
     default, random = check_report(out, ["default", "random"], 20_000)  # not cut by time
     assert all(r["model_versions"] >= 2 for r in (default, random))  # hot swaps happened
-    assert "prequential accuracy" in result.stderr  # the progress display
+    assert "answered accuracy (last 500)" in result.stderr  # the progress display
     assert result.stdout.splitlines()[0].split()[:3] == ["strategy", "labels", "rate"]
     for run in (default, random):  # the same budget, audits and exploration included
         assert abs(run["label_rate"] - 0.1) <= 0.005

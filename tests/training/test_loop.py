@@ -131,9 +131,9 @@ def test_the_loop_learns_holds_the_budget_and_auto_labels_precisely(
     latest = ModelStore(settings.model.store, settings.model.name).latest()
     assert latest is not None and latest.version >= 3
     assert latest_accuracy(settings, stream.features[end:], stream.labels[end:]) > 0.9
-    # the trainer's prequential accuracy is measured on the asked samples, the hardest ones by
+    # the trainer's answered accuracy is measured on the asked samples, the hardest ones by
     # design (the most uncertain); still well above chance once trained
-    assert value("streamal_prequential_accuracy") > 0.6
+    assert value("streamal_answered_accuracy") > 0.6
 
     truth = stream.truth()
     requests = [
