@@ -193,7 +193,7 @@ class Daemon:
         assert self._router is not None
         previous = self._router.predictor
         predictor = loaded.predictor or previous
-        self._router.use(predictor, loaded.thresholds)
+        self._router.use(predictor, loaded.thresholds, loaded.boost)
         self.metrics.model_version.set(predictor.version)
         if predictor is not previous:
             self.metrics.model_swaps.inc()
