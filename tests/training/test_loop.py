@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from streamal.config import Settings
-from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
+from streamal.messages import AutoLabel, LabelRequest, ModelAnnouncement, Sample, decode, encode
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, ModelStore
 from streamal.simulation.annotator import SimulatedAnnotator
@@ -179,3 +179,11 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     ]
     boosted = [r for r in requests if r.reason == "explore" and int(r.id[1:]) > change]
     assert len(boosted) > 50  # the exploration boost after the drift
+    # the boost travels in its own field of one announcement, never in a stored checkpoint
+    announced = [
+        decode(ModelAnnouncement, e.value) for e in read_all(settings, settings.topics.models)
+    ]
+    assert [a.explore_boost for a in announced if a.explore_boost is not None]
+    store = ModelStore(settings.model.store, settings.model.name)
+    stored = [store.checkpoint(version).thresholds for version in store.versions()]
+    assert all(set(thresholds) <= {"budget", "auto_label"} for thresholds in stored), stored
