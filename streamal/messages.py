@@ -142,8 +142,28 @@ class OracleLabel(Message):
     labeled_at: Timestamp
 
 
+class ExploreBoost(BaseModel):
+    """More exploration for a while after a drift: a share ``share`` of the budget asked at
+    random for the next ``samples`` samples. ``id`` names the boost, so a replica that reads
+    the same announcement again does not start it again; a replica ignores a boost that
+    ``started_at`` before the replica itself started (it is history, not news to it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    share: Probability
+    samples: int = Field(ge=1, le=INT64_MAX)
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\n]*$")]
+    started_at: Timestamp
+
+
 class ModelAnnouncement(Message):
-    """A new model version on the compacted ``models`` topic (key: the model name)."""
+    """A new model version on the compacted ``models`` topic (key: the model name).
+
+    ``thresholds`` belong to the model and are stored with it. ``explore_boost``, a drift's
+    exploration boost, is an event: it travels only in the announcement that starts it, never
+    in the stored model, so a replica that starts later from the store does not rerun it.
+    """
 
     version: int = Field(ge=1)
     uri: str
@@ -151,6 +171,7 @@ class ModelAnnouncement(Message):
     classes: list[str] = Field(min_length=2)
     thresholds: dict[str, float] = {}
     metrics: dict[str, float] = {}
+    explore_boost: ExploreBoost | None = None
     created_at: Timestamp
 
 

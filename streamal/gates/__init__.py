@@ -1,12 +1,15 @@
 """Stream gates: ``decide()`` routes a batch without side effects, ``update()`` commits it.
 
-A budget gate routes each sample to the oracle or skips it; the auto-label gate then turns
-confident skipped samples into auto-labels, auditing a share of them.
+The auto-label gate turns confident samples into auto-labels, auditing a share of them; the
+exploration gate asks a share of the budget at random; a budget gate then routes each sample
+to the oracle or skips it, counting the samples those two already asked, so that one budget
+covers every request whatever the gate.
 """
 
 from streamal.gates.autolabel import AutoLabelGate
 from streamal.gates.base import BudgetGate, Decision, Gate, Reason, Route
 from streamal.gates.budget import SlidingWindowBudget
+from streamal.gates.explore import ExploreGate
 from streamal.gates.precision import BoundMethod, precision_lower_bound, select_threshold
 from streamal.gates.quantile import QuantileBudget
 from streamal.gates.split import Split
@@ -18,6 +21,7 @@ __all__ = [
     "BoundMethod",
     "BudgetGate",
     "Decision",
+    "ExploreGate",
     "FixedThreshold",
     "Gate",
     "QuantileBudget",

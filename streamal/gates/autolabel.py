@@ -120,8 +120,11 @@ class AutoLabelGate(Gate[AutoLabelState]):
             raise ValueError(f"threshold must be >= 0 and <= 1, got {value}")
         return float(value)
 
-    def decide(self, confidences: ArrayLike, upstream: Decision[Any]) -> Decision[AutoLabelState]:
-        """Refine ``upstream`` (a budget gate's decision for the same batch).
+    def decide(
+        self, confidences: ArrayLike, upstream: Decision[Any] | None = None
+    ) -> Decision[AutoLabelState]:
+        """Refine ``upstream`` (another gate's decision for the same batch; none: every sample
+        skipped so far).
 
         Parameters
         ----------
@@ -135,14 +138,15 @@ class AutoLabelGate(Gate[AutoLabelState]):
             turned into ``AUTO_LABEL`` or ``ORACLE`` (reason ``AUDIT``).
         """
         conf = as_scores(confidences, "confidences")
-        if conf.shape != upstream.routes.shape:
-            raise ValueError(f"{len(conf)} confidences for {len(upstream.routes)} routes")
+        skipped = np.zeros(len(conf), dtype=np.int8)
+        routes = skipped.copy() if upstream is None else upstream.routes.copy()
+        reasons = skipped.copy() if upstream is None else upstream.reasons.copy()
+        if conf.shape != routes.shape:
+            raise ValueError(f"{len(conf)} confidences for {len(routes)} routes")
         state = self._state.copy()
         draws = self._draw(state, lambda rng: rng.random(len(conf)))
-        candidate = (upstream.routes == Route.SKIP) & (conf >= state.threshold)
+        candidate = (routes == Route.SKIP) & (conf >= state.threshold)
         audit = candidate & (draws < self.audit_share)
-        routes = upstream.routes.copy()
-        reasons = upstream.reasons.copy()
         routes[audit] = Route.ORACLE
         reasons[audit] = Reason.AUDIT
         if state.active:

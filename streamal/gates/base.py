@@ -169,11 +169,6 @@ class GateState(State):
         """An independent copy."""
         return replace(self, spend=self.spend.copy())
 
-    def charge(self, backs: Iterable[int]) -> None:
-        """Samples ``backs`` places before the newest went to the oracle for another reason."""
-        for back in backs:
-            self.spend.amend(back)
-
 
 G = TypeVar("G", bound=GateState)
 
@@ -195,38 +190,50 @@ class BudgetGate(Gate[G]):
         """The realized share of samples asked over the budget window."""
         return self._state.spend.rate
 
-    def decide(self, utilities: ArrayLike) -> Decision[G]:
+    def decide(self, utilities: ArrayLike, taken: ArrayLike | None = None) -> Decision[G]:
         """Route a batch of utilities (higher means more worth asking).
+
+        Parameters
+        ----------
+        utilities
+            One utility per sample.
+        taken
+            Flags the samples another gate already sent to the oracle (audits, exploration):
+            they count as spent where they stand in the walk, so the gate asks that many fewer,
+            and are never asked again.
 
         Returns
         -------
         Decision
-            ``ORACLE`` (reason ``UNCERTAIN`` or ``EXPLORE``) or ``SKIP`` per sample.
+            ``ORACLE`` (reason ``UNCERTAIN`` or ``EXPLORE``) or ``SKIP`` per sample; a taken
+            sample is ``SKIP`` here.
         """
         scores = as_scores(utilities, "utilities")
+        asked = np.zeros(len(scores), dtype=bool) if taken is None else np.asarray(taken, bool)
+        if asked.shape != scores.shape:
+            raise ValueError(f"{len(asked)} taken flags for {len(scores)} utilities")
         state = self._state.copy()
         draws = self._draws(state, len(scores))
-        reasons = np.fromiter(
-            self._walk(state, scores.tolist(), draws), dtype=np.int8, count=len(scores)
-        )
+        walk = self._walk(state, scores.tolist(), draws, asked.tolist())
+        reasons = np.fromiter(walk, dtype=np.int8, count=len(scores))
         routes = (reasons != Reason.NONE).astype(np.int8)  # Route.ORACLE or Route.SKIP
         return self._decision(routes, reasons, state)
 
-    def charged(self, decision: Decision[G], asked: np.ndarray) -> Decision[G]:
-        """``decision`` with the samples flagged in ``asked`` that it skipped counted as spent:
-        audits and exploration come out of the same budget."""
-        extra = np.flatnonzero(np.asarray(asked, dtype=bool) & (decision.routes != Route.ORACLE))
-        if not len(extra):
-            return decision
-        state = decision.state.copy()
-        state.charge((len(decision.routes) - 1 - extra).tolist())
-        return Decision(decision.routes, decision.reasons, state, decision.version)
-
-    def _walk(self, state: G, utilities: list[float], draws: Iterable[float]) -> Iterator[int]:
-        for utility, draw in zip(utilities, draws, strict=True):
+    def _walk(
+        self, state: G, utilities: list[float], draws: Iterable[float], taken: list[bool]
+    ) -> Iterator[int]:
+        for utility, draw, by_another in zip(utilities, draws, taken, strict=True):
+            if by_another:
+                self._taken(state, utility)
+                state.spend.record(True)
+                yield Reason.NONE
+                continue
             reason = self._step(state, utility, draw)
             state.spend.record(reason != Reason.NONE)
             yield reason
+
+    def _taken(self, state: G, utility: float) -> None:
+        """Note a sample another gate sent to the oracle (``state`` is a working copy)."""
 
     def _draws(self, state: G, n: int) -> Iterable[float]:
         """One random draw per sample; a deterministic gate draws nothing (all ones)."""

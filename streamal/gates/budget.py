@@ -67,13 +67,6 @@ class SlidingWindowBudget:
         self._flags[self._position] = asked
         self._position = (self._position + 1) % self.window
 
-    def amend(self, back: int) -> None:
-        """The sample ``back`` places before the newest (0: the newest) was asked after all."""
-        if back < self.window:
-            position = (self._position - 1 - back) % self.window
-            self._asked += 1 - self._flags[position]
-            self._flags[position] = 1
-
     def copy(self) -> Self:
         """An independent copy."""
         twin = type(self)(self.budget, self.window)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Self
 
@@ -53,12 +52,6 @@ class QuantileState(GateState):
         state.ordered.clear()
         return state
 
-    def charge(self, backs: Iterable[int]) -> None:
-        """Samples ``backs`` places before the newest went to the oracle for another reason."""
-        backs = list(backs)
-        super().charge(backs)
-        self.asked += len(backs)
-
     def remember(self, utility: float) -> None:
         """Add ``utility`` to the window, dropping the oldest one when full."""
         if len(self.recent) == self.recent.maxlen:
@@ -105,6 +98,11 @@ class QuantileBudget(BudgetGate[QuantileState]):
         spend = SlidingWindowBudget(budget, window)
         recent: deque[float] = deque(maxlen=window)
         super().__init__(QuantileState(float("nan"), new_rng_state(0), spend, recent, []))
+
+    def _taken(self, state: QuantileState, utility: float) -> None:
+        state.remember(utility)
+        state.seen += 1
+        state.asked += 1
 
     def _step(self, state: QuantileState, utility: float, draw: float) -> Reason:
         state.remember(utility)

@@ -193,7 +193,13 @@ class Daemon:
         assert self._router is not None
         previous = self._router.predictor
         predictor = loaded.predictor or previous
-        self._router.use(predictor, loaded.thresholds)
+        self._router.use(predictor, loaded.thresholds, loaded.boost)
+        if loaded.boost is not None:
+            boost = loaded.boost
+            log.info(
+                "exploration boost %s: %.0f%% of the budget at random for %d samples",
+                boost.id, 100 * boost.share, boost.samples,
+            )  # fmt: skip
         self.metrics.model_version.set(predictor.version)
         if predictor is not previous:
             self.metrics.model_swaps.inc()

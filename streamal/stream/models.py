@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from streamal.config import Settings
 from streamal.errors import MessageError, ModelError, StreamalError
-from streamal.messages import ModelAnnouncement, decode
+from streamal.messages import ExploreBoost, ModelAnnouncement, decode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, Predictor
 from streamal.transport import Transport, open_transport
@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Loaded:
-    """A verified model ready to serve (None: the current one), with its announced thresholds."""
+    """A verified model ready to serve (None: the current one), with its announced thresholds
+    and a drift's exploration boost to start (None: none new)."""
 
     predictor: Predictor | None
     thresholds: dict[str, float] = field(default_factory=dict)
+    boost: ExploreBoost | None = None
 
 
 def initial_model(loader: ModelLoader) -> tuple[Predictor, dict[str, float]]:
@@ -50,8 +52,9 @@ class ModelWatcher:
     """Loads announced versions newer than ``version`` in a thread of its own (`start`), or in
     the caller's (`read`); see `take`.
 
-    A new announcement of the version in use with other thresholds (an exploration boost
-    after a drift, say) is passed on as thresholds alone.
+    A new announcement of the version in use with other thresholds or a new exploration boost
+    is passed on without a model. A boost that started before the watcher did is history (the
+    replica restarted since): it is not passed on, so a restart never reruns an old boost.
     """
 
     def __init__(
@@ -66,6 +69,8 @@ class ModelWatcher:
         self._loader = loader
         self._newest = version
         self._thresholds = thresholds
+        self._boost: ExploreBoost | None = None  # the last boost passed on
+        self._started = now()
         self._metrics = metrics
         self._ready: Loaded | None = None
         self._lock = threading.Lock()
@@ -120,10 +125,13 @@ class ModelWatcher:
             log.error("ignored a malformed model announcement: %s", error)
             self._metrics.model_rejections.inc()
             return
-        if announcement.version == self._newest and announcement.thresholds != self._thresholds:
+        if announcement.version == self._newest and (
+            announcement.thresholds != self._thresholds or self._is_news(announcement.explore_boost)
+        ):
+            boost = self._news(announcement.explore_boost)
             self._thresholds = dict(announcement.thresholds)  # same model, new thresholds
             with self._lock:
-                self._ready = Loaded(None, self._thresholds)
+                self._ready = Loaded(None, self._thresholds, boost)
             return
         if announcement.version <= self._newest:
             return
@@ -133,6 +141,18 @@ class ModelWatcher:
             log.error("refused model v%d, keeping the current one: %s", announcement.version, error)
             return
         self._newest, self._thresholds = announcement.version, dict(announcement.thresholds)
+        boost = self._news(announcement.explore_boost)
         with self._lock:
-            self._ready = Loaded(predictor, dict(announcement.thresholds))
+            self._ready = Loaded(predictor, dict(announcement.thresholds), boost)
         log.info("model v%d verified and ready to swap in", announcement.version)
+
+    def _is_news(self, boost: ExploreBoost | None) -> bool:
+        """Whether ``boost`` is not passed on already and started after the watcher."""
+        return boost is not None and boost != self._boost and boost.started_at >= self._started
+
+    def _news(self, boost: ExploreBoost | None) -> ExploreBoost | None:
+        """``boost`` if it is news (remembered as passed on), else None."""
+        if not self._is_news(boost):
+            return None
+        self._boost = boost
+        return boost

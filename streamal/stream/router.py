@@ -1,7 +1,8 @@
 """One micro-batch through the model: decode -> featurize -> predict -> score -> gates -> records.
 
 `Router.plan` leaves the gates untouched; `Router.commit` applies their updates once the batch's
-records and offsets are committed, so an aborted batch changes nothing and is planned again.
+records and offsets are committed, so an aborted batch changes nothing and is planned again to
+the same records.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ import torch
 
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
-from streamal.gates import Decision, Reason, Route
-from streamal.messages import AutoLabel, LabelRequest, Sample, decode_batch, encode, now
+from streamal.gates import Decision, ExploreGate, Reason, Route
+from streamal.messages import (
+    AutoLabel,
+    ExploreBoost,
+    LabelRequest,
+    Sample,
+    decode_batch,
+    encode,
+    now,
+)
 from streamal.model import Predictor
 from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
 from streamal.stream.featurize import Featurizer
@@ -27,8 +36,6 @@ from streamal.stream.scoring import check_embeddings, probabilities_and_utilitie
 from streamal.transport import Envelope, Record, record_size
 
 log = logging.getLogger(__name__)
-
-AUDIT_WINDOW = 1000  # samples the audit rate is averaged over
 
 ROUTE_NAMES = {Route.ORACLE: "oracle", Route.AUTO_LABEL: "auto_label", Route.SKIP: "skip"}
 
@@ -43,17 +50,18 @@ class Plan:
     predict_seconds: float = 0.0
     gate: Decision[Any] | None = None
     auto_label: Decision[Any] | None = None
-    boosted: int = 0
-    audited: tuple[int, int] = (0, 0)  # (audits, samples) of the batch
+    explore: Decision[Any] | None = None
 
 
 class Router:
     """Routes batches of sample records with the current model and the strategy's gates.
 
     Before the first trained model (version 0) it explores: samples are asked at random at the
-    budget rate (reason ``explore``) and nothing is auto-labeled. Later a share of the budget
-    (``strategy.explore``; more for a while after a drift) is still asked at random, and the
-    gate asks that many fewer. The random utility's picks are all ``explore``.
+    budget rate (reason ``explore``) and nothing is auto-labeled. Later the auto-label gate
+    picks its audits, the exploration gate asks a share of the budget at random
+    (``strategy.explore``; more for a while after a drift), and the budget gate, counting
+    both as spent where they stand, asks that many fewer: one budget for every request. The
+    random utility's picks are all ``explore``.
     """
 
     def __init__(self, settings: Settings, predictor: Predictor) -> None:
@@ -61,30 +69,33 @@ class Router:
         self.predictor = predictor
         self.gate = build_gate(strategy)
         self.auto_label = build_auto_label(strategy)
+        self.explore = ExploreGate(
+            share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
+        )
         self._score = build_score(strategy.score, seed=strategy.seed)
         check_embeddings(predictor, self._score.needs_embeddings, "strategy.score", strategy.score)
-        self._explore = build_score("random", seed=strategy.seed)
+        self._at_random_score = build_score("random", seed=strategy.seed)
         self._at_random = strategy.score == "random"
-        self._explore_share = strategy.explore
         self._passes = strategy.mc_passes
         self._featurize = Featurizer(settings.model)
         self._topics = settings.topics
         self._max_output_bytes = settings.transport.max_record_bytes
         self._max_sample_bytes = settings.serve.sample_limit(self._max_output_bytes)
         self._top_k = settings.serve.top_k
-        self._boost_share, self._boost_left = 0.0, 0  # more exploration after a drift
-        self._explore_draws = np.random.default_rng(seed_for(strategy.seed, "explore"))
-        self._audit_rate = 0.0  # share of recent samples audited, which exploration yields to
-        self._audit_samples = 0
 
-    def use(self, predictor: Predictor, thresholds: Mapping[str, float]) -> None:
-        """Serve with ``predictor`` from the next batch on, with the thresholds announced for it."""
+    def use(
+        self,
+        predictor: Predictor,
+        thresholds: Mapping[str, float],
+        boost: ExploreBoost | None = None,
+    ) -> None:
+        """Serve with ``predictor`` from the next batch on, with the thresholds announced for it,
+        and start ``boost`` (a drift's exploration boost) unless it was started already."""
         self.predictor = predictor
         if "budget" in thresholds:
             self.gate.set_threshold(thresholds["budget"])
-        if "explore_samples" in thresholds:  # a boost starts; otherwise one under way goes on
-            self._boost_share = thresholds.get("explore", 0.0)
-            self._boost_left = int(thresholds["explore_samples"])
+        if boost is not None:
+            self.explore.start_boost(boost.share, boost.samples, boost.id)
         if self.auto_label is not None:
             self.auto_label.set_active(thresholds.get("auto_label"))
 
@@ -109,27 +120,30 @@ class Router:
             self.gate.update(plan.gate)
         if plan.auto_label is not None and self.auto_label is not None:
             self.auto_label.update(plan.auto_label)
-        self._boost_left -= plan.boosted
-        audits, samples = plan.audited
-        if samples:  # a running mean over the first AUDIT_WINDOW samples, then a moving one
-            self._audit_samples += samples
-            weight = min(1.0, samples / min(self._audit_samples, AUDIT_WINDOW))
-            self._audit_rate += weight * (audits / samples - self._audit_rate)
+        if plan.explore is not None:
+            self.explore.update(plan.explore)
 
-    def _ask_at_random(
-        self, routes: np.ndarray, reasons: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """The exploration share of the budget drawn at random (the boosted share for the
-        samples a drift's boost has left), at most what audits leave of the budget: routes,
-        reasons, and how many samples were boosted."""
-        n, budget = len(routes), self.gate.budget
-        boosted = min(n, self._boost_left)
-        room = budget - self._audit_rate
-        rate = np.full(n, min(self._explore_share * budget, room))
-        rate[:boosted] = min(max(self._explore_share, self._boost_share) * budget, room)
-        picked = self._explore_draws.random(n) < rate
-        reasons = np.where(picked & (reasons != Reason.AUDIT), Reason.EXPLORE, reasons)
-        return np.where(picked, Route.ORACLE, routes), reasons, boosted
+    def _decide(
+        self, plan: Plan, utilities: np.ndarray, confidences: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Routes and reasons of the batch: audits and exploration first, then the budget gate
+        with those counted; the decisions go into ``plan``."""
+        n = len(utilities)
+        routes, reasons = np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
+        cold = self.predictor.version == 0
+        if not cold and self.auto_label is not None:
+            plan.auto_label = self.auto_label.decide(confidences)
+            routes, reasons = plan.auto_label.routes.copy(), plan.auto_label.reasons.copy()
+        if not cold and not self._at_random:
+            plan.explore = self.explore.decide(reasons == Reason.AUDIT)
+            explored = plan.explore.routes == Route.ORACLE
+            routes[explored], reasons[explored] = Route.ORACLE, Reason.EXPLORE
+        plan.gate = self.gate.decide(utilities, routes == Route.ORACLE)
+        asked = plan.gate.routes == Route.ORACLE  # wins over an auto-label
+        routes[asked], reasons[asked] = Route.ORACLE, plan.gate.reasons[asked]
+        if cold or self._at_random:
+            reasons[reasons == Reason.UNCERTAIN] = Reason.EXPLORE
+        return routes, reasons
 
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
@@ -141,7 +155,7 @@ class Router:
         """Class probabilities [B, C] (on the model's device) and utilities [B]."""
         if self.predictor.version == 0:  # untrained: explore at random
             probabilities = self.predictor.probabilities(matrix)
-            utilities = self._explore(probabilities)
+            utilities = self._at_random_score(probabilities)
         else:
             probabilities, utilities = probabilities_and_utilities(
                 self.predictor, self._score, matrix, self._passes
@@ -171,20 +185,8 @@ class Router:
         top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
 
-        cold = self.predictor.version == 0
-        plan.gate = self.gate.decide(utilities_np)
-        decision = plan.gate
-        if not cold and self.auto_label is not None:
-            plan.auto_label = decision = self.auto_label.decide(top_p_np[:, 0], plan.gate)
-        version, at = self.predictor.version, now()
-        routes, reasons = decision.routes, decision.reasons
-        if cold or self._at_random:
-            reasons = np.where(reasons == Reason.UNCERTAIN, Reason.EXPLORE, reasons)
-        else:
-            plan.audited = (int(np.count_nonzero(reasons == Reason.AUDIT)), len(reasons))
-            routes, reasons, plan.boosted = self._ask_at_random(routes, reasons)
-        plan.gate = self.gate.charged(plan.gate, routes == Route.ORACLE)  # audits, boosts
-        classes = self.predictor.classes
+        routes, reasons = self._decide(plan, utilities_np, top_p_np[:, 0])
+        version, at, classes = self.predictor.version, now(), self.predictor.classes
         for row, (envelope, sample) in enumerate(kept):
             route = Route(routes[row])
             if sample.ts is not None:

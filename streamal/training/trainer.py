@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.errors import MessageError, ModelError, TransportError
 from streamal.http import OpsServer
-from streamal.messages import LabelRequest, OracleLabel, decode, now
+from streamal.messages import ExploreBoost, LabelRequest, OracleLabel, decode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, ModelStore, Predictor, pick_device
 from streamal.model.announce import announcement_record
@@ -337,14 +338,17 @@ class Trainer:
         )  # fmt: skip
 
     def _retune_champion(self, transport: Transport, data: LabeledSet) -> None:
-        """The champion stays, with thresholds from the labels so far: an exploration boost
-        after a drift, auto-labeling once enough audits came, a budget threshold from the
-        newest random requests. Stored (a restarted replica serves them) and announced."""
+        """The champion stays, with thresholds from the labels so far: auto-labeling once
+        enough audits came, a budget threshold from the newest random requests. Stored (a
+        restarted replica serves them) and announced, with an exploration boost after a drift
+        (announced only: a replica restarted later must not rerun it)."""
         assert self.champion is not None  # a challenger without a champion always wins
         thresholds = self._thresholds(self.champion.predictor, data)
         if thresholds != self.champion.checkpoint.thresholds:
             self.champion.checkpoint = self.models.retune(self.champion.checkpoint, thresholds)
-            self._announce(transport, self.champion.checkpoint, thresholds)
+        elif not self._boost_pending:
+            return
+        self._announce(transport, self.champion.checkpoint, thresholds)
 
     def _thresholds(self, predictor: Predictor, data: LabeledSet) -> dict[str, float]:
         thresholds: dict[str, float] = {}
@@ -358,21 +362,23 @@ class Trainer:
         if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
             self.metrics.auto_label_precision_lower_bound.set(bound)
-        if self._boost_pending:  # announced once, with the next version (or the champion again)
-            drift = self.settings.train.drift
-            thresholds["explore"] = drift.explore_boost
-            thresholds["explore_samples"] = drift.boost_samples
         return thresholds
 
     def _announce(
         self, transport: Transport, checkpoint: Checkpoint, thresholds: dict[str, float]
     ) -> None:
-        self._boost_pending = self._boost_pending and "explore" not in thresholds
-        transport.produce(
-            announcement_record(
-                self.settings.topics.models, replace(checkpoint, thresholds=thresholds)
-            )
+        boost = None
+        if self._boost_pending:  # announced once, with the next version (or the champion again)
+            drift = self.settings.train.drift
+            boost = ExploreBoost(
+                share=drift.explore_boost, samples=drift.boost_samples,
+                id=uuid.uuid4().hex, started_at=now(),
+            )  # fmt: skip
+        self._boost_pending = False
+        record = announcement_record(
+            self.settings.topics.models, replace(checkpoint, thresholds=thresholds), boost
         )
+        transport.produce(record)
         transport.flush()
 
     def _count(self, outcome: str, message: str, *args: object) -> None:

@@ -16,6 +16,7 @@ from streamal.gates import (
     AutoLabelGate,
     BudgetGate,
     Decision,
+    ExploreGate,
     FixedThreshold,
     QuantileBudget,
     RandomizedVariableUncertainty,
@@ -69,6 +70,29 @@ def test_a_batch_decides_as_its_samples_one_by_one(
     np.testing.assert_array_equal(reasons, one_reasons)
     assert batched.threshold == single.threshold or np.isnan(batched.threshold)
     assert batched.label_rate == single.label_rate
+
+
+@pytest.mark.parametrize("name", GATES)
+@FAST
+@given(utilities=utility_lists, at=cuts, seed=st.integers(0, 1000))
+def test_a_batch_with_taken_samples_decides_as_its_samples_one_by_one(
+    name: str, utilities: list[float], at: list[int], seed: int
+) -> None:
+    taken = (np.random.default_rng(seed).random(len(utilities)) < 0.2).tolist()
+
+    def walk(batches: list[list[int]]) -> tuple[np.ndarray, float]:
+        gate, routes = GATES[name](), []
+        for rows in batches:
+            decision = gate.decide([utilities[i] for i in rows], [taken[i] for i in rows])
+            gate.update(decision)
+            routes.append(decision.routes)
+        return np.concatenate(routes), gate.label_rate
+
+    rows = list(range(len(utilities)))
+    batched, one_by_one = walk(pieces(rows, at)), walk([[i] for i in rows])
+    np.testing.assert_array_equal(batched[0], one_by_one[0])
+    assert batched[1] == one_by_one[1]
+    assert not (batched[0][np.array(taken)] == Route.ORACLE).any()
 
 
 @pytest.mark.parametrize("name", GATES)
@@ -207,5 +231,43 @@ def test_auto_label_decide_changes_nothing() -> None:
     first, second = gate.decide(batch, upstream([0] * 50)), gate.decide(batch, upstream([0] * 50))
     np.testing.assert_array_equal(first.routes, second.routes)
     gate.update(first)
+    with pytest.raises(StreamalError, match="stale decision"):
+        gate.update(second)
+
+
+def explore_gate() -> ExploreGate:
+    gate = ExploreGate(share=0.5, budget=0.4, audit_window=7, seed=5)
+    gate.start_boost(1.0, 9, "drift-1")
+    return gate
+
+
+@FAST
+@given(audits=st.lists(st.booleans(), min_size=1, max_size=60), at=cuts)
+def test_exploration_batch_decides_as_one_by_one(audits: list[bool], at: list[int]) -> None:
+    def walk(batches: list[list[bool]]) -> tuple[np.ndarray, float, int]:
+        gate, routes = explore_gate(), []
+        for batch in batches:
+            decision = gate.decide(batch)
+            gate.update(decision)
+            routes.append(decision.routes)
+        return np.concatenate(routes), gate.audit_rate, gate.boost_left
+
+    batched, one_by_one = walk(pieces(audits, at)), walk([[a] for a in audits])
+    np.testing.assert_array_equal(batched[0], one_by_one[0])
+    assert batched[1] == pytest.approx(one_by_one[1]) and batched[2] == one_by_one[2]
+    assert not batched[0][np.array(audits)].any()  # an audit is never also explored
+
+
+def test_exploration_decide_changes_nothing_and_a_boost_starts_once() -> None:
+    gate = explore_gate()
+    first, second = gate.decide([False] * 50), gate.decide([False] * 50)
+    np.testing.assert_array_equal(first.routes, second.routes)
+    assert gate.boost_left == 9
+    gate.update(first)
+    assert gate.boost_left == 0
+    gate.start_boost(1.0, 9, "drift-1")  # the same boost read again
+    assert gate.boost_left == 0
+    gate.start_boost(1.0, 9, "drift-2")
+    assert gate.boost_left == 9
     with pytest.raises(StreamalError, match="stale decision"):
         gate.update(second)

@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from streamal.config import Settings
-from streamal.messages import LabelRequest, decode
+from streamal.messages import ExploreBoost, LabelRequest, decode, now
 from streamal.metrics import Metrics
-from streamal.model import MLP, Checkpoint, ModelStore
+from streamal.model import MLP, Checkpoint, ModelLoader, ModelStore
 from streamal.model.announce import announcement_record
 from streamal.stream.daemon import Daemon
+from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.transport import Record, open_transport
 from tests.conftest import settings_for
 from tests.helpers import read_all
@@ -55,10 +56,12 @@ def mlp(poison: float | None = None) -> MLP:
     return module
 
 
-def announce(settings: Settings, *checkpoints: Checkpoint) -> None:
+def announce(
+    settings: Settings, *checkpoints: Checkpoint, boost: ExploreBoost | None = None
+) -> None:
     with open_transport(settings) as producer:
         for checkpoint in checkpoints:
-            producer.produce(announcement_record(settings.topics.models, checkpoint))
+            producer.produce(announcement_record(settings.topics.models, checkpoint, boost))
 
 
 def served_versions(settings: Settings, count: int) -> Counter[int]:
@@ -152,3 +155,33 @@ def test_a_restarted_replica_serves_the_newest_stored_version_that_verifies(
     assert skipped[1].startswith("skipped stored model v2: ") and "sha256 mismatch" in skipped[1]
     assert metrics.registry.get_sample_value("streamal_model_rejections_total") == 2
     assert len(read_all(settings, settings.topics.label_requests)) == len(ids)
+
+
+def test_a_drift_boost_is_passed_on_once_and_never_from_before_the_replica_started(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=0.1)
+    store = ModelStore(settings.model.store, settings.model.name)
+    v1 = store.save(mlp(), CLASSES, thresholds={"budget": 0.4})
+    old = ExploreBoost(share=1.0, samples=500, id="before", started_at=now())
+    announce(settings, v1, boost=old)  # a boost under way when the replica restarts
+
+    loader = ModelLoader(settings.model, settings.strategy.seed, Metrics())
+    predictor, thresholds = initial_model(loader)  # the store: thresholds, never a boost
+    assert (predictor.version, thresholds) == (1, {"budget": 0.4})
+    watcher = ModelWatcher(settings, loader, predictor.version, thresholds, Metrics())
+    new = ExploreBoost(share=1.0, samples=500, id="after", started_at=now())
+    announce(settings, v1, boost=new)
+    announce(settings, v1, boost=new)  # the same announcement again: a rewind, a re-read
+    taken: list[Loaded] = []
+    with open_transport(settings) as transport:
+        transport.subscribe([settings.topics.models])
+        read = 0
+        for _ in range(200):  # bounded: until the three announcements are read
+            read += watcher.read(transport, 0.2)
+            if (loaded := watcher.take()) is not None:
+                taken.append(loaded)
+            if read >= 3:
+                break
+    assert read == 3
+    assert [(t.predictor, t.thresholds, t.boost) for t in taken] == [(None, thresholds, new)]

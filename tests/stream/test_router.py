@@ -13,9 +13,9 @@ from torch import nn
 
 from streamal.config import Settings
 from streamal.errors import ConfigError
-from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
+from streamal.messages import AutoLabel, DeadLetter, ExploreBoost, LabelRequest, decode, now
 from streamal.model import Predictor, build_module
-from streamal.stream.router import Router
+from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope
 
 CLASSES = ["a", "b", "c"]
@@ -48,6 +48,10 @@ def envelope(value: bytes | None, offset: int) -> Envelope:
 
 def sample(sample_id: str, probabilities: list[float]) -> bytes:
     return json.dumps({"id": sample_id, "features": logits_of(probabilities)}).encode()
+
+
+def boost(share: float, samples: int) -> ExploreBoost:
+    return ExploreBoost(share=share, samples=samples, id="drift-1", started_at=now())
 
 
 def router(version: int = 1, **strategy: object) -> Router:
@@ -137,7 +141,7 @@ def test_a_share_of_the_budget_is_asked_at_random_and_the_gate_asks_fewer() -> N
 
 def test_a_drift_boost_asks_its_share_at_random_for_its_samples() -> None:
     routing = router(budget=0.2, gate={"name": "quantile"}, auto_label={"enabled": False})
-    routing.use(routing.predictor, {"explore": 1.0, "explore_samples": 2000})
+    routing.use(routing.predictor, {}, boost(1.0, 2000))
     requests = route_random_batches(routing, 40)
     boosted = [r for r in requests if int(r.id.split("-")[0]) < 20]
     after = [r for r in requests if int(r.id.split("-")[0]) >= 20]
@@ -149,7 +153,7 @@ def test_a_drift_boost_asks_its_share_at_random_for_its_samples() -> None:
 def test_a_drift_boost_asks_only_what_the_audits_leave_of_the_budget() -> None:
     audits = {"audit_share": 0.1, "min_audits": 1}
     routing = router(budget=0.2, gate={"name": "quantile"}, auto_label=audits)
-    routing.use(routing.predictor, {"auto_label": 0.5, "explore": 1.0, "explore_samples": 4000})
+    routing.use(routing.predictor, {"auto_label": 0.5}, boost(1.0, 4000))
     requests = route_random_batches(routing, 40)
     reasons = Counter(r.reason for r in requests)
     assert reasons["audit"] / 4000 > 0.03  # audits go on during the boost
@@ -363,3 +367,68 @@ def test_a_score_reading_embeddings_needs_a_module_with_embed_at_start(score: st
     routing = Router(configured.model_copy(update={"strategy": settings().strategy}), plain)
     plan = routing.plan([envelope(sample("s", [0.5, 0.3, 0.2]), 0)])  # margin: no embed() needed
     assert sum(plan.routes.values()) == 1 and "dead_letter" not in plan.routes
+
+
+def routed(plan: Plan) -> list[tuple[str, bytes | None, dict[str, object]]]:
+    """The plan's records, less the time they were made."""
+    untimed = [(r.topic, r.key, json.loads(r.value)) for r in plan.records]
+    for _, _, value in untimed:
+        value.pop("requested_at", None)
+        value.pop("labeled_at", None)
+    return untimed
+
+
+def test_planning_a_batch_twice_gives_the_same_records_and_commits_once() -> None:
+    audits = {"audit_share": 0.2, "min_audits": 1}
+    gate = {"name": "randomized_variable_uncertainty"}
+    replayed, once = (router(budget=0.2, gate=gate, explore=0.5, auto_label=audits) for _ in "ab")
+    for routing in (replayed, once):
+        routing.use(routing.predictor, {"auto_label": 0.5}, boost(1, 150))
+    rng = np.random.default_rng(3)
+    reasons: Counter[str] = Counter()
+    for b in range(6):  # the boost ends inside the second batch
+        batch = [
+            envelope(sample(f"{b}-{i}", list(p)), i)
+            for i, p in enumerate(rng.dirichlet([1, 1, 1], size=100))
+        ]
+        first, again = replayed.plan(batch), replayed.plan(batch)  # as after an aborted batch
+        assert routed(first) == routed(again)
+        replayed.commit(again)
+        planned_once = once.plan(batch)
+        once.commit(planned_once)
+        assert routed(planned_once) == routed(first)  # the replica goes on as if planned once
+        reasons.update(r["reason"] for t, _, r in routed(first) if t == "label-requests")
+    assert reasons["explore"] and reasons["audit"] and reasons["uncertain"]
+
+
+@pytest.mark.parametrize(
+    "gate",
+    ["fixed", "variable_uncertainty", "randomized_variable_uncertainty", "split", "quantile"],
+)
+def test_every_request_comes_out_of_one_budget_whatever_the_gate(gate: str) -> None:
+    budget = 0.1
+    config = {"name": gate} | ({"threshold": 0.2} if gate == "fixed" else {})
+    audits = {"audit_share": 0.1, "min_audits": 1}
+    routing = router(budget=budget, gate=config, explore=0.2, auto_label=audits)
+    routing.use(routing.predictor, {"auto_label": 0.8})  # a trained-looking model: audits
+    rng = np.random.default_rng(11)
+    asked = np.zeros(0, dtype=bool)
+    reasons: Counter[str] = Counter()
+    for b in range(40):  # 10,000 samples in batches of 250, most of them confident
+        probabilities = rng.dirichlet([0.3, 0.3, 0.3], size=250)
+        plan = routing.plan(
+            [envelope(sample(f"{b}-{i}", list(p)), i) for i, p in enumerate(probabilities)]
+        )
+        routing.commit(plan)
+        requested = {r.key for r in plan.records if r.topic == "label-requests"}
+        reasons.update(
+            decode(LabelRequest, r.value).reason
+            for r in plan.records
+            if r.topic == "label-requests"
+        )
+        asked = np.concatenate([asked, [f"{b}-{i}".encode() in requested for i in range(250)]])
+    assert reasons["audit"] > 100 and reasons["explore"] > 100
+    assert abs(asked.mean() - budget) <= 0.1 * budget
+    windows = np.convolve(asked, np.ones(100), "valid") / 100
+    # over only by audits and exploration that came after the gate had spent a window's budget
+    assert windows[900:].max() <= 2 * budget

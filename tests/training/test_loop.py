@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import Counter
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
@@ -155,12 +157,13 @@ def test_the_loop_learns_holds_the_budget_and_auto_labels_precisely(
 
 
 def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
-    cluster: Settings, tmp_path: Path
+    cluster: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     change, end = 5000, 11_000
     stream = gaussian_classes(end + 2000, n_features=FEATURES, spread=1.5, drift_at=change, seed=4)
     settings = loop_settings(cluster, tmp_path, stream.classes)
-    metrics = run_loop(settings, stream, end, rate=1500)
+    with caplog.at_level(logging.INFO, logger="streamal.stream.daemon"):
+        metrics = run_loop(settings, stream, end, rate=1500)
     value = metrics.registry.get_sample_value
 
     detected = {
@@ -179,3 +182,8 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     ]
     boosted = [r for r in requests if r.reason == "explore" and int(r.id[1:]) > change]
     assert len(boosted) > 50  # the exploration boost after the drift
+    # the boost travels in its own announcement field (serve started it), never in the store
+    assert "exploration boost " in caplog.text
+    store = ModelStore(settings.model.store, settings.model.name)
+    stored = [store.checkpoint(version).thresholds for version in store.versions()]
+    assert all(set(thresholds) <= {"budget", "auto_label"} for thresholds in stored), stored
