@@ -429,6 +429,5 @@ def test_every_request_comes_out_of_one_budget_whatever_the_gate(gate: str) -> N
         asked = np.concatenate([asked, [f"{b}-{i}".encode() in requested for i in range(250)]])
     assert reasons["audit"] > 100 and reasons["explore"] > 100
     assert abs(asked.mean() - budget) <= 0.1 * budget
-    windows = np.convolve(asked, np.ones(100), "valid") / 100
-    # over only by audits and exploration that came after the gate had spent a window's budget
-    assert windows[900:].max() <= 2 * budget
+    stretches = np.convolve(asked, np.ones(1_000), "valid") / 1_000
+    assert stretches.max() <= 1.5 * budget  # no burst an alert would see
