@@ -68,12 +68,22 @@ def running(*parts: tuple[Callable[[], None], Callable[[], None]]) -> Iterator[N
             thread.join(timeout=60)
 
 
-def stream_in(settings: Settings, stream: LabeledStream, end: int, rate: float) -> None:
-    """Produce samples ``[0, end)`` of ``stream`` at about ``rate`` per second."""
+def stream_in(
+    settings: Settings,
+    stream: LabeledStream,
+    end: int,
+    rate: float,
+    caught_up: Callable[[int], bool],
+) -> None:
+    """Produce samples ``[0, end)`` of ``stream`` at about ``rate`` per second, and never more
+    than two tenths of a second ahead of the loop (``caught_up(n)``: serve routed ``n``
+    samples and the trainer keeps up with the answers), so how far the loop gets does not
+    depend on the machine's speed or load."""
     chunk = max(1, int(rate / 10))
     with open_transport(settings) as producer:
         producer.ensure_topics(topic_specs(settings.topics))
         for start in range(0, end, chunk):
+            wait_for(lambda: caught_up(start - 2 * chunk), timeout_s=120)  # noqa: B023
             for i in range(start, min(start + chunk, end)):
                 sample = Sample(id=f"s{i}", features=stream.features[i].tolist())
                 producer.produce(
@@ -98,14 +108,22 @@ def run_loop(settings: Settings, stream: LabeledStream, end: int, rate: float) -
     annotator = SimulatedAnnotator(settings, stream.truth(), delay_s=0.3, group=unique("ann"))
     trainer = Trainer(settings, metrics=metrics)
     routed = metrics.registry.get_sample_value
+    total = lambda: sum(  # noqa: E731
+        routed("streamal_samples_total", {"route": r}) or 0
+        for r in ("oracle", "auto_label", "skip")
+    )
+    behind = int(0.1 * rate)  # answers of a second's requests may still be on their way
+
+    def caught_up(samples: int) -> bool:
+        asked = routed("streamal_samples_total", {"route": "oracle"}) or 0
+        return total() >= samples and (routed("streamal_labels_received_total") or 0) >= (
+            asked - behind
+        )
+
     with running(
         (daemon.run, daemon.stop), (annotator.run, annotator.stop), (trainer.run, trainer.stop)
     ):
-        stream_in(settings, stream, end, rate)
-        total = lambda: sum(  # noqa: E731
-            routed("streamal_samples_total", {"route": r}) or 0
-            for r in ("oracle", "auto_label", "skip")
-        )
+        stream_in(settings, stream, end, rate, caught_up)
         wait_for(lambda: total() >= end, timeout_s=120)
         asked = routed("streamal_samples_total", {"route": "oracle"})
         with contextlib.closing(
