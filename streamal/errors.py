@@ -1,6 +1,16 @@
 """The exceptions streamal raises: one root, a few named kinds."""
 
 
+def first_line(error: BaseException) -> str:
+    r"""The first line of ``error``'s message, or its type's name when it has none.
+
+    >>> first_line(ValueError("bad shape\nmore detail")), first_line(KeyError())
+    ('bad shape', 'KeyError')
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class StreamalError(Exception):
     """Root of every error streamal raises on purpose."""
 

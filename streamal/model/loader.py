@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamal.errors import ModelError
+from streamal.errors import ModelError, first_line
 from streamal.metrics import Metrics
 from streamal.model.config import ModelConfig
 from streamal.model.predictor import Predictor, build_module, pick_device
@@ -157,7 +157,7 @@ class ModelLoader:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
             module.load_state_dict(state, strict=True)
         except Exception as error:
-            reason = _first_line(error)
+            reason = first_line(error)
             raise ModelError(f"{label}: checkpoint does not fit the model ({reason})") from None
         predictor = Predictor(module, self.config.classes, version, self._device)
         check_finite(predictor, self.config.n_features, label)
@@ -214,11 +214,6 @@ def check_finite(predictor: Predictor, width: int, label: str) -> None:
     try:
         logits = predictor.logits(probe)
     except Exception as error:
-        raise ModelError(f"{label}: the trial forward pass failed ({_first_line(error)})") from None
+        raise ModelError(f"{label}: the trial forward pass failed ({first_line(error)})") from None
     if not bool(torch.isfinite(logits).all()):
         raise ModelError(f"{label}: non-finite logits on a trial input")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from streamal.errors import first_line
 from streamal.messages import Sample
 from streamal.model.config import ModelConfig
 from streamal.plugins import load_function
@@ -86,8 +87,7 @@ class Featurizer:
             try:
                 rows[index] = self._checked([samples[index].payload])[0]
             except Exception as error:  # user code may raise anything
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                rejected.append((index, f"featurizer: {printable(reason)}"))
+                rejected.append((index, f"featurizer: {printable(first_line(error))}"))
 
     def _checked(self, payloads: list[Any]) -> np.ndarray:
         assert self._from_payload is not None

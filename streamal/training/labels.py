@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from streamal.errors import MessageError, StreamalError
-from streamal.messages import LabelRequest, OracleLabel
+from streamal.messages import FLOAT32_MAX, LabelRequest, OracleLabel
 from streamal.sqlite import open_sqlite, write_transaction
 
 FORMAT = "streamal-labels"
@@ -38,7 +38,6 @@ CREATE INDEX requests_by_seq ON requests(seq);
 """
 
 HAS_LABEL = "EXISTS (SELECT 1 FROM votes v WHERE v.id = r.id)"
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 log = logging.getLogger(__name__)
 
