@@ -1,9 +1,10 @@
-"""Settings of the model: the default MLP's shape, or a user's module by import path."""
+"""Settings of the model: the default model's shape and training recipe, or a user's model
+(`streamal.model.StreamModel`) by import path with its own options."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -15,6 +16,18 @@ from pydantic import (
 )
 
 from streamal.plugins import ImportPath
+
+
+class FitConfig(BaseModel):
+    """How the default model trains: Adam with early stopping on the held-out labels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_epochs: int = Field(50, ge=1)
+    patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    min_steps: int = Field(10, ge=1, description="fewest optimizer steps an epoch takes")
 
 
 class ModelConfig(BaseModel):
@@ -35,6 +48,15 @@ class ModelConfig(BaseModel):
     featurizer: ImportPath | None = Field(
         None, description="package.module:function(list of payloads) -> array [B, n_features]"
     )
+    fit: FitConfig = FitConfig()
+    factory: ImportPath | None = Field(
+        None,
+        description="package.module:factory(classes, device, **options) -> StreamModel; "
+        "replaces the default model (and the fields above)",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments passed to model.factory"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: Path = Field(Path(".streamal/models"), description="model store directory or volume")
 
@@ -49,4 +71,6 @@ class ModelConfig(BaseModel):
     def _distinct_classes(self) -> Self:
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("classes must be distinct")
+        if self.options and not self.factory:
+            raise ValueError("options are passed to model.factory: set it, or remove options")
         return self

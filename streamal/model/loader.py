@@ -10,10 +10,11 @@ this holds; otherwise ``ModelError`` says why in one line and the caller keeps t
   nothing else, and cannot claim a version whose checkpoint is not in the store;
 - the file is a regular file, opened without waiting (a FIFO or a device is refused at once),
   and no larger than `size_limit` of the model;
-- its sha256 is the announced one, and it loads with ``weights_only=True`` into a fresh module
-  with the same tensor names and shapes;
-- every tensor of the loaded state is finite, and a trial forward pass on a probe batch (rows
-  of zeros, ones and minus ones) gives finite logits.
+- its sha256 is the announced one, and it loads with ``weights_only=True`` into a fresh model
+  (see `model_factory`) with the same tensor names and shapes;
+- every tensor of the loaded state is finite, and a trial forward pass on the model's probe
+  batch (`StreamModel.probe`; the default model's: rows of zeros, ones and minus ones) gives
+  finite logits.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import torch
-from torch import nn
 
 from streamal.errors import ModelError, first_line
 from streamal.metrics import Metrics
 from streamal.model.config import ModelConfig
-from streamal.model.predictor import Predictor, build_module, pick_device
+from streamal.model.contract import StreamModel
+from streamal.model.factory import model_factory
+from streamal.model.predictor import Predictor
 from streamal.model.store import Checkpoint, ModelStore
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class ModelLoader:
     Parameters
     ----------
     config
-        The model's settings: shape, classes, store, device.
+        The model's settings: its kind, classes, store, device.
     seed
         Seeds the untrained version 0, so that runs are reproducible.
     metrics
@@ -76,7 +77,7 @@ class ModelLoader:
         self.config = config
         self._seed = seed
         self._metrics = metrics
-        self._device = pick_device(config.device)
+        self.fresh = model_factory(config)
 
     @cached_property
     def store(self) -> ModelStore:
@@ -84,11 +85,10 @@ class ModelLoader:
         return ModelStore(self.config.store, self.config.name)
 
     def untrained(self) -> Predictor:
-        """Version 0: a fresh module initialized from the seed."""
+        """Version 0: a fresh model initialized from the seed."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
-            module = build_module(self.config)
-        return Predictor(module, self.config.classes, 0, self._device)
+            return Predictor(self.fresh(), 0)
 
     def load(self, stored: StoredVersion) -> Predictor:
         """``stored`` as a verified predictor; ``ModelError`` (counted) if it is refused."""
@@ -146,8 +146,8 @@ class ModelLoader:
         return path
 
     def _predictor(self, path: Path, label: str, sha256: str | None, version: int) -> Predictor:
-        module = build_module(self.config)
-        data = _read(path, label, size_limit(module))
+        model = self.fresh()
+        data = _read(path, label, size_limit(model))
         digest = hashlib.sha256(data).hexdigest()
         if sha256 is not None and digest != sha256:
             raise ModelError(
@@ -155,12 +155,12 @@ class ModelLoader:
             )
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            module.load_state_dict(state, strict=True)
+            model.load_state_dict(state)
         except Exception as error:
             reason = first_line(error)
             raise ModelError(f"{label}: checkpoint does not fit the model ({reason})") from None
-        predictor = Predictor(module, self.config.classes, version, self._device)
-        check_finite(predictor, self.config.n_features, label)
+        predictor = Predictor(model, version)
+        check_finite(predictor, label)
         return predictor
 
     def _refused(self) -> None:
@@ -168,15 +168,15 @@ class ModelLoader:
             self._metrics.model_rejections.inc()
 
 
-def size_limit(module: nn.Module) -> int:
-    """The largest checkpoint accepted for ``module``, in bytes: twice its tensors (room for a
+def size_limit(model: StreamModel) -> int:
+    """The largest checkpoint accepted for ``model``, in bytes: twice its tensors (room for a
     wider dtype) plus `FORMAT_ALLOWANCE` for the file format.
 
-    >>> from streamal.model.mlp import MLP
-    >>> size_limit(MLP(n_features=4, n_classes=3, hidden=[8], dropout=0.0))  # 75 floats
+    >>> from streamal.model.default import FeatureModel
+    >>> size_limit(FeatureModel(ModelConfig(n_features=4, classes=list("abc"), hidden=[8])))
     1049176
     """
-    tensors = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    tensors = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return 2 * tensors + FORMAT_ALLOWANCE
 
 
@@ -204,13 +204,15 @@ def _read(path: Path, label: str, limit: int) -> bytes:
     return data
 
 
-def check_finite(predictor: Predictor, width: int, label: str) -> None:
-    """``ModelError`` unless every tensor of ``predictor``'s module is finite and a trial forward
-    pass on rows of zeros, ones and minus ones of ``width`` features gives finite logits."""
-    for name, tensor in predictor.module.state_dict().items():
-        if not bool(torch.isfinite(tensor).all()):
+def check_finite(predictor: Predictor, label: str) -> None:
+    """``ModelError`` unless every tensor of ``predictor``'s model state is finite and a trial
+    forward pass on the model's probe batch (if it has one) gives finite logits."""
+    for name, tensor in predictor.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ModelError(f"{label}: tensor {name!r} holds NaN or inf")
-    probe = np.repeat(np.array([[0.0], [1.0], [-1.0]], dtype=np.float32), width, axis=1)
+    probe = predictor.model.probe()
+    if probe is None:
+        return
     try:
         logits = predictor.logits(probe)
     except Exception as error:

@@ -18,12 +18,12 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from streamal.errors import ModelError
 
@@ -93,12 +93,13 @@ class ModelStore:
 
     def save(
         self,
-        module: nn.Module,
+        state: Mapping[str, torch.Tensor],
         classes: list[str],
         metrics: dict[str, float] | None = None,
         thresholds: dict[str, float] | None = None,
     ) -> Checkpoint:
-        """Store ``module``'s weights as the next version; return its checkpoint.
+        """Store ``state`` (a model's trained tensors) as the next version; return its
+        checkpoint.
 
         Raises
         ------
@@ -108,7 +109,7 @@ class ModelStore:
         versions = self.versions()
         version = (versions[-1] if versions else 0) + 1
         buffer = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
         data = buffer.getvalue()
         weights = self.weights_path(version)
         _write_atomically(weights, data)

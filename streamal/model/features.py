@@ -1,4 +1,5 @@
-"""Samples to a feature matrix: ``features`` as given, or a user's featurizer over ``payload``.
+"""Samples to the default model's feature matrix: ``features`` as given, or a user's
+featurizer over ``payload``.
 
 A sample that cannot become a row of finite floats of the model's width is rejected with a
 one-line reason, and the rest of the batch goes on.

@@ -1,0 +1,113 @@
+"""The model contract: what serve, train, pool and the simulation ask of a model.
+
+A model is a `StreamModel`. streamal gives it batches of `Sample` (``features``, a
+``payload``, or both) and never looks inside its inputs:
+
+- `StreamModel.encode` turns samples into model input on the model's device, and says which
+  samples it cannot read and why (those are dead-lettered; the rest of the batch goes on);
+- `StreamModel.logits` gives class logits ``[B, C]`` of encoded input; `StreamModel.embed`
+  (optional) a representation ``[B, H]`` for the scores and selectors that read embeddings;
+- `StreamModel.fit` trains on labeled samples, on the model's device, with the optimizer, loss
+  and schedule of the implementation;
+- ``network`` is what training changes: its ``state_dict`` is the checkpoint (a frozen backbone
+  kept outside it is not saved, so a new version stays small), and its dropout layers are the
+  ones MC-dropout scores switch on.
+
+streamal builds a fresh model for every version it loads or trains (see
+``model.factory``), so anything expensive and shared, like a frozen backbone, belongs in a
+per-process cache (`streamal.model.frozen`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamal.messages import Sample
+
+
+@dataclass
+class Encoded:
+    """Model input for the samples at ``kept`` (indices into the batch, in order), and the
+    samples that could not be read, as ``(index, reason)`` pairs."""
+
+    inputs: Any
+    kept: list[int]
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class Labeled:
+    """Samples with their labels as class indices (positions in ``classes``).
+
+    >>> Labeled([Sample(id="a", features=[1.0])], np.array([1])).targets.tolist()
+    [1]
+    """
+
+    samples: list[Sample]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class StreamModel(ABC):
+    """A model streamal can serve, train, checkpoint and hot-swap.
+
+    Subclasses set ``classes`` (the labels, in logit order), ``device`` and ``network``, and
+    implement `encode`, `logits` and `fit`; `embed`, `stochastic_logits` and `probe` are
+    optional.
+    """
+
+    classes: list[str]
+    device: torch.device
+    network: nn.Module
+
+    @abstractmethod
+    def encode(self, samples: Sequence[Sample]) -> Encoded:
+        """Model input of ``samples`` on ``device``; a sample it cannot read is rejected with
+        a one-line reason rather than failing the batch."""
+
+    @abstractmethod
+    def logits(self, inputs: Any) -> torch.Tensor:
+        """Class logits ``[B, C]`` of encoded ``inputs`` (called in eval and inference mode)."""
+
+    @abstractmethod
+    def fit(self, train: Labeled, validation: Labeled, start: StreamModel | None) -> None:
+        """Train ``network`` on ``train``, starting from ``start``'s state when given (the
+        champion: a warm start) or from scratch; ``validation`` is held out (e.g. for early
+        stopping). Runs on ``device``; leaves the network in eval mode."""
+
+    def embed(self, inputs: Any) -> torch.Tensor:
+        """A representation ``[B, H]`` of ``inputs``, for embedding-based scores and selectors
+        (BADGE, k-center, SEALS, EGL). Optional: a model without it serves every other score."""
+        raise NotImplementedError(f"{type(self).__name__} has no embed()")
+
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether the class implements `embed`."""
+        return type(self).embed is not StreamModel.embed
+
+    def stochastic_logits(self, inputs: Any, passes: int) -> torch.Tensor:
+        """``passes`` forward passes ``[T, B, C]`` with the network's dropout switched on (the
+        caller switches it on and off). Override it to batch the passes."""
+        return torch.stack([self.logits(inputs) for _ in range(passes)])
+
+    def probe(self) -> Any | None:
+        """Encoded input for the trial forward pass every loaded version must pass with finite
+        logits; None skips the trial."""
+        return None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint holds: the trained network's tensors."""
+        return self.network.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Take a checkpoint's tensors (names and shapes must match)."""
+        self.network.load_state_dict(state, strict=True)

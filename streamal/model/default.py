@@ -1,0 +1,130 @@
+"""The default model: ``Sample.features`` (or a featurizer's rows for payloads) through the MLP
+(or a user's torch module), trained with Adam and early stopping on the held-out labels."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamal.messages import Sample
+from streamal.model.config import ModelConfig
+from streamal.model.contract import Encoded, Labeled, StreamModel
+from streamal.model.features import Featurizer
+from streamal.model.mlp import MLP
+from streamal.plugins import load_function
+
+
+def build_network(config: ModelConfig) -> nn.Module:
+    """A fresh, untrained network: the user's (``model.module``) or the default MLP."""
+    if config.module:
+        make = load_function(config.module, "model.module")
+        module = make(config.n_features, len(config.classes))
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{config.module} returned {type(module).__name__}, not a torch module")
+        return module
+    return MLP(config.n_features, len(config.classes), config.hidden, config.dropout)
+
+
+class FeatureModel(StreamModel):
+    """Float rows ``[B, n_features]`` through a torch module.
+
+    >>> model = FeatureModel(ModelConfig(n_features=2, classes=["a", "b"], hidden=[8]))
+    >>> encoded = model.encode([Sample(id="x", features=[1, 2]), Sample(id="y", features=[1])])
+    >>> tuple(model.logits(encoded.inputs).shape), encoded.rejected
+    ((1, 2), [(1, 'features: expected 2 values (got 1)')])
+    """
+
+    def __init__(self, config: ModelConfig, device: torch.device | None = None) -> None:
+        self.classes = list(config.classes)
+        self.device = device or torch.device("cpu")
+        self.network = build_network(config).to(self.device).eval()
+        self._featurize = Featurizer(config)
+        self._width = config.n_features
+        self._recipe = config.fit
+
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether the network defines ``embed`` (the MLP does; a user's module may not)."""
+        return callable(getattr(self.network, "embed", None))
+
+    def encode(self, samples: Sequence[Sample]) -> Encoded:
+        featurized = self._featurize(samples)
+        return Encoded(self.tensor(featurized.matrix), featurized.kept, featurized.rejected)
+
+    def tensor(self, matrix: np.ndarray) -> torch.Tensor:
+        """A float32 feature matrix on the model's device."""
+        tensor = torch.as_tensor(matrix, dtype=torch.float32)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(inputs)
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.network.embed(inputs)
+
+    def stochastic_logits(self, inputs: torch.Tensor, passes: int) -> torch.Tensor:
+        """All passes in one batched forward pass."""
+        return self.network(inputs.repeat(passes, 1)).reshape(passes, inputs.shape[0], -1)
+
+    def probe(self) -> torch.Tensor:
+        """Rows of zeros, ones and minus ones."""
+        return self.tensor(np.repeat(np.array([[0.0], [1.0], [-1.0]]), self._width, axis=1))
+
+    def fit(self, train: Labeled, validation: Labeled, start: StreamModel | None) -> None:
+        """Adam on cross-entropy, keeping the epoch with the lowest validation loss.
+
+        Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
+        the training features either way (robust to outliers, see `robust_scaling`), keeping
+        the warm-started function.
+        """
+        recipe = self._recipe
+        x_train, y_train = self._tensors(train)
+        x_val, y_val = self._tensors(validation)
+        if start is not None:
+            self.load_state_dict(start.state_dict())
+        if isinstance(self.network, MLP):  # refitted each round: no old outlier is inherited
+            self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
+        loss_of = nn.CrossEntropyLoss()
+        best_loss, best_state, stale = float("inf"), copy.deepcopy(self.state_dict()), 0
+        for _ in range(recipe.max_epochs):
+            self.network.train()
+            for batch in _batches(len(x_train), recipe.batch_size, recipe.min_steps):
+                optimizer.zero_grad()
+                loss_of(self.network(x_train[batch]), y_train[batch]).backward()
+                optimizer.step()
+            self.network.eval()
+            with torch.inference_mode():
+                loss = float(loss_of(self.network(x_val), y_val))
+            if loss < best_loss - 1e-4:
+                best_loss, best_state, stale = loss, copy.deepcopy(self.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= recipe.patience:
+                    break
+        self.load_state_dict(best_state)
+
+    def _tensors(self, labeled: Labeled) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and targets of the samples the model reads (the trainer checked them)."""
+        encoded = self.encode(labeled.samples)
+        targets = torch.as_tensor(labeled.targets[encoded.kept], device=self.device)
+        return encoded.inputs, targets
+
+
+def _batches(size: int, batch_size: int, min_steps: int) -> list[torch.Tensor]:
+    """One epoch's batches: a shuffled pass over ``size`` items, repeated until it makes at
+    least ``min_steps`` batches (a few labels still move the model, e.g. after a drift).
+
+    >>> [len(b) for b in _batches(10, 4, 5)]
+    [4, 4, 2, 4, 4, 2]
+    """
+    batches: list[torch.Tensor] = []
+    while len(batches) < min_steps:
+        batches += list(torch.randperm(size).split(batch_size))
+    return batches
