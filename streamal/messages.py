@@ -108,9 +108,12 @@ class LabelProbability(BaseModel):
     p: Probability
 
 
+RequestReason = Literal["uncertain", "audit", "explore"]
+
+
 class LabelRequest(Message):
-    """A sample routed to human annotators on ``label-requests``; ``features`` are the row the
-    model read (a featurizer's, for a sample with only a payload)."""
+    """A sample routed to human annotators on ``label-requests``, with its ``features`` and
+    ``payload`` as it came: what the trainer learns from once it is labeled."""
 
     id: SampleId
     features: list[Feature] | None = None
@@ -118,7 +121,7 @@ class LabelRequest(Message):
     meta: dict[str, JsonValue] | None = None
     prediction: list[LabelProbability] = Field(min_length=1)
     utility: float
-    reason: Literal["uncertain", "audit", "explore"]
+    reason: RequestReason
     model_version: int = Field(ge=0, le=INT64_MAX, description="0 before the first model")
     requested_at: Timestamp
 

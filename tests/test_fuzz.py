@@ -22,11 +22,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from streamal.config import Settings
 from streamal.messages import FLOAT32_MAX, DeadLetter, LabelRequest, decode
-from streamal.model import Predictor
+from streamal.model import FeatureModel, Predictor
 from streamal.stream.router import Router
 from streamal.training.trainer import Trainer
 from streamal.transport import Envelope, Record, Transport, open_transport, topic_specs
@@ -247,12 +246,12 @@ def check(raw: Raw, dead: int, done: int, reason: str | None) -> None:
 
 def test_serve_routes_every_valid_sample_once_and_dead_letters_the_rest() -> None:
     configured = Settings(
-        model={"n_features": 3, "classes": CLASSES},
+        model={"n_features": 3, "classes": CLASSES, "module": "tests.stream.test_router:identity"},
         strategy={"score": "least_confidence", "budget": 1.0, "explore": 0.0,
                   "gate": {"name": "fixed", "threshold": 0.0}},  # every valid sample is asked
         serve={"max_record_bytes": 4096},
     )  # fmt: skip
-    router = Router(configured, Predictor(nn.Identity(), CLASSES, version=1))
+    router = Router(configured, Predictor(FeatureModel(configured.model), version=1))
     ids = (f"s{n}" for n in count())
 
     def route(raws: list[Raw]) -> None:

@@ -27,11 +27,11 @@ def _select(args: argparse.Namespace) -> int:
     config = _pool_config(args, settings)
     predictor = job.load_model(settings, args.model)
     selector = job.selector_for(config, predictor)
-    pool = job.read_pool(Path(args.input), settings)
+    pool = job.read_pool(Path(args.input))
     labeled = None
     if settings.train.label_store.exists():
         store = LabelStore(settings.train.label_store, settings.model.classes)
-        labeled = store.labeled().features
+        labeled = store.labeled().samples
         store.close()
     selection = job.select(
         settings, pool, args.budget, selector, predictor, labeled, job.print_progress

@@ -14,13 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from streamal.errors import StreamalError
 from streamal.gates.budget import SlidingWindowBudget
+from streamal.messages import RequestReason
 
 __all__ = ["BudgetGate", "Decision", "Gate", "GateState", "Reason", "Route", "State"]
 
@@ -42,9 +43,9 @@ class Reason(IntEnum):
     EXPLORE = 3
 
     @property
-    def label(self) -> str:
+    def label(self) -> RequestReason:
         """The name on the wire, e.g. ``"uncertain"``."""
-        return self.name.lower()
+        return cast(RequestReason, self.name.lower())
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ class FeatureModel(StreamModel):
         return self.network(inputs)
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.network.embed(inputs)
+        return cast(Any, self.network).embed(inputs)
 
     def stochastic_logits(self, inputs: torch.Tensor, passes: int) -> torch.Tensor:
         """All passes in one batched forward pass."""
@@ -111,10 +112,9 @@ class FeatureModel(StreamModel):
         self.load_state_dict(best_state)
 
     def _tensors(self, labeled: Labeled) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and targets of the samples the model reads (the trainer checked them)."""
-        encoded = self.encode(labeled.samples)
-        targets = torch.as_tensor(labeled.targets[encoded.kept], device=self.device)
-        return encoded.inputs, targets
+        """Features and targets (the trainer passes only samples the model reads)."""
+        inputs = self.encode(labeled.samples).inputs
+        return inputs, torch.as_tensor(labeled.targets, device=self.device)
 
 
 def _batches(size: int, batch_size: int, min_steps: int) -> list[torch.Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -98,3 +98,32 @@ class Featurizer:
         if not np.isfinite(matrix).all():
             raise ValueError("produced a value that is not finite")
         return matrix
+
+
+class FeatureRows(Sequence[Sample]):
+    """The rows of a feature matrix as samples, made when read (a pool may hold millions).
+
+    >>> rows = FeatureRows(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    >>> len(rows), rows[1].features, [sample.id for sample in rows[:1]]
+    (2, [3.0, 4.0], ['a'])
+    """
+
+    def __init__(self, ids: list[str], features: np.ndarray) -> None:
+        self._ids, self._features = ids, features
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Sample.model_construct(
+            id=self._ids[index], features=self._features[index].tolist(), payload=None,
+            meta=None, ts=None,
+        )  # fmt: skip

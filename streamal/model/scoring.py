@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from streamal.errors import ConfigError
+from streamal.model.default import FeatureModel
 from streamal.model.predictor import Predictor
 from streamal.strategies import Score
 
@@ -17,11 +18,12 @@ def check_embeddings(predictor: Predictor, needs: bool, field: str, name: str) -
     embeddings and the model has no ``embed()`` to give them."""
     if needs and not predictor.has_embeddings:
         model = predictor.model
-        inside = getattr(model, "network", None)
-        what = f"{type(model).__name__} over {type(inside).__name__}" if inside else ""
+        if isinstance(model, FeatureModel):
+            what = f"the model's module ({type(model.network).__name__}, see model.module)"
+        else:
+            what = f"the model ({type(model).__name__}, see model.factory)"
         raise ConfigError(
-            f"config error: {field}: {name} needs embeddings, but the model ({what}; see "
-            "model.module or model.factory) has no embed() method"
+            f"config error: {field}: {name} needs embeddings, but {what} has no embed() method"
         )
 
 

@@ -12,20 +12,22 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from streamal.config import Settings
 from streamal.errors import ConfigError, MessageError, StreamalError
-from streamal.messages import LabelRequest, Sample, decode, encode, now
+from streamal.messages import Sample, decode, encode, now
 from streamal.model import ModelLoader, Predictor
+from streamal.model.features import FeatureRows
+from streamal.model.scoring import check_embeddings
+from streamal.requests import label_request, top_guesses
 from streamal.strategies import PoolConfig, PoolSelector, build_selector
-from streamal.stream.featurize import Featurizer
-from streamal.stream.scoring import check_embeddings
 from streamal.transport import Record, open_transport, topic_specs
 
 CHUNK = 65_536
@@ -38,25 +40,24 @@ class PoolError(StreamalError):
 
 @dataclass
 class Pool:
-    """The items to choose from: ids, their feature matrix, and the samples when known."""
+    """The items to choose from: their ids and samples."""
 
     ids: list[str]
-    features: np.ndarray
-    samples: list[Sample] | None = None
+    samples: Sequence[Sample]
 
 
-def read_pool(path: Path, settings: Settings) -> Pool:
+def read_pool(path: Path) -> Pool:
     """A pool from ``.jsonl`` (Samples) or ``.npz`` (``ids`` and ``features``)."""
     if not path.exists():
         raise PoolError(f"{path}: no such file")
     if path.suffix == ".npz":
-        return _read_npz(path, settings.model.n_features)
+        return _read_npz(path)
     if path.suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path, settings)
+        return _read_jsonl(path)
     raise PoolError(f"{path}: unknown pool format {path.suffix!r}; use .jsonl (Samples) or .npz")
 
 
-def _read_npz(path: Path, width: int) -> Pool:
+def _read_npz(path: Path) -> Pool:
     try:
         with np.load(path, allow_pickle=False) as data:
             ids, features = data["ids"], data["features"]
@@ -66,17 +67,18 @@ def _read_npz(path: Path, width: int) -> Pool:
         ) from None
     except (ValueError, OSError) as error:
         raise PoolError(f"{path}: not a readable .npz file ({error})") from None
-    if features.ndim != 2 or features.shape[1] != width or len(ids) != len(features):
+    if features.ndim != 2 or len(ids) != len(features):
         raise PoolError(
-            f"{path}: features must be [N, {width}] with one id each "
+            f"{path}: features must be [N, n_features] with one id each "
             f"(got {features.shape} and {len(ids)} ids)"
         )
     if not np.isfinite(features).all():
         raise PoolError(f"{path}: features must be finite numbers")
-    return Pool([str(i) for i in ids], features.astype(np.float32, copy=False))
+    ids = [str(i) for i in ids]
+    return Pool(ids, FeatureRows(ids, features.astype(np.float32, copy=False)))
 
 
-def _read_jsonl(path: Path, settings: Settings) -> Pool:
+def _read_jsonl(path: Path) -> Pool:
     samples: list[Sample] = []
     with path.open("rb") as lines:
         for number, line in enumerate(lines, 1):
@@ -86,11 +88,7 @@ def _read_jsonl(path: Path, settings: Settings) -> Pool:
                 samples.append(decode(Sample, line))
             except MessageError as error:
                 raise PoolError(f"{path}: line {number}: {error}") from None
-    featurized = Featurizer(settings.model)(samples)
-    if featurized.rejected:
-        index, reason = featurized.rejected[0]
-        raise PoolError(f"{path}: sample {samples[index].id!r}: {reason}")
-    return Pool([s.id for s in samples], featurized.matrix, samples)
+    return Pool([s.id for s in samples], samples)
 
 
 def load_model(settings: Settings, which: str) -> Predictor:
@@ -117,9 +115,18 @@ def selector_for(config: PoolConfig, predictor: Predictor) -> PoolSelector:
     return selector
 
 
+def encoded(predictor: Predictor, samples: Sequence[Sample]) -> Any:
+    """The model's input for ``samples``; a `PoolError` naming the first it cannot read."""
+    result = predictor.encode(samples)
+    if result.rejected:
+        index, reason = result.rejected[0]
+        raise PoolError(f"sample {samples[index].id!r}: {reason}")
+    return result.inputs
+
+
 def predict_pool(
     predictor: Predictor,
-    features: np.ndarray,
+    samples: Sequence[Sample],
     passes: int | None,
     embed: bool,
     progress: Progress | None,
@@ -127,8 +134,8 @@ def predict_pool(
     """Probabilities (``[N, C]``, or ``[T, N, C]`` with passes) and, if ``embed``, embeddings,
     in chunks."""
     probabilities, embeddings = [], []
-    for start in range(0, len(features), CHUNK):
-        chunk = features[start : start + CHUNK]
+    for start in range(0, len(samples), CHUNK):
+        chunk = encoded(predictor, samples[start : start + CHUNK])
         if passes:
             probabilities.append(predictor.stochastic(chunk, passes).cpu())
         else:
@@ -136,7 +143,7 @@ def predict_pool(
         if embed:
             embeddings.append(predictor.embeddings(chunk).cpu())
         if progress:
-            progress(min(start + CHUNK, len(features)), len(features))
+            progress(min(start + CHUNK, len(samples)), len(samples))
     return (
         torch.cat(probabilities, dim=1 if passes else 0),
         torch.cat(embeddings) if embed else None,
@@ -158,7 +165,7 @@ def select(
     budget: int,
     selector: PoolSelector,
     predictor: Predictor,
-    labeled: np.ndarray | None = None,
+    labeled: Sequence[Sample] | None = None,
     progress: Progress | None = None,
 ) -> Selection:
     """Score ``pool`` and pick ``budget`` items with ``selector`` (see `selector_for`); the
@@ -168,10 +175,12 @@ def select(
     started = time.perf_counter()
     config, embed = selector.config, selector.needs_embeddings
     passes = config.mc_passes if selector.score.needs_passes else None
-    probabilities, embeddings = predict_pool(predictor, pool.features, passes, embed, progress)
+    probabilities, embeddings = predict_pool(predictor, pool.samples, passes, embed, progress)
     labeled_embeddings = None
-    if labeled is not None and len(labeled):
-        labeled_embeddings = predictor.embeddings(labeled).cpu() if embed else None
+    if labeled:
+        labeled_embeddings = (
+            predictor.embeddings(encoded(predictor, labeled)).cpu() if embed else None
+        )
     elif config.diversity == "seals":
         raise PoolError("diversity seals needs labeled items: none are in the label store yet")
     try:
@@ -210,30 +219,17 @@ def send_to_annotators(
     settings: Settings, pool: Pool, selection: Selection, predictor: Predictor
 ) -> int:
     """Produce a LabelRequest per pick on the label-requests topic; how many."""
-    picked = selection.indices
-    probabilities = predictor.probabilities(pool.features[picked]).cpu()
-    top_p, top_i = probabilities.topk(min(settings.serve.top_k, probabilities.shape[1]), dim=1)
-    at = now()
+    picked = [pool.samples[int(i)] for i in selection.indices]
+    probabilities = predictor.probabilities(encoded(predictor, picked)).cpu()
+    guesses = top_guesses(probabilities, predictor.classes, settings.serve.top_k)
+    at, topic = now(), settings.topics.label_requests
     with open_transport(settings) as transport:
         transport.ensure_topics(topic_specs(settings.topics))
-        for row, index in enumerate(picked):
-            sample = pool.samples[index] if pool.samples else None
-            request = LabelRequest(
-                id=pool.ids[index],
-                features=pool.features[index].tolist() if sample is None else sample.features,
-                payload=None if sample is None else sample.payload,
-                meta=None if sample is None else sample.meta,
-                prediction=[
-                    {"label": predictor.classes[i], "p": float(p)}
-                    for i, p in zip(top_i[row].tolist(), top_p[row].tolist(), strict=True)
-                ],
-                utility=float(selection.utilities[row]),
-                reason="uncertain",
-                model_version=predictor.version,
-                requested_at=at,
+        for sample, guess, utility in zip(picked, guesses, selection.utilities, strict=True):
+            request = label_request(
+                sample, guess, float(utility), "uncertain", predictor.version, at
             )
-            topic = settings.topics.label_requests
-            transport.produce(Record(topic, encode(request), key=request.id.encode()))
+            transport.produce(Record(topic, encode(request), key=sample.id.encode()))
     return len(picked)
 
 

@@ -27,6 +27,7 @@ from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader
+from streamal.model.features import FeatureRows
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
 from streamal.stream.daemon import Daemon
@@ -79,7 +80,8 @@ def run_settings(
     }
     data["model"] |= {
         "n_features": stream.features.shape[1], "classes": stream.classes,
-        "store": str(workdir / "models"), "module": None, "featurizer": None,
+        "store": str(workdir / "models"), "module": None, "featurizer": None, "factory": None,
+        "options": {},
     }  # fmt: skip
     data["strategy"] |= {
         "score": score,
@@ -271,6 +273,7 @@ def _correct(settings: Settings, stream: LabeledStream, served: np.ndarray) -> n
         else:
             predictor = loader.load(loader.store.checkpoint(int(version)))
         rows = np.flatnonzero(served == version)
-        predicted = predictor.logits(stream.features[rows]).argmax(1).cpu().numpy()
+        samples = FeatureRows([stream.ids[i] for i in rows], stream.features[rows])
+        predicted = predictor.logits(predictor.encode(samples).inputs).argmax(1).cpu().numpy()
         correct[rows] = predicted == stream.labels[rows]
     return correct

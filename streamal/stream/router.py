@@ -1,4 +1,4 @@
-"""One micro-batch through the model: decode -> featurize -> predict -> score -> gates -> records.
+"""One micro-batch through the model: decode -> encode -> predict -> score -> gates -> records.
 
 `Router.plan` leaves the gates untouched; `Router.commit` applies their updates once the batch's
 records and offsets are committed, so an aborted batch changes nothing and is planned again to
@@ -30,9 +30,9 @@ from streamal.messages import (
     now,
 )
 from streamal.model import Predictor
+from streamal.model.scoring import check_embeddings, probabilities_and_utilities
+from streamal.requests import label_request, top_guesses
 from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
-from streamal.stream.featurize import Featurizer
-from streamal.stream.scoring import check_embeddings, probabilities_and_utilities
 from streamal.transport import Envelope, Record, record_size
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ class Router:
         self._at_random_score = build_score("random", seed=strategy.seed)
         self._at_random = strategy.score == "random"
         self._passes = strategy.mc_passes
-        self._featurize = Featurizer(settings.model)
         self._topics = settings.topics
         self._max_output_bytes = settings.transport.max_record_bytes
         self._max_sample_bytes = settings.serve.sample_limit(self._max_output_bytes)
@@ -105,13 +104,13 @@ class Router:
         plan = Plan()
         decoded = decode_batch(Sample, [e.value for e in envelopes], self._max_sample_bytes)
         samples = [message for _, message in decoded.valid]
-        featurized = self._featurize(samples)
-        dead = decoded.invalid + [(decoded.valid[i][0], why) for i, why in featurized.rejected]
+        encoded = self.predictor.encode(samples)
+        dead = decoded.invalid + [(decoded.valid[i][0], why) for i, why in encoded.rejected]
         for index, reason in sorted(dead):
             self._dead_letter(plan, envelopes[index], reason)
-        kept = [(envelopes[decoded.valid[i][0]], samples[i]) for i in featurized.kept]
+        kept = [(envelopes[decoded.valid[i][0]], samples[i]) for i in encoded.kept]
         if kept:
-            self._route(plan, kept, featurized.matrix)
+            self._route(plan, kept, encoded.inputs)
         return plan
 
     def commit(self, plan: Plan) -> None:
@@ -151,24 +150,24 @@ class Router:
         plan.records.append(dead_letter(envelope, reason, topic, limit))
         plan.routes["dead_letter"] += 1
 
-    def _predict(self, matrix: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def _predict(self, inputs: Any) -> tuple[torch.Tensor, np.ndarray]:
         """Class probabilities [B, C] (on the model's device) and utilities [B]."""
         if self.predictor.version == 0:  # untrained: explore at random
-            probabilities = self.predictor.probabilities(matrix)
+            probabilities = self.predictor.probabilities(inputs)
             utilities = self._at_random_score(probabilities)
         else:
             probabilities, utilities = probabilities_and_utilities(
-                self.predictor, self._score, matrix, self._passes
+                self.predictor, self._score, inputs, self._passes
             )
         return probabilities, np.asarray(torch.as_tensor(utilities).double().cpu())
 
-    def _route(self, plan: Plan, kept: list[tuple[Envelope, Sample]], matrix: np.ndarray) -> None:
+    def _route(self, plan: Plan, kept: list[tuple[Envelope, Sample]], inputs: Any) -> None:
         started = time.perf_counter()
-        probabilities, utilities_np = self._predict(matrix)
+        probabilities, utilities_np = self._predict(inputs)
         plan.predict_seconds = time.perf_counter() - started
         finite_p = torch.isfinite(probabilities).all(dim=1).cpu().numpy()
         finite = finite_p & np.isfinite(utilities_np)
-        if not finite.all():  # a model or featurizer can still produce NaN for some inputs
+        if not finite.all():  # a model can still produce NaN for some inputs
             for bad in np.flatnonzero(~finite):
                 why = (
                     f"score: the utility is not finite (got {utilities_np[bad]})"
@@ -179,14 +178,16 @@ class Router:
             keep = np.flatnonzero(finite)
             if not len(keep):
                 return
-            kept, matrix = [kept[i] for i in keep], matrix[keep]
+            kept = [kept[i] for i in keep]
             probabilities = probabilities[torch.as_tensor(keep, device=probabilities.device)]
             utilities_np = utilities_np[keep]
-        top_p, top_i = probabilities.topk(min(self._top_k, probabilities.shape[1]), dim=1)
+        top_p, top_i = probabilities.max(dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
 
-        routes, reasons = self._decide(plan, utilities_np, top_p_np[:, 0])
+        routes, reasons = self._decide(plan, utilities_np, top_p_np)
         version, at, classes = self.predictor.version, now(), self.predictor.classes
+        asked = torch.as_tensor(routes == Route.ORACLE, device=probabilities.device)
+        guesses = iter(top_guesses(probabilities[asked], classes, self._top_k))
         for row, (envelope, sample) in enumerate(kept):
             route = Route(routes[row])
             if sample.ts is not None:
@@ -195,22 +196,15 @@ class Router:
                 plan.routes["skip"] += 1
                 continue
             if route == Route.ORACLE:
-                reason = Reason(reasons[row])
-                guesses = [
-                    {"label": classes[i], "p": float(p)}
-                    for i, p in zip(top_i_np[row], top_p_np[row], strict=True)
-                ]
-                message: LabelRequest | AutoLabel = LabelRequest(
-                    id=sample.id, payload=sample.payload,
-                    features=matrix[row].tolist() if sample.features is None else sample.features,
-                    meta=sample.meta, prediction=guesses, utility=float(utilities_np[row]),
-                    reason=reason.label, model_version=version, requested_at=at,
+                message: LabelRequest | AutoLabel = label_request(
+                    sample, next(guesses), float(utilities_np[row]), Reason(reasons[row]).label,
+                    version, at,
                 )  # fmt: skip
                 topic = self._topics.label_requests
             else:  # Route.AUTO_LABEL
                 message = AutoLabel(
-                    id=sample.id, label=classes[top_i_np[row, 0]],
-                    confidence=float(top_p_np[row, 0]), model_version=version, labeled_at=at,
+                    id=sample.id, label=classes[top_i_np[row]],
+                    confidence=float(top_p_np[row]), model_version=version, labeled_at=at,
                 )  # fmt: skip
                 topic = self._topics.auto_labels
             record = Record(topic, encode(message), key=sample.id.encode())

@@ -1,28 +1,27 @@
-"""One training round: warm-start a challenger from the champion, train it on the labeled set
-with early stopping on a held-out part, and compare both on that same held-out part."""
+"""One training round: a fresh challenger trains on the labeled set (warm-started from the
+champion by the model's own `fit`), and both are compared on the same held-out labels."""
 
 from __future__ import annotations
 
-import copy
+import logging
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
-from streamal.model import MLP, ModelConfig, build_module
-from streamal.training.config import TrainConfig
+from streamal.model import Labeled, ModelFactory, Predictor, StreamModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class FitResult:
     """The challenger and how it and the champion did on the held-out labels."""
 
-    challenger: nn.Module
+    challenger: StreamModel
     accuracy: float
     champion_accuracy: float | None
-    epochs: int
     train_size: int
     validation_size: int
 
@@ -42,27 +41,12 @@ def held_out(ids: list[str], share: float) -> np.ndarray:
     return np.array([zlib.crc32(i.encode()) % 1000 < cut for i in ids], dtype=bool)
 
 
-def accuracy(module: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
-    """Share of ``labels`` the module predicts."""
-    module.eval()
-    with torch.inference_mode():
-        return float((module(features).argmax(1) == labels).float().mean())
-
-
-def _batches(
-    size: int, batch_size: int, min_steps: int, generator: torch.Generator
-) -> list[torch.Tensor]:
-    """One epoch's batches: a shuffled pass over ``size`` items, repeated until it makes at
-    least ``min_steps`` batches (a few labels still move the model, e.g. after a drift).
-
-    >>> [len(b) for b in _batches(10, 4, 5, torch.Generator().manual_seed(0))]
-    [4, 4, 2, 4, 4, 2]
-    """
-    batches: list[torch.Tensor] = []
-    while len(batches) < min_steps:
-        order = torch.randperm(size, generator=generator)
-        batches += list(order.split(batch_size))
-    return batches
+def accuracy(model: StreamModel, labeled: Labeled) -> float:
+    """Share of ``labeled`` the model predicts (of the samples it reads)."""
+    predictor = Predictor(model, 0)
+    encoded = predictor.encode(labeled.samples)
+    predicted = predictor.logits(encoded.inputs).argmax(1).cpu().numpy()
+    return float((predicted == labeled.targets[encoded.kept]).mean()) if encoded.kept else 0.0
 
 
 def warm_up() -> None:
@@ -72,64 +56,50 @@ def warm_up() -> None:
 
 
 def fit(
-    train: TrainConfig,
-    model: ModelConfig,
-    ids: list[str],
-    features: np.ndarray,
-    labels: np.ndarray,
-    champion: nn.Module | None,
+    fresh: ModelFactory,
+    labeled: Labeled,
+    validation_share: float,
+    champion: StreamModel | None,
     seed: int = 0,
 ) -> FitResult | None:
-    """Train a challenger on ``features`` / class indices ``labels``; None if too few labels.
+    """Train a challenger (a ``fresh()`` model) on ``labeled`` but for the held-out share
+    (`held_out`); None if either part would be empty.
 
-    The challenger starts from the champion's weights when there is one (warm start), else
-    from scratch; the default MLP's input scaling is fitted anew on the training features
-    (robust to outliers, see `robust_scaling`) either way.
+    Samples the model cannot read (stored before the model changed, say) are skipped with a
+    log line: the model's ``fit`` sees only samples its ``encode`` accepts.
     """
-    validation = held_out(ids, train.validation_share)
+    torch.manual_seed(seed)
+    challenger = fresh()
+    labeled = _readable(challenger, labeled)
+    validation = held_out([s.id for s in labeled.samples], validation_share)
     if validation.all() or not validation.any():
         return None
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    x, y = torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels)
-    x_train, y_train, x_val, y_val = x[~validation], y[~validation], x[validation], y[validation]
-
-    challenger = build_module(model)
-    if champion is not None:
-        challenger.load_state_dict(champion.state_dict())
-    if isinstance(challenger, MLP):  # refitted each round: no old outlier is inherited
-        challenger.fit_scaling(features[~validation], keep_function=champion is not None)
-    optimizer = torch.optim.Adam(challenger.parameters(), lr=train.learning_rate)
-    loss_of = nn.CrossEntropyLoss()
-
-    best_loss, best_state, stale, epochs = (
-        float("inf"),
-        copy.deepcopy(challenger.state_dict()),
-        0,
-        0,
-    )
-    for epoch in range(1, train.max_epochs + 1):
-        epochs = epoch
-        challenger.train()
-        for batch in _batches(len(x_train), train.batch_size, train.min_steps, generator):
-            optimizer.zero_grad()
-            loss_of(challenger(x_train[batch]), y_train[batch]).backward()
-            optimizer.step()
-        challenger.eval()
-        with torch.inference_mode():
-            loss = float(loss_of(challenger(x_val), y_val))
-        if loss < best_loss - 1e-4:
-            best_loss, best_state, stale = loss, copy.deepcopy(challenger.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= train.patience:
-                break
-    challenger.load_state_dict(best_state)
+    train_part, validation_part = _split(labeled, ~validation), _split(labeled, validation)
+    challenger.fit(train_part, validation_part, champion)
+    challenger.network.eval()
     return FitResult(
         challenger=challenger,
-        accuracy=accuracy(challenger, x_val, y_val),
-        champion_accuracy=None if champion is None else accuracy(champion, x_val, y_val),
-        epochs=epochs,
-        train_size=len(x_train),
-        validation_size=len(x_val),
+        accuracy=accuracy(challenger, validation_part),
+        champion_accuracy=None if champion is None else accuracy(champion, validation_part),
+        train_size=len(train_part),
+        validation_size=len(validation_part),
     )
+
+
+def _readable(model: StreamModel, labeled: Labeled) -> Labeled:
+    rejected = model.encode(labeled.samples).rejected
+    if not rejected:
+        return labeled
+    index, reason = rejected[0]
+    log.warning(
+        "skipped %d labeled samples the model cannot read, e.g. %r: %s",
+        len(rejected), labeled.samples[index].id, reason,
+    )  # fmt: skip
+    keep = np.ones(len(labeled), dtype=bool)
+    keep[[i for i, _ in rejected]] = False
+    return _split(labeled, keep)
+
+
+def _split(labeled: Labeled, mask: np.ndarray) -> Labeled:
+    samples = [sample for sample, keep in zip(labeled.samples, mask, strict=True) if keep]
+    return Labeled(samples, labeled.targets[mask])

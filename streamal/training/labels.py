@@ -1,5 +1,8 @@
 """The trainer's durable labeled set: label requests joined with the annotators' answers by id.
 
+A request is kept with what the model learns from: its ``features`` and its ``payload`` (a
+payload-only sample, text or an image, trains as well as a feature vector).
+
 Everything lives in one SQLite file. A label may come before its request (kept pending until
 the request arrives, or dropped after a TTL), long after it, or more than once: each answer is a
 vote keyed by its position in the ``labels`` topic, so replaying the topic after a crash never
@@ -16,12 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
-
-from streamal.errors import MessageError, StreamalError
-from streamal.messages import FLOAT32_MAX, LabelRequest, OracleLabel
+from streamal.errors import StreamalError
+from streamal.messages import LabelRequest, OracleLabel, Sample
 from streamal.sqlite import open_sqlite, write_transaction
 
 FORMAT = "streamal-labels"
@@ -30,7 +31,7 @@ VERSION = "1"
 SCHEMA = """
 CREATE TABLE requests(id TEXT PRIMARY KEY, features TEXT, predicted TEXT NOT NULL,
     confidence REAL NOT NULL, reason TEXT NOT NULL, model_version INTEGER NOT NULL,
-    requested_at REAL NOT NULL, seq INTEGER NOT NULL);
+    requested_at REAL NOT NULL, seq INTEGER NOT NULL, payload TEXT);
 CREATE TABLE votes(source TEXT PRIMARY KEY, id TEXT NOT NULL, label TEXT NOT NULL,
     annotator TEXT, labeled_at REAL NOT NULL, received_at REAL NOT NULL, seq INTEGER NOT NULL);
 CREATE INDEX votes_by_id ON votes(id);
@@ -61,10 +62,10 @@ class Joined:
 
 @dataclass(frozen=True)
 class LabeledSet:
-    """Features and resolved labels of every labeled request, in arrival order."""
+    """The samples (features and payload) and resolved labels of every labeled request, in
+    arrival order, with the reason each was asked."""
 
-    ids: list[str]
-    features: np.ndarray
+    samples: list[Sample]
     labels: list[str]
     reasons: list[str]
 
@@ -79,10 +80,6 @@ class LabelStore:
     duplicates
         ``latest`` keeps the newest answer of an id; ``majority`` the most frequent (ties go
         to the newest).
-    n_features
-        The model's input width: a request of another width is refused, and a stored one
-        (kept before requests were checked) is skipped when read. ``None`` (a reader that does
-        not know the model) takes the width of the first stored request.
     """
 
     def __init__(
@@ -90,11 +87,9 @@ class LabelStore:
         path: Path,
         classes: list[str],
         duplicates: Literal["latest", "majority"] = "latest",
-        n_features: int | None = None,
     ) -> None:
         self._path = path
         self._duplicates = duplicates
-        self._width = n_features
         self._db = _open(path, classes)
         row = self._db.execute(
             "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
@@ -108,23 +103,18 @@ class LabelStore:
     # -- writing --------------------------------------------------------------------------
 
     def add_request(self, request: LabelRequest) -> Joined | None:
-        """Keep a request's features; the pending vote that was waiting for it, if any, joins.
-
-        Raises `MessageError` for features the model cannot read (another width, a value
-        beyond float32).
-        """
-        if request.features is None or not request.prediction:
-            return None
-        if (problem := _misfit(request.features, self._width)) is not None:
-            raise MessageError(problem)
+        """Keep a request's features and payload (the caller checked that the model reads
+        them); the pending vote that was waiting for it, if any, joins."""
         top = request.prediction[0]
+        features = None if request.features is None else json.dumps(request.features)
+        payload = None if request.payload is None else json.dumps(request.payload)
         with self._writing():
             self._seq += 1
             inserted = self._db.execute(
-                "INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    request.id, json.dumps(request.features), top.label, top.p, request.reason,
-                    request.model_version, request.requested_at.timestamp(), self._seq,
+                    request.id, features, top.label, top.p, request.reason,
+                    request.model_version, request.requested_at.timestamp(), self._seq, payload,
                 ),
             ).rowcount  # fmt: skip
         return self._joined(request.id) if inserted else None
@@ -203,14 +193,13 @@ class LabelStore:
         """Every request with a label, with its resolved label; ``since`` keeps only those
         labeled after that point (see `Joined.seq`), e.g. the labels of a new concept."""
         rows = self._db.execute(
-            f"SELECT r.id, r.features, r.reason FROM requests r WHERE {HAS_LABEL}"
+            f"SELECT r.id, r.features, r.payload, r.reason FROM requests r WHERE {HAS_LABEL}"
             " AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ? ORDER BY r.seq",
             (since,),
         ).fetchall()
-        features, kept = self._matrix(rows)
-        ids = [rows[i][0] for i in kept]
-        labels = [self.label_of(i) or "" for i in ids]
-        return LabeledSet(ids, features, labels, [rows[i][2] for i in kept])
+        samples = [_sample(*row[:3]) for row in rows]
+        labels = [self.label_of(sample.id) or "" for sample in samples]
+        return LabeledSet(samples, labels, [row[3] for row in rows])
 
     def last_round(self) -> tuple[int, int]:
         """The labels no round has used yet (requests whose first answer met them since: a
@@ -225,28 +214,13 @@ class LabelStore:
         )
         return int(untrained.fetchone()[0]), int(meta.get("concept_start", "0"))
 
-    def recent_features(self, count: int, reason: str) -> np.ndarray:
-        """Features of the newest ``count`` requests asked for ``reason``, labeled or not."""
+    def recent_samples(self, count: int, reason: str) -> list[Sample]:
+        """The newest ``count`` requests asked for ``reason``, labeled or not, as samples."""
         rows = self._db.execute(
-            "SELECT id, features FROM requests WHERE reason=? ORDER BY seq DESC LIMIT ?",
+            "SELECT id, features, payload FROM requests WHERE reason=? ORDER BY seq DESC LIMIT ?",
             (reason, count),
         ).fetchall()
-        return self._matrix(rows)[0]
-
-    def _matrix(self, rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, list[int]]:
-        """The features (JSON, second column) of ``rows`` as a float32 matrix, and the
-        indices of the rows it holds: a row the model cannot read is skipped with a log line."""
-        vectors = [json.loads(row[1]) for row in rows]
-        width = self._width or (len(vectors[0]) if vectors else 0)
-        problems = [_misfit(vector, width) for vector in vectors]
-        kept = [i for i, problem in enumerate(problems) if problem is None]
-        if skipped := [i for i, problem in enumerate(problems) if problem is not None]:
-            log.warning(
-                "skipped %d stored requests the model cannot read, e.g. %r: %s",
-                len(skipped), rows[skipped[0]][0], problems[skipped[0]],
-            )  # fmt: skip
-        features = np.array([vectors[i] for i in kept], dtype=np.float32)
-        return features.reshape(len(kept), width), kept
+        return [_sample(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Requests, labeled requests, votes, and votes waiting for their request."""
@@ -261,18 +235,19 @@ class LabelStore:
         }
 
 
-def _misfit(features: list[float], width: int | None) -> str | None:
-    """Why the model cannot read ``features`` (``width`` values, each a finite float32).
+def _sample(sample_id: str, features: str | None, payload: str | None) -> Sample:
+    """A stored request as the sample the model reads (checked when it was stored).
 
-    >>> _misfit([1.0, 2.0], 2), _misfit([1.0], 2), _misfit([1.0, 1e39], 2)
-    (None, 'features: expected 2 values (got 1)', 'features.1: beyond float32 (got 1e+39)')
+    >>> _sample("a", "[1.0, 2.0]", None).features, _sample("b", None, '"hi"').payload
+    ([1.0, 2.0], 'hi')
     """
-    if width is not None and len(features) != width:
-        return f"features: expected {width} values (got {len(features)})"
-    for index, value in enumerate(features):
-        if not abs(value) <= FLOAT32_MAX:  # also NaN
-            return f"features.{index}: beyond float32 (got {value!r})"
-    return None
+    return Sample.model_construct(
+        id=sample_id,
+        features=None if features is None else json.loads(features),
+        payload=None if payload is None else json.loads(payload),
+        meta=None,
+        ts=None,
+    )
 
 
 def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
@@ -284,4 +259,18 @@ def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
     if json.loads(meta.get("classes", "[]")) != classes:
         db.close()
         raise LabelStoreError(f"{path}: made for classes {meta['classes']}, not {classes}")
+    _keep_payloads(db, path)
     return db
+
+
+def _keep_payloads(db: sqlite3.Connection, path: Path) -> None:
+    """Give a store made before payloads were kept its ``payload`` column (once)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if "payload" not in columns:
+        try:
+            with write_transaction(db):
+                db.execute("ALTER TABLE requests ADD COLUMN payload TEXT")
+        except sqlite3.OperationalError as reason:
+            if "duplicate column" not in str(reason):  # another process added it meanwhile
+                raise LabelStoreError(f"{path}: cannot add payloads ({reason})") from None
+        log.info("%s: label requests now keep their payloads", path)

@@ -17,9 +17,10 @@ import torch
 
 from streamal.config import Settings
 from streamal.gates import precision_lower_bound, select_threshold
+from streamal.messages import Sample
 from streamal.model import Predictor
+from streamal.model.scoring import probabilities_and_utilities
 from streamal.strategies import build_score
-from streamal.stream.scoring import probabilities_and_utilities
 
 MIN_UTILITY_THRESHOLD = 1e-6  # the variable-uncertainty gates need a threshold > 0
 
@@ -27,30 +28,34 @@ MIN_UTILITY_THRESHOLD = 1e-6  # the variable-uncertainty gates need a threshold 
 MIN_RANDOM_REQUESTS = 100
 
 
-def budget_threshold(settings: Settings, predictor: Predictor, recent: np.ndarray) -> float | None:
+def budget_threshold(
+    settings: Settings, predictor: Predictor, recent: list[Sample]
+) -> float | None:
     """The ``1 - budget`` quantile of the utilities of ``recent`` randomly asked samples
-    (None with fewer than `MIN_RANDOM_REQUESTS`)."""
-    if len(recent) < MIN_RANDOM_REQUESTS:
+    (None with fewer than `MIN_RANDOM_REQUESTS` the model reads)."""
+    encoded = predictor.encode(recent)
+    if len(encoded.kept) < MIN_RANDOM_REQUESTS:
         return None
     strategy = settings.strategy
     score = build_score(strategy.score, seed=strategy.seed)
-    _, utilities = probabilities_and_utilities(predictor, score, recent, strategy.mc_passes)
+    _, utilities = probabilities_and_utilities(predictor, score, encoded.inputs, strategy.mc_passes)
     values = np.asarray(torch.as_tensor(utilities).double().cpu())
     return max(float(np.quantile(values, 1 - strategy.budget)), MIN_UTILITY_THRESHOLD)
 
 
 def auto_label_threshold(
-    settings: Settings, predictor: Predictor, features: np.ndarray, labels: list[str]
+    settings: Settings, predictor: Predictor, samples: list[Sample], labels: list[str]
 ) -> tuple[float, float] | None:
-    """The auto-label threshold for the precision target on audited samples, with the
-    precision's lower bound there; None while no threshold qualifies."""
+    """The auto-label threshold for the precision target on audited ``samples`` (with their
+    ``labels``), with the precision's lower bound there; None while no threshold qualifies."""
     auto = settings.strategy.auto_label
-    if len(labels) < auto.min_audits:
+    encoded = predictor.encode(samples)
+    if len(encoded.kept) < auto.min_audits:
         return None
-    probabilities = predictor.probabilities(features)
+    probabilities = predictor.probabilities(encoded.inputs)
     confidence, predicted = probabilities.max(dim=1)
     names = np.array(predictor.classes)[predicted.cpu().numpy()]
-    correct = names == np.array(labels)
+    correct = names == np.array(labels)[encoded.kept]
     confidences = confidence.double().cpu().numpy()
     method, level = auto.bound, auto.confidence_level
     threshold = select_threshold(

@@ -1,11 +1,12 @@
 """``streamal train``: keep the labeled set, train in rounds, publish better models.
 
-The trainer consumes ``label-requests`` (features and the prediction made at request time)
-and ``labels`` (the annotators' answers) in its own group. Each record is written to the
-label store before its offset is committed, and the store ignores a record it already has, so
-a crash at any point loses no label and counts none twice. A round runs every ``interval_s``
-(when labels came), as soon as ``min_new_labels`` came, or early after a drift. A challenger
-is published only if it does no worse than the champion on the same held-out labels.
+The trainer consumes ``label-requests`` (the sample's features and payload, and the prediction
+made at request time; a request the model cannot read is dead-lettered) and ``labels`` (the
+annotators' answers) in its own group. Each record is written to the label store before its
+offset is committed, and the store ignores a record it already has, so a crash at any point
+loses no label and counts none twice. A round runs every ``interval_s`` (when labels came), as
+soon as ``min_new_labels`` came, or early after a drift. A challenger is published only if it
+does no worse than the champion on the same held-out labels.
 
 A broker that is unreachable, stalled or rebalancing, or a label store that cannot be written
 (a full disk), does not stop the trainer: it logs one line, backs off, and consumes again from
@@ -30,9 +31,9 @@ from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.errors import MessageError, ModelError, TransportError
 from streamal.http import OpsServer
-from streamal.messages import ExploreBoost, LabelRequest, OracleLabel, decode, now
+from streamal.messages import ExploreBoost, LabelRequest, OracleLabel, Sample, decode, now
 from streamal.metrics import Metrics
-from streamal.model import ModelLoader, ModelStore, Predictor, pick_device
+from streamal.model import Labeled, ModelLoader, ModelStore, Predictor
 from streamal.model.announce import announcement_record
 from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
@@ -91,10 +92,10 @@ class Trainer:
         self._idle_timeout_s = idle_timeout_s
         self._stopping = threading.Event()
         config = settings.train
-        self.labels = LabelStore(
-            config.label_store, settings.model.classes, config.duplicates, settings.model.n_features
-        )
+        self.labels = LabelStore(config.label_store, settings.model.classes, config.duplicates)
         self.models = ModelStore(settings.model.store, settings.model.name)
+        self._loader = ModelLoader(settings.model, settings.strategy.seed, self.metrics)
+        self._reader = self._loader.fresh()  # checks that the model reads a request
         self.champion = self._load_champion()
         warm_up()
         self._drift = DriftMonitor(config.drift)
@@ -231,8 +232,11 @@ class Trainer:
 
     def _add_request(self, envelope: Envelope) -> Joined | None:
         request = decode(LabelRequest, envelope.value)
-        if request.features is None:
-            raise MessageError("features: missing, so there is nothing to train on")
+        if request.features is None and request.payload is None:
+            raise MessageError("features and payload: both missing, so there is nothing to learn")
+        sample = Sample(id=request.id, features=request.features, payload=request.payload)
+        if rejected := self._reader.encode([sample]).rejected:
+            raise MessageError(f"the model cannot read it: {rejected[0][1]}")
         return self.labels.add_request(request)
 
     def _add_label(self, envelope: Envelope) -> Joined | None:
@@ -297,13 +301,13 @@ class Trainer:
         classes = self.settings.model.classes
         index = {name: i for i, name in enumerate(classes)}
         targets = np.array([index[label] for label in data.labels], dtype=np.int64)
-        champion = self.champion.predictor.module if self.champion else None
-        result = fit(
-            self.settings.train, self.settings.model, data.ids, data.features, targets, champion
-        )
+        champion = self.champion.predictor.model if self.champion else None
+        labeled = Labeled(data.samples, targets)
+        share, seed = self.settings.train.validation_share, self.settings.strategy.seed
+        result = fit(self._loader.fresh, labeled, share, champion, seed)
         self.metrics.training_seconds.observe(time.monotonic() - started)
         if result is None:
-            self._count("too_few_labels", "round %d: too few labels (%d)", len(data.ids))
+            self._count("too_few_labels", "round %d: too few labels (%d)", len(data.samples))
             return
         metrics = {"accuracy": result.accuracy}
         if self._recent:
@@ -317,18 +321,16 @@ class Trainer:
             )  # fmt: skip
             self._retune_champion(transport, data)
             return
-        predictor = Predictor(
-            result.challenger, classes, 0, pick_device(self.settings.model.device)
-        )
+        predictor = Predictor(result.challenger, 0)
         try:  # a diverged challenger would be refused by every replica: never publish it
-            check_finite(predictor, self.settings.model.n_features, "the challenger")
+            check_finite(predictor, "the challenger")
         except ModelError as error:
             self._count("rejected", "round %d: %s; keeping the champion", error)
             if self.champion is not None:
                 self._retune_champion(transport, data)
             return
         thresholds = self._thresholds(predictor, data)
-        checkpoint = self.models.save(result.challenger, classes, metrics, thresholds)
+        checkpoint = self.models.save(result.challenger.state_dict(), classes, metrics, thresholds)
         predictor.version = checkpoint.version
         self.champion = _Champion(checkpoint, predictor)
         self._announce(transport, checkpoint, thresholds)
@@ -352,12 +354,15 @@ class Trainer:
 
     def _thresholds(self, predictor: Predictor, data: LabeledSet) -> dict[str, float]:
         thresholds: dict[str, float] = {}
-        recent = self.labels.recent_features(self.settings.train.recent_requests, "explore")
+        recent = self.labels.recent_samples(self.settings.train.recent_requests, "explore")
         if (budget := budget_threshold(self.settings, predictor, recent)) is not None:
             thresholds["budget"] = budget
         audited = [i for i, reason in enumerate(data.reasons) if reason == "audit"]
         auto = auto_label_threshold(
-            self.settings, predictor, data.features[audited], [data.labels[i] for i in audited]
+            self.settings,
+            predictor,
+            [data.samples[i] for i in audited],
+            [data.labels[i] for i in audited],
         )
         if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
@@ -387,8 +392,7 @@ class Trainer:
 
     def _load_champion(self) -> _Champion | None:
         """The newest stored version that verifies (newer ones that do not are skipped)."""
-        settings = self.settings
-        newest = ModelLoader(settings.model, settings.strategy.seed, self.metrics).newest()
+        newest = self._loader.newest()
         if newest is None:
             return None
         checkpoint, predictor = newest

@@ -59,11 +59,11 @@ def planted(store: ModelStore, version: int, data: bytes) -> Checkpoint:
 
 def test_a_stored_version_loads_as_a_predictor_of_its_version(loader: ModelLoader) -> None:
     original = mlp()
-    checkpoint = loader.store.save(original, CLASSES)
+    checkpoint = loader.store.save(original.state_dict(), CLASSES)
     predictor = loader.load(checkpoint)
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     assert predictor.version == 1 and predictor.classes == CLASSES
-    assert torch.equal(predictor.logits(x).cpu(), original(torch.as_tensor(x)))
+    assert torch.equal(predictor.logits(torch.as_tensor(x)).cpu(), original(torch.as_tensor(x)))
     assert refusals(loader) == 0
 
 
@@ -72,20 +72,22 @@ def test_a_stored_version_loads_as_a_predictor_of_its_version(loader: ModelLoade
     [("head.weight", float("nan")), ("body.0.bias", float("inf")), ("std", -float("inf"))],
 )
 def test_non_finite_weights_are_refused(loader: ModelLoader, name: str, value: float) -> None:
-    checkpoint = loader.store.save(poisoned(name, value), CLASSES)  # its sha256 matches
+    checkpoint = loader.store.save(
+        poisoned(name, value).state_dict(), CLASSES
+    )  # its sha256 matches
     with pytest.raises(ModelError, match=f"tensor '{name}' holds NaN or inf"):
         loader.load(checkpoint)
     assert refusals(loader) == 1
 
 
 def test_finite_weights_with_non_finite_logits_are_refused(loader: ModelLoader) -> None:
-    checkpoint = loader.store.save(poisoned("std", 0.0), CLASSES)  # 0 / 0 on the probe
+    checkpoint = loader.store.save(poisoned("std", 0.0).state_dict(), CLASSES)  # 0 / 0 on the probe
     with pytest.raises(ModelError, match="non-finite logits on a trial input"):
         loader.load(checkpoint)
 
 
 def test_a_tampered_checkpoint_is_refused(loader: ModelLoader) -> None:
-    checkpoint = loader.store.save(mlp(), CLASSES)
+    checkpoint = loader.store.save(mlp().state_dict(), CLASSES)
     path = loader.store.weights_path(1)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ModelError, match="sha256 mismatch"):
@@ -93,13 +95,13 @@ def test_a_tampered_checkpoint_is_refused(loader: ModelLoader) -> None:
 
 
 def test_a_checkpoint_of_another_shape_is_refused(loader: ModelLoader) -> None:
-    checkpoint = loader.store.save(mlp(hidden=16), CLASSES)
+    checkpoint = loader.store.save(mlp(hidden=16).state_dict(), CLASSES)
     with pytest.raises(ModelError, match="does not fit the model"):
         loader.load(checkpoint)
 
 
 def test_a_checkpoint_of_other_classes_is_refused(loader: ModelLoader) -> None:
-    checkpoint = loader.store.save(mlp(), ["x", "y", "z"])
+    checkpoint = loader.store.save(mlp().state_dict(), ["x", "y", "z"])
     with pytest.raises(ModelError, match=r"classes \['x', 'y', 'z'\] differ"):
         loader.load(checkpoint)
 
@@ -122,14 +124,16 @@ def test_pickled_code_is_not_executed(loader: ModelLoader, tmp_path: Path) -> No
 
 
 def test_a_missing_file_is_refused(loader: ModelLoader) -> None:
-    checkpoint = replace(loader.store.save(mlp(), CLASSES), version=2)
+    checkpoint = replace(loader.store.save(mlp().state_dict(), CLASSES), version=2)
     checkpoint = replace(checkpoint, uri=loader.store.weights_path(2).as_uri())
     with pytest.raises(ModelError, match="cannot read checkpoint \\(No such file"):
         loader.load(checkpoint)
 
 
 def test_a_uri_outside_the_model_folder_is_refused(loader: ModelLoader, tmp_path: Path) -> None:
-    elsewhere = ModelStore(tmp_path / "elsewhere", "default").save(mlp(), CLASSES)  # verifies
+    elsewhere = ModelStore(tmp_path / "elsewhere", "default").save(
+        mlp().state_dict(), CLASSES
+    )  # verifies
     folder = loader.store.folder
     (folder / "v000001.pt").symlink_to(Path(elsewhere.uri.removeprefix("file://")))
     outside = [
@@ -146,7 +150,7 @@ def test_a_uri_outside_the_model_folder_is_refused(loader: ModelLoader, tmp_path
 
 
 def test_a_uri_must_be_the_file_of_the_announced_version(loader: ModelLoader) -> None:
-    real = loader.store.save(mlp(), CLASSES)
+    real = loader.store.save(mlp().state_dict(), CLASSES)
     with pytest.raises(ModelError, match=r"not the checkpoint of v999999 \(v999999\.pt\)"):
         loader.load(replace(real, version=999999))  # v1's file, announced as v999999
     with pytest.raises(ModelError, match="No such file"):
@@ -167,7 +171,7 @@ def test_a_fifo_or_a_folder_is_refused_at_once(loader: ModelLoader) -> None:
 
 
 def test_a_checkpoint_over_the_size_limit_is_refused_unread(loader: ModelLoader) -> None:
-    limit = size_limit(mlp())
+    limit = size_limit(loader.fresh())
     checkpoint = planted(loader.store, 1, b"")
     with loader.store.weights_path(1).open("wb") as sparse:
         sparse.truncate(limit + 1)
@@ -180,10 +184,10 @@ def test_newest_skips_the_versions_that_do_not_verify_and_says_why(
 ) -> None:
     store = loader.store
     assert loader.newest() is None
-    good = store.save(mlp(), CLASSES, thresholds={"budget": 0.3})
-    store.save(mlp(), CLASSES)
+    good = store.save(mlp().state_dict(), CLASSES, thresholds={"budget": 0.3})
+    store.save(mlp().state_dict(), CLASSES)
     store.weights_path(2).write_bytes(b"scrambled")
-    store.save(poisoned("head.bias", float("nan")), CLASSES)
+    store.save(poisoned("head.bias", float("nan")).state_dict(), CLASSES)
     (store.folder / "v000004.json").write_text("{half")
     with caplog.at_level(logging.WARNING, logger="streamal.model.loader"):
         newest = loader.newest()
@@ -209,7 +213,7 @@ def test_a_named_file_may_lie_anywhere_but_is_verified(loader: ModelLoader, tmp_
     predictor = loader.load_file(tmp_path / "mine.pt")
     assert predictor.version == 0
     x = torch.randn(3, 4)
-    assert torch.equal(predictor.logits(x.numpy()).cpu(), original(x))
+    assert torch.equal(predictor.logits(x).cpu(), original(x))
     torch.save(poisoned("head.weight", float("nan")).state_dict(), tmp_path / "nan.pt")
     with pytest.raises(ModelError, match="holds NaN or inf"):
         loader.load_file(tmp_path / "nan.pt")
@@ -220,6 +224,6 @@ def test_version_0_is_the_same_untrained_model_for_the_same_seed(tmp_path: Path)
     config = ModelConfig(n_features=4, classes=CLASSES, hidden=[8], store=tmp_path, device="cpu")
     first, second = ModelLoader(config, seed=3).untrained(), ModelLoader(config, seed=3).untrained()
     other = ModelLoader(config, seed=4).untrained()
-    x = np.ones((2, 4), dtype=np.float32)
+    x = torch.ones(2, 4)
     assert first.version == 0 and torch.equal(first.logits(x), second.logits(x))
     assert not torch.equal(first.logits(x), other.logits(x))

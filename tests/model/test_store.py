@@ -25,13 +25,13 @@ def mlp(hidden: int = 8) -> MLP:
 def test_versions_increase_and_round_trip(tmp_path: Path) -> None:
     store = ModelStore(tmp_path, "default")
     assert store.latest() is None
-    first = store.save(mlp(), CLASSES, metrics={"accuracy": 0.8})
+    first = store.save(mlp().state_dict(), CLASSES, metrics={"accuracy": 0.8})
     original = mlp()
-    second = store.save(original, CLASSES, thresholds={"auto_label": 0.97})
+    second = store.save(original.state_dict(), CLASSES, thresholds={"auto_label": 0.97})
     assert (first.version, second.version) == (1, 2)
     assert store.versions() == [1, 2] and store.latest() == second
     config = ModelConfig(n_features=4, classes=CLASSES, hidden=[8], dropout=0, store=tmp_path)
-    loaded = ModelLoader(config).load(second).module.cpu()
+    loaded = ModelLoader(config).load(second).model.network.cpu()
     x = torch.randn(5, 4)
     assert torch.equal(loaded(x), original(x))
     assert store.checkpoint(1).metrics == {"accuracy": 0.8}
@@ -43,7 +43,7 @@ def test_checkpoints_get_the_permissions_of_their_folder(
 ) -> None:
     store = ModelStore(tmp_path, "default")
     (tmp_path / "default").chmod(folder)
-    checkpoint = store.save(mlp(), CLASSES)
+    checkpoint = store.save(mlp().state_dict(), CLASSES)
     store.retune(checkpoint, {"budget": 0.5})
     for name in ("v000001.pt", "v000001.json"):
         assert stat.S_IMODE((tmp_path / "default" / name).stat().st_mode) == files, name
@@ -56,10 +56,10 @@ from streamal.errors import ModelError
 from streamal.model import MLP, ModelStore
 
 store = ModelStore(Path(sys.argv[1]), "default")
-checkpoint = store.save(MLP(4, 3, [8], 0.0), ["a", "b", "c"])
+checkpoint = store.save(MLP(4, 3, [8], 0.0).state_dict(), ["a", "b", "c"])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))  # smaller than any checkpoint file
-for attempt in (lambda: store.save(MLP(4, 3, [8], 0.0), ["a", "b", "c"]),
+for attempt in (lambda: store.save(MLP(4, 3, [8], 0.0).state_dict(), ["a", "b", "c"]),
                 lambda: store.retune(checkpoint, {"budget": 0.5})):
     try:
         attempt()
@@ -91,7 +91,7 @@ def test_a_foreign_directory_is_refused_and_untouched(tmp_path: Path) -> None:
 
 def test_incomplete_versions_are_invisible(tmp_path: Path) -> None:
     store = ModelStore(tmp_path, "default")
-    store.save(mlp(), CLASSES)
+    store.save(mlp().state_dict(), CLASSES)
     (tmp_path / "default" / "v000002.pt").write_bytes(b"half written, no metadata yet")
     latest = store.latest()
     assert latest is not None and latest.version == 1

@@ -31,7 +31,7 @@ def setup(tmp_path: Path) -> tuple[Settings, str, Path]:
         train={"label_store": str(tmp_path / "labels.sqlite")},
     )
     torch.manual_seed(0)
-    ModelStore(settings.model.store, "default").save(MLP(4, 3, [8], 0.1), CLASSES)
+    ModelStore(settings.model.store, "default").save(MLP(4, 3, [8], 0.1).state_dict(), CLASSES)
     rng = np.random.default_rng(0)
     pool = tmp_path / "pool.npz"
     np.savez(pool, ids=np.array([f"p{i}" for i in range(300)]),
@@ -84,12 +84,11 @@ def test_top_k_by_margin_picks_the_most_uncertain(setup, tmp_path: Path) -> None
     assert lines[0] == "id,utility,rank"
     utilities = [float(line.split(",")[1]) for line in lines[1:]]
     assert utilities == sorted(utilities, reverse=True)
-    from streamal.pool.job import load_model, read_pool
+    from streamal.pool.job import encoded, load_model, read_pool
     from streamal.strategies import margin
 
-    everything = margin(
-        load_model(settings, "latest").probabilities(read_pool(pool, settings).features)
-    )
+    predictor = load_model(settings, "latest")
+    everything = margin(predictor.probabilities(encoded(predictor, read_pool(pool).samples)))
     assert min(utilities) >= float(torch.sort(everything, descending=True).values[9]) - 1e-6
 
 
@@ -179,7 +178,7 @@ def test_a_named_checkpoint_with_nan_weights_is_refused_in_one_line(setup, tmp_p
 def test_latest_is_the_newest_stored_version_that_verifies(setup, tmp_path: Path) -> None:
     settings, config, pool = setup
     store = ModelStore(settings.model.store, "default")
-    store.save(MLP(4, 3, [8], 0.1), CLASSES)
+    store.save(MLP(4, 3, [8], 0.1).state_dict(), CLASSES)
     (settings.model.store / "default" / "v000002.pt").write_bytes(b"scrambled")
     result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "o.csv"))
     assert result.returncode == 0, result.stderr
@@ -198,10 +197,11 @@ def test_a_users_score_and_selector_named_by_import_path_pick(setup, tmp_path: P
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["p299", "p298", "p297", "p296", "p295"]
-    from streamal.pool.job import load_model, read_pool
+    from streamal.pool.job import encoded, load_model, read_pool
 
-    features = read_pool(pool, settings).features[[299, 298, 297, 296, 295]]
-    second = load_model(settings, "latest").probabilities(features)[:, 1]
+    samples = [read_pool(pool).samples[i] for i in (299, 298, 297, 296, 295)]
+    predictor = load_model(settings, "latest")
+    second = predictor.probabilities(encoded(predictor, samples))[:, 1]
     assert [r["utility"] for r in rows] == pytest.approx(second.tolist(), abs=1e-6)
 
 
@@ -212,7 +212,7 @@ def plain_model(setup, tmp_path: Path) -> tuple[str, Path]:
     model = settings.model.model_copy(update={"module": f"{PLUGINS}:plain", "name": "plain"})
     from tests.plugins_for_tests import plain
 
-    ModelStore(model.store, model.name).save(plain(4, 3), CLASSES)
+    ModelStore(model.store, model.name).save(plain(4, 3).state_dict(), CLASSES)
     plain_settings = settings.model_copy(update={"model": model})
     return write_config(plain_settings, tmp_path / "plain.yaml"), pool
 

@@ -105,7 +105,7 @@ def store_model(settings: Settings, thresholds: dict[str, float], seed: int = 0)
 
     torch.manual_seed(seed)
     store = ModelStore(settings.model.store, settings.model.name)
-    store.save(MLP(4, 3, [16], 0.0), CLASSES, thresholds=thresholds)
+    store.save(MLP(4, 3, [16], 0.0).state_dict(), CLASSES, thresholds=thresholds)
 
 
 def test_records_and_metrics_agree_on_every_route(cluster: Settings, tmp_path: Path) -> None:
@@ -235,8 +235,8 @@ def test_hot_swap_under_load_and_a_corrupt_checkpoint_is_refused(
     ids = produce_samples(settings, 2000, bad=False)
     wait_for(daemon.ready)
     wait_for(lambda: (value("streamal_samples_total", {"route": "oracle"}) or 0) > 200)
-    good = store.save(MLP(4, 3, [16], 0.0), CLASSES, thresholds={"budget": 0.0})
-    corrupt = store.save(MLP(4, 3, [16], 0.0), CLASSES)
+    good = store.save(MLP(4, 3, [16], 0.0).state_dict(), CLASSES, thresholds={"budget": 0.0})
+    corrupt = store.save(MLP(4, 3, [16], 0.0).state_dict(), CLASSES)
     with open_transport(settings) as producer:
         producer.produce(announcement_record(settings.topics.models, good))
     ids += produce_samples(settings, 2000, start=2000, bad=False)

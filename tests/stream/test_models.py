@@ -48,12 +48,13 @@ def serving(cluster: Settings, tmp_path: Path) -> Iterator[Serving]:
     stop()
 
 
-def mlp(poison: float | None = None) -> MLP:
+def weights(poison: float | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a default model of the test's shape, one set to ``poison`` if given."""
     module = MLP(4, 3, [16], 0.0)
     if poison is not None:
         with torch.no_grad():
             module.head.bias[0] = poison
-    return module
+    return module.state_dict()
 
 
 def announce(
@@ -83,9 +84,9 @@ def test_refused_announcements_leave_the_current_model_serving(
     ids = produce_samples(settings, 500, bad=False)
     wait_for(lambda: oracle() > 0)
 
-    outside = ModelStore(tmp_path / "elsewhere", settings.model.name).save(mlp(), CLASSES)
-    poisoned = store.save(mlp(poison=float("nan")), CLASSES)  # v1: NaN, its sha256 matches
-    real = store.save(mlp(), CLASSES)  # v2
+    outside = ModelStore(tmp_path / "elsewhere", settings.model.name).save(weights(), CLASSES)
+    poisoned = store.save(weights(poison=float("nan")), CLASSES)  # v1: NaN, its sha256 matches
+    real = store.save(weights(), CLASSES)  # v2
     fifo = settings.model.store / settings.model.name / "v000007.pt"
     os.mkfifo(fifo)
     climbing = f"file://{fifo.parent}/../../elsewhere/{settings.model.name}/v000001.pt"
@@ -119,7 +120,7 @@ def test_a_tombstone_on_models_is_ignored(
 ) -> None:
     settings, daemon, _ = serving
     value = daemon.metrics.registry.get_sample_value
-    real = ModelStore(settings.model.store, settings.model.name).save(mlp(), CLASSES)
+    real = ModelStore(settings.model.store, settings.model.name).save(weights(), CLASSES)
     wait_for(daemon.ready)
     with caplog.at_level(logging.INFO, logger="streamal.stream.models"):
         with open_transport(settings) as producer:  # a deleted key: a null value
@@ -138,10 +139,10 @@ def test_a_restarted_replica_serves_the_newest_stored_version_that_verifies(
         gate={"name": "fixed", "threshold": 0},
     )  # fmt: skip
     store = ModelStore(settings.model.store, settings.model.name)
-    store.save(mlp(), CLASSES)  # v1: intact
-    store.save(mlp(), CLASSES)
+    store.save(weights(), CLASSES)  # v1: intact
+    store.save(weights(), CLASSES)
     (settings.model.store / settings.model.name / "v000002.pt").write_bytes(b"scrambled")
-    store.save(mlp(poison=float("inf")), CLASSES)
+    store.save(weights(poison=float("inf")), CLASSES)
     ids = produce_samples(settings, 200, bad=False)
     metrics = Metrics()
     with caplog.at_level(logging.WARNING, logger="streamal.model.loader"):
@@ -160,7 +161,7 @@ def test_a_drift_boost_is_passed_on_once_and_never_from_before_the_replica_start
 ) -> None:
     settings = serve_settings(cluster, tmp_path, budget=0.1)
     store = ModelStore(settings.model.store, settings.model.name)
-    v1 = store.save(mlp(), CLASSES, thresholds={"budget": 0.4})
+    v1 = store.save(weights(), CLASSES, thresholds={"budget": 0.4})
     old = ExploreBoost(share=1.0, samples=500, id="before", started_at=now())
     announce(settings, v1, boost=old)  # a boost under way when the replica restarts
 

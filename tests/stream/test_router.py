@@ -14,7 +14,7 @@ from torch import nn
 from streamal.config import Settings
 from streamal.errors import ConfigError
 from streamal.messages import AutoLabel, DeadLetter, ExploreBoost, LabelRequest, decode, now
-from streamal.model import Predictor, build_module
+from streamal.model import FeatureModel, Predictor
 from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope
 from tests.gates.test_budget import busiest_stretch
@@ -32,10 +32,19 @@ def settings(**strategy: object) -> Settings:
     }
     base.update(strategy)
     return Settings(
-        model={"n_features": 3, "classes": CLASSES},
+        model={"n_features": 3, "classes": CLASSES, "module": f"{__name__}:identity"},
         strategy=base,
         serve={"max_record_bytes": 4096},
     )
+
+
+def identity(n_features: int, n_classes: int) -> nn.Module:
+    """A user's ``model.module`` that passes its features on as logits."""
+    return nn.Identity()
+
+
+def predictor_for(configured: Settings, version: int = 1) -> Predictor:
+    return Predictor(FeatureModel(configured.model), version)
 
 
 def logits_of(probabilities: list[float]) -> list[float]:
@@ -56,9 +65,10 @@ def boost(share: float, samples: int) -> ExploreBoost:
 
 
 def router(version: int = 1, **strategy: object) -> Router:
-    identity = Predictor(nn.Identity(), CLASSES, version=version)
-    routing = Router(settings(**strategy), identity)
-    routing.use(identity, {"auto_label": 0.9})
+    configured = settings(**strategy)
+    model = predictor_for(configured, version)
+    routing = Router(configured, model)
+    routing.use(model, {"auto_label": 0.9})
     return routing
 
 
@@ -199,12 +209,10 @@ def test_bad_input_goes_to_dead_letter_and_the_next_sample_is_routed(
 
 
 def test_mc_dropout_scores_use_stochastic_passes() -> None:
-    from streamal.model import MLP
-
-    routing = Router(
-        settings(score="bald", gate={"name": "fixed", "threshold": 0.0}),
-        Predictor(MLP(3, 3, [16], dropout=0.5), CLASSES, version=1),
-    )
+    config = settings(score="bald", gate={"name": "fixed", "threshold": 0.0}).model_dump()
+    config["model"] |= {"module": None, "hidden": [16], "dropout": 0.5}  # the default MLP
+    configured = Settings(**config)
+    routing = Router(configured, predictor_for(configured))
     plan = routing.plan([envelope(sample(f"s{i}", [0.4, 0.3, 0.3]), i) for i in range(4)])
     utilities = [decode(LabelRequest, r.value).utility for r in plan.records]
     assert len(utilities) == 4 and all(u > 0 for u in utilities)  # BALD > 0 needs varied passes
@@ -222,9 +230,10 @@ def words_to_features(payloads: list[object]) -> list[list[float]]:
 def test_payloads_go_through_the_configured_featurizer_and_its_failures_dead_letter() -> None:
     config = settings().model_dump(mode="json")
     config["model"]["featurizer"] = "tests.stream.test_router:words_to_features"
-    identity = Predictor(nn.Identity(), CLASSES, version=1)
-    routing = Router(Settings(**config), identity)
-    routing.use(identity, {"auto_label": 0.9})
+    configured = Settings(**config)
+    model = predictor_for(configured)
+    routing = Router(configured, model)
+    routing.use(model, {"auto_label": 0.9})
     batch = [
         envelope(b'{"id": "t1", "payload": {"text": "hi there!"}}', 0),
         envelope(b'{"id": "t2", "payload": ["not", "a", "mapping"]}', 1),
@@ -265,7 +274,7 @@ def test_a_row_the_model_makes_non_finite_is_dead_lettered_and_the_batch_goes_on
     config = settings(score="bald", gate={"name": "fixed", "threshold": 0.0}).model_dump()
     config["model"]["module"] = "tests.stream.test_router:fragile"
     configured = Settings(**config)
-    routing = Router(configured, Predictor(build_module(configured.model), CLASSES, version))
+    routing = Router(configured, predictor_for(configured, version))
     batch = [
         envelope(json.dumps({"id": f"s{first}", "features": [first, 0, 0]}).encode(), offset)
         for offset, first in enumerate([1, 7, 2, 8, 3])
@@ -286,19 +295,25 @@ def test_a_row_the_model_makes_non_finite_is_dead_lettered_and_the_batch_goes_on
     routing.commit(plan)
 
 
-def test_the_label_request_of_a_payload_carries_the_row_the_model_read() -> None:
+def test_the_label_request_of_a_sample_carries_it_as_it_came() -> None:
     config = settings(gate={"name": "fixed", "threshold": 0.0}).model_dump()
     config["model"]["featurizer"] = "tests.stream.test_router:words_to_features"
-    routing = Router(Settings(**config), Predictor(nn.Identity(), CLASSES, version=1))
+    configured = Settings(**config)
+    routing = Router(configured, predictor_for(configured))
     plan = routing.plan([envelope(b'{"id": "t1", "payload": {"text": "hi there!"}}', 0)])
     [record] = plan.records
-    request = decode(LabelRequest, record.value)
-    assert (request.features, request.payload) == ([9.0, 1.0, 1.0], {"text": "hi there!"})
+    request = decode(LabelRequest, record.value)  # the trainer learns from the payload itself
+    assert (request.features, request.payload) == (None, {"text": "hi there!"})
+    assert [(guess.label, round(guess.p, 3)) for guess in request.prediction] == [
+        ("a", 0.999),  # logits [9, 1, 1] from "hi there!"
+        ("b", 0.0),
+        ("c", 0.0),
+    ]
 
 
 def test_announced_thresholds_are_applied_with_the_model() -> None:
     routing = router(gate={"name": "variable_uncertainty", "threshold": 0.3})
-    newer = Predictor(nn.Identity(), CLASSES, version=2)
+    newer = predictor_for(settings(), version=2)
     routing.use(newer, {"budget": 0.42, "auto_label": 0.97})
     assert routing.predictor is newer
     assert routing.gate.threshold == 0.42
@@ -358,7 +373,7 @@ def test_a_score_reading_embeddings_needs_a_module_with_embed_at_start(score: st
     config = settings(score=score).model_dump()
     config["model"]["module"] = f"{PLUGINS}:plain"
     configured = Settings(**config)
-    plain = Predictor(build_module(configured.model), CLASSES, version=1)
+    plain = predictor_for(configured)
     with pytest.raises(ConfigError) as caught:
         Router(configured, plain)
     assert str(caught.value) == (

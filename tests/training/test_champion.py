@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from streamal.messages import ModelAnnouncement, decode
-from streamal.model import MLP, ModelStore
+from streamal.model import FeatureModel, ModelStore
 from streamal.training.trainer import Trainer
 from tests.conftest import settings_for
 from tests.helpers import read_all
@@ -23,8 +23,8 @@ def test_a_corrupt_newest_version_is_skipped_and_never_reused(
     settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
     model = settings.model
     store = ModelStore(model.store, model.name)
-    first = store.save(MLP(model.n_features, len(model.classes), model.hidden, 0.1), model.classes)
-    store.save(MLP(model.n_features, len(model.classes), model.hidden, 0.1), model.classes)
+    first = store.save(FeatureModel(model).state_dict(), model.classes)
+    store.save(FeatureModel(model).state_dict(), model.classes)
     (model.store / model.name / "v000002.pt").write_bytes(b"scrambled by a failing disk")
     produce_labeled(settings, 300)
     with caplog.at_level(logging.WARNING, logger="streamal.model.loader"):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from streamal.errors import MessageError
 from streamal.messages import LabelRequest, OracleLabel
 from streamal.training.labels import LabelStore, LabelStoreError
 
@@ -51,8 +49,8 @@ def test_a_label_joins_its_request_whichever_comes_first(tmp_path: Path) -> None
     late = labels.add_request(request("b"))
     assert late is not None and late.label == "cat"
     data = labels.labeled()
-    assert data.ids == ["a", "b"] and data.labels == ["dog", "cat"]
-    assert data.features.shape == (2, 2)
+    assert [s.id for s in data.samples] == ["a", "b"] and data.labels == ["dog", "cat"]
+    assert [s.features for s in data.samples] == [[1.0, 2.0], [1.0, 2.0]]
 
 
 def test_replayed_records_are_not_counted_twice(tmp_path: Path) -> None:
@@ -110,40 +108,56 @@ def test_a_store_for_other_classes_is_refused(tmp_path: Path) -> None:
         LabelStore(tmp_path / "labels.sqlite", ["cat", "dog", "bird"])
 
 
-@pytest.mark.parametrize(
-    ("features", "reason"),
-    [
-        ((1.0, 2.0, 3.0), "features: expected 2 values (got 3)"),
-        ((1.0, 1e39), "features.1: beyond float32 (got 1e+39)"),
-    ],
-)
-def test_a_request_the_model_cannot_read_is_refused(
-    tmp_path: Path, features: tuple[float, ...], reason: str
-) -> None:
-    labels = LabelStore(tmp_path / "labels.sqlite", CLASSES, n_features=2)
-    valid = request("a", features=(1.0, 2.0))  # decoding refuses 1e39 already: bypass it
-    unread = valid.model_construct(**{**dict(valid), "features": list(features)})
-    with pytest.raises(MessageError) as refused:
-        labels.add_request(unread)
-    assert str(refused.value) == reason
-    assert labels.counts()["requests"] == 0
+def test_payloads_are_kept_so_that_payload_samples_train(tmp_path: Path) -> None:
+    labels = store(tmp_path)
+    text = request("t", reason="explore").model_copy(update={"features": None, "payload": "hi"})
+    image = request("i", reason="explore").model_copy(
+        update={"features": None, "payload": {"image": "AAEC", "shape": [1, 3]}}
+    )
+    for sample_id, message in (("t", text), ("i", image), ("f", request("f", reason="explore"))):
+        labels.add_request(message)
+        labels.add_label(answer(sample_id, "dog"), f"labels:0:{sample_id}")
+    data = labels.labeled()
+    assert [(s.id, s.features, s.payload) for s in data.samples] == [
+        ("t", None, "hi"),
+        ("i", None, {"image": "AAEC", "shape": [1, 3]}),
+        ("f", [1.0, 2.0], None),
+    ]
+    assert [s.payload for s in labels.recent_samples(2, "explore")] == [
+        None,
+        {"image": "AAEC", "shape": [1, 3]},
+    ]
 
 
-def test_stored_requests_the_model_cannot_read_are_skipped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    unchecked = store(tmp_path)  # as before requests were checked on the way in
-    for sample_id, features in [("a", (1.0, 2.0)), ("wide", (1.0, 2.0, 3.0)), ("b", (3.0, 4.0))]:
-        unchecked.add_request(request(sample_id, reason="explore", features=features))
-        unchecked.add_label(answer(sample_id, "dog"), f"labels:0:{sample_id}")
-    unchecked.close()
-    labels = LabelStore(tmp_path / "labels.sqlite", CLASSES, n_features=2)
-    with caplog.at_level(logging.WARNING):
-        data = labels.labeled()
-    assert data.ids == ["a", "b"] and data.features.tolist() == [[1.0, 2.0], [3.0, 4.0]]
-    assert data.labels == ["dog", "dog"] and data.reasons == ["explore", "explore"]
-    assert "skipped 1 stored requests the model cannot read, e.g. 'wide'" in caplog.text
-    assert labels.recent_features(10, "explore").tolist() == [[3.0, 4.0], [1.0, 2.0]]
+OLD_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('format', 'streamal-labels'), ('version', '1'),
+    ('classes', '["cat", "dog"]');
+CREATE TABLE requests(id TEXT PRIMARY KEY, features TEXT, predicted TEXT NOT NULL,
+    confidence REAL NOT NULL, reason TEXT NOT NULL, model_version INTEGER NOT NULL,
+    requested_at REAL NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE votes(source TEXT PRIMARY KEY, id TEXT NOT NULL, label TEXT NOT NULL,
+    annotator TEXT, labeled_at REAL NOT NULL, received_at REAL NOT NULL, seq INTEGER NOT NULL);
+INSERT INTO requests VALUES ('old', '[5.0, 6.0]', 'cat', 0.9, 'uncertain', 1, 0, 1);
+INSERT INTO votes VALUES ('labels:0:0', 'old', 'dog', NULL, 0, 0, 2);
+"""
+
+
+def test_a_store_made_before_payloads_were_kept_keeps_its_labels(tmp_path: Path) -> None:
+    path = tmp_path / "labels.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+    labels = LabelStore(path, CLASSES)
+    labels.add_request(request("new").model_copy(update={"features": None, "payload": "x"}))
+    labels.add_label(answer("new", "cat"), "labels:0:1")
+    data = labels.labeled()
+    assert [(s.id, s.features, s.payload) for s in data.samples] == [
+        ("old", [5.0, 6.0], None),
+        ("new", None, "x"),
+    ]
+    assert data.labels == ["dog", "cat"]
+    labels.close()
+    assert [s.id for s in LabelStore(path, CLASSES).labeled().samples] == ["old", "new"]
 
 
 def test_a_full_store_fails_a_write_with_one_line(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
@@ -97,7 +98,7 @@ def latest_accuracy(settings: Settings, features: np.ndarray, labels: np.ndarray
     """Accuracy of the newest stored model on ``features`` (fresh samples, never streamed)."""
     newest = ModelLoader(settings.model).newest()
     assert newest is not None
-    predicted = newest[1].logits(features).argmax(1).cpu().numpy()
+    predicted = newest[1].logits(torch.as_tensor(features)).argmax(1).cpu().numpy()
     return float((predicted == labels).mean())
 
 

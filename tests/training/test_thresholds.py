@@ -6,19 +6,27 @@ import numpy as np
 from torch import nn
 
 from streamal.config import Settings
-from streamal.model import Predictor
+from streamal.messages import Sample
+from streamal.model import FeatureModel, ModelConfig, Predictor
+from streamal.model.features import FeatureRows
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 
 CLASSES = ["a", "b"]
 
 
+def identity_module(n_features: int, n_classes: int) -> nn.Module:
+    return nn.Identity()
+
+
 def identity() -> Predictor:
-    return Predictor(nn.Identity(), CLASSES, version=3)
+    module = "tests.training.test_thresholds:identity_module"
+    return Predictor(FeatureModel(ModelConfig(n_features=2, classes=CLASSES, module=module)), 3)
 
 
-def logits(p_first: np.ndarray) -> np.ndarray:
-    """Features an identity model turns into probabilities (p, 1 - p)."""
-    return np.stack([np.log(p_first), np.log1p(-p_first)], axis=1).astype(np.float32)
+def logits(p_first: np.ndarray) -> list[Sample]:
+    """Samples whose features an identity model turns into probabilities (p, 1 - p)."""
+    features = np.stack([np.log(p_first), np.log1p(-p_first)], axis=1).astype(np.float32)
+    return FeatureRows([str(i) for i in range(len(p_first))], features)[:]
 
 
 def test_the_budget_threshold_lets_the_budget_share_through() -> None:

@@ -40,10 +40,9 @@ def trainer_settings(cluster: Settings, tmp_path: Path) -> Settings:
     data["transport"]["kafka"]["session_timeout_ms"] = 6000  # a killed member leaves soon
     data |= {
         "model": {"n_features": 10, "classes": ["c0", "c1", "c2"], "hidden": [16],
-                  "store": str(tmp_path / "m")},
+                  "store": str(tmp_path / "m"), "fit": {"max_epochs": 20}},
         "train": {"group": unique("train"), "label_store": str(tmp_path / "labels.sqlite"),
-                  "min_new_labels": 100, "interval_s": 2, "max_epochs": 20,
-                  "metrics_address": "127.0.0.1:0"},
+                  "min_new_labels": 100, "interval_s": 2, "metrics_address": "127.0.0.1:0"},
     }  # fmt: skip
     return Settings(**data)
 
@@ -203,7 +202,10 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
     assert first is not None and "auto_label" not in first.thresholds  # no audits yet
 
     produce_labeled(settings, 700, reason="audit", spread=3.0)  # the same 300, then 400 audits
-    wild = with_train(settings, learning_rate=5000.0)  # challengers diverge
+    recipe = settings.model.fit.model_copy(update={"learning_rate": 5000.0})
+    wild = settings.model_copy(  # challengers diverge
+        update={"model": settings.model.model_copy(update={"fit": recipe})}
+    )
     Trainer(wild, max_rounds=1).run()
     kept = store.latest()
     assert kept is not None and kept.version == 1 and kept.sha256 == first.sha256
@@ -230,7 +232,7 @@ def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
     assert "zebra" not in labels.labeled().labels
 
 
-def test_null_values_requests_without_features_and_answers_from_the_future_are_dead_lettered(
+def test_null_values_requests_the_model_cannot_read_and_answers_from_the_future_are_dead_lettered(
     cluster: Settings, tmp_path: Path
 ) -> None:
     settings = trainer_settings(cluster, tmp_path)
@@ -249,13 +251,19 @@ def test_null_values_requests_without_features_and_answers_from_the_future_are_d
             reason="explore", model_version=0, requested_at=0,
         )  # fmt: skip
         producer.produce(Record(topics.label_requests, encode(bare), key=b"p1"))
+        narrow = bare.model_copy(update={"id": "n1", "payload": None, "features": [1.0, 2.0]})
+        producer.produce(Record(topics.label_requests, encode(narrow), key=b"n1"))
+        empty = bare.model_copy(update={"id": "e1", "payload": None})
+        producer.produce(Record(topics.label_requests, encode(empty), key=b"e1"))
     Trainer(settings, idle_timeout_s=2).run()
     letters = [decode(DeadLetter, e.value) for e in read_all(settings, topics.dead_letter)]
     assert sorted(letter.error for letter in letters) == [
-        "features: missing, so there is nothing to train on",
+        "features and payload: both missing, so there is nothing to learn",
         "labeled_at: must be at most 300 s in the future (got 9999-12-31T00:00:00Z)",
         "null value (tombstone): not a label request",
         "null value (tombstone): not an oracle label",
+        "the model cannot read it: features: expected 10 values (got 2)",
+        "the model cannot read it: payload given but no featurizer configured (model.featurizer)",
     ]
     labels = LabelStore(settings.train.label_store, settings.model.classes)
     assert labels.label_of("s3") == truth  # the answer from the future did not win `latest`
