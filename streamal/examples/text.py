@@ -51,7 +51,7 @@ COMMON_WORDS = (
     "could would will over under"
 )
 COMMON = COMMON_WORDS.split()
-TOPIC_SHARE, OTHER_SHARE = 0.35, 0.1  # of a sentence's words; the rest are common words
+TOPIC_SHARE, OTHER_SHARE = 0.4, 0.1  # of a sentence's words; the rest are common words
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 PROBES = ["The final match", "Bank shares fell.", "x"]
 JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", list: "array"}
@@ -133,7 +133,7 @@ class TextModel(StreamModel):
     >>> model = TextModel(["a", "b"], torch.device("cpu"), buckets=64, dim=4, hidden=8)
     >>> encoded = model.encode([Sample(id="x", payload="Hello"), Sample(id="y", payload=3)])
     >>> tuple(model.logits(encoded.inputs).shape), encoded.rejected
-    ((1, 2), [(1, 'payload: expected a string of text (got number)')])
+    ((1, 2), [(1, 'payload: expected a string (got number)')])
     """
 
     def __init__(
@@ -176,24 +176,26 @@ class TextModel(StreamModel):
             try:
                 rows.append(self._features(sample.payload))
             except ValueError as error:
-                rejected.append((index, f"payload: {error}"))
+                rejected.append((index, str(error)))
             else:
                 kept.append(index)
         return Encoded(self._bags(rows), kept, rejected)
 
     def _features(self, payload: Any) -> list[int]:
         """The bucket ids of a payload's text (``ValueError`` with the reason if none)."""
+        where = "payload"
         if self.field is not None:
             if not isinstance(payload, dict):
+                kind = _json_type(payload)
                 raise ValueError(
-                    f"expected an object with a {self.field!r} string (got {_json_type(payload)})"
+                    f"payload: expected an object with a {self.field!r} field (got {kind})"
                 )
-            payload = payload.get(self.field)
+            where, payload = f"payload.{self.field}", payload.get(self.field)
         if not isinstance(payload, str):
-            raise ValueError(f"expected a string of text (got {_json_type(payload)})")
+            raise ValueError(f"{where}: expected a string (got {_json_type(payload)})")
         ids = features(payload[: self.max_chars], self.buckets)
         if not ids:
-            raise ValueError("no words in the text")
+            raise ValueError(f"{where}: no words in the text")
         return ids
 
     def _bags(self, rows: list[list[int]]) -> Bags:
