@@ -153,9 +153,16 @@ class TextModel(StreamModel):
         batch_size: int = 32,
         min_steps: int = 10,
     ) -> None:
-        counts = dict(buckets=buckets, dim=dim, hidden=hidden, max_chars=max_chars)
-        counts |= dict(max_epochs=max_epochs, patience=patience, batch_size=batch_size)
-        for name, value in (counts | {"min_steps": min_steps}).items():
+        for name, value in dict(
+            buckets=buckets,
+            dim=dim,
+            hidden=hidden,
+            max_chars=max_chars,
+            max_epochs=max_epochs,
+            patience=patience,
+            batch_size=batch_size,
+            min_steps=min_steps,
+        ).items():
             if value < 1:
                 raise ValueError(f"{name} must be at least 1 (got {value})")
         if not 0 <= dropout < 1:
