@@ -13,10 +13,15 @@ In one run, on the same messages, with the same batch size and transactions:
 - ``latency``: p50/p99 from a sample's send time to its routing, with samples produced at half
   the peak rate of the route-everything run.
 
-The broker is started by the test harness unless ``STREAMAL_TEST_KAFKA`` names one.
-``--device cuda --hidden 1024,1024,1024`` measures a larger model on a GPU.
+Each streamal run also reports ``inference_share``: the share of its wall time spent in the
+model's forward passes (``streamal_predict_seconds``); the rest is decoding, gating, the
+transport and its transactions.
 
-Usage: ``python benchmarks/serve.py [--quick] [--samples N] [--device auto|cpu|cuda]``.
+The broker is started by the test harness unless ``STREAMAL_TEST_KAFKA`` names one.
+``--gpu`` is the GPU mode: a model of 12.7M parameters (hidden layers 2048 x 4) on CUDA, one
+replica; ``--device`` and ``--hidden`` set any other model.
+
+Usage: ``python benchmarks/serve.py [--quick] [--samples N] [--gpu] [--device auto|cpu|cuda]``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from streamal.config import Settings
 from streamal.messages import LabelRequest, decode
 from streamal.metrics import Metrics
+from streamal.model import FeatureModel
 from streamal.stream.daemon import Daemon
 from streamal.testing.kafka_broker import KafkaBroker
 from streamal.transport import Record, TopicSpec, open_transport, topic_specs
@@ -155,9 +161,9 @@ def passthrough(settings: Settings, count: int, batch: int) -> float:
     return count / elapsed
 
 
-def streamal_rate(settings: Settings, count: int) -> tuple[float, float]:
-    """Samples/s of the serve daemon over ``count`` samples already in the topic, and the
-    share of them asked."""
+def streamal_rate(settings: Settings, count: int) -> tuple[float, float, float]:
+    """Samples/s of the serve daemon over ``count`` samples already in the topic, the share of
+    them asked, and the share of the time spent in inference."""
     metrics = Metrics()
     daemon = Daemon(settings, metrics=metrics, max_samples=count)
     started: list[float] = []
@@ -173,7 +179,8 @@ def streamal_rate(settings: Settings, count: int) -> tuple[float, float]:
     daemon.run()
     elapsed = time.perf_counter() - started[0]
     asked = value("streamal_samples_total", {"route": "oracle"}) or 0
-    return count / elapsed, asked / count
+    inference = value("streamal_predict_seconds_sum") or 0.0
+    return count / elapsed, asked / count, min(1.0, inference / elapsed)
 
 
 def latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
@@ -221,7 +228,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs; best kept")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--hidden", default="64,64", help="hidden layer sizes of the MLP")
+    parser.add_argument("--gpu", action="store_true", help="a 12.7M-parameter model on CUDA")
     args = parser.parse_args()
+    if args.gpu:
+        args.device, args.hidden = "cuda", "2048,2048,2048,2048"
     args.hidden = [int(h) for h in args.hidden.split(",")]
     count = args.samples or (5_000 if args.quick else 50_000)
     pool = messages(count)
@@ -233,19 +243,23 @@ def main() -> None:
         samples = source.topics.samples
         runs: dict[str, list[float]] = {"passthrough": [], "default": [], "route_all": []}
         shares: dict[str, float] = {}
+        inference: dict[str, list[float]] = {"default": [], "route_all": []}
         for _ in range(args.rounds):  # alternate, so warm-up and noise hit every kind alike
             runs["passthrough"].append(passthrough(source, count, args.batch))
             for name in ("default", "route_all"):
                 settings = settings_for(bootstrap, scratch, args, name == "route_all", samples)
-                rate, shares[name] = streamal_rate(settings, count)
+                rate, shares[name], spent = streamal_rate(settings, count)
                 runs[name].append(rate)
+                inference[name].append(spent)
         best = {name: max(rates) for name, rates in runs.items()}
         report["rounds"] = args.rounds
         report["passthrough_samples_per_s"] = round(best["passthrough"])
         for name in ("default", "route_all"):
+            best_run = runs[name].index(best[name])
             report[f"streamal_{name}"] = {
                 "samples_per_s": round(best[name]),
                 "asked_share": round(shares[name], 3),
+                "inference_share": round(inference[name][best_run], 3),
             }
             report[f"ratio_{name}"] = round(best[name] / best["passthrough"], 3)
         half = report["streamal_route_all"]["samples_per_s"] / 2
@@ -256,6 +270,8 @@ def main() -> None:
 
     report["device"] = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     report["hidden"] = args.hidden
+    network = FeatureModel(source.model).network
+    report["parameters"] = sum(p.numel() for p in network.parameters())
     json.dump(report, sys.stdout, indent=2)
     print()
 

@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from streamal.config import Settings
-from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
+from streamal.messages import AutoLabel, LabelRequest, decode, encode
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader
-from streamal.model.features import FeatureRows
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
 from streamal.stream.daemon import Daemon
@@ -64,6 +63,9 @@ class Options:
     rate: float = 1000.0
     seed: int = 0
     min_new_labels: int = 50
+    own_model: bool = False
+    """Keep the model of the base settings (a user's ``module``, ``featurizer`` or ``factory``)
+    rather than the default model over the stream's features."""
     time_limit_s: float = float("inf")
     progress: Callable[[Status], None] | None = None
     strategy: dict[str, Any] = field(default_factory=dict)
@@ -78,11 +80,12 @@ def run_settings(
         "kind": "local",
         "local": {"path": str(workdir / "log.sqlite"), "synchronous": "normal"},
     }
-    data["model"] |= {
-        "n_features": stream.features.shape[1], "classes": stream.classes,
-        "store": str(workdir / "models"), "module": None, "featurizer": None, "factory": None,
-        "options": {},
-    }  # fmt: skip
+    data["model"] |= {"classes": stream.classes, "store": str(workdir / "models")}
+    if not options.own_model:
+        data["model"] |= {
+            "n_features": stream.features.shape[1], "module": None, "featurizer": None,
+            "factory": None, "options": {},
+        }  # fmt: skip
     data["strategy"] |= {
         "score": score,
         "budget": options.budget,
@@ -158,8 +161,7 @@ class StreamClock:
 def _produce(
     producer: Transport, settings: Settings, stream: LabeledStream, start: int, end: int
 ) -> None:
-    for i in range(start, end):
-        sample = Sample(id=stream.ids[i], features=stream.features[i].tolist())
+    for sample in stream.samples(range(start, end)):
         producer.produce(Record(settings.topics.samples, encode(sample), key=sample.id.encode()))
     producer.flush()
 
@@ -273,7 +275,7 @@ def _correct(settings: Settings, stream: LabeledStream, served: np.ndarray) -> n
         else:
             predictor = loader.load(loader.store.checkpoint(int(version)))
         rows = np.flatnonzero(served == version)
-        samples = FeatureRows([stream.ids[i] for i in rows], stream.features[rows])
-        predicted = predictor.logits(predictor.encode(samples).inputs).argmax(1).cpu().numpy()
+        inputs = predictor.encode(stream.samples(rows)).inputs
+        predicted = predictor.logits(inputs).argmax(1).cpu().numpy()
         correct[rows] = predicted == stream.labels[rows]
     return correct

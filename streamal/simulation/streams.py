@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from streamal.errors import ConfigError
+from streamal.messages import Sample
 
 BUILTIN = (
     "stationary", "abrupt", "gradual", "sparse", "pixels", "many_classes", "rare",
@@ -25,13 +26,37 @@ PEERS = ("sea_abrupt", "hyperplane", "rbf5", "phishing", "image_segments")
 
 @dataclass(frozen=True)
 class LabeledStream:
-    """``features[i]`` has label ``classes[labels[i]]``; ``drifts`` are the change positions."""
+    """Sample ``i`` has label ``classes[labels[i]]``; ``drifts`` are the change positions.
+
+    A sample is ``features[i]``, or ``payloads[i]`` for a stream of payloads (text, images),
+    whose ``features`` are then ``[N, 0]``.
+
+    >>> stream = LabeledStream.of_samples([Sample(id="a", payload="hi")], ["x"], ["x", "y"])
+    >>> stream.samples([0])[0].payload, stream.features.shape, stream.truth()
+    ('hi', (1, 0), {'a': 'x'})
+    """
 
     features: np.ndarray
     labels: np.ndarray
     classes: list[str]
     ids: list[str]
     drifts: tuple[int, ...] = ()
+    payloads: list[Any] | None = None
+
+    @classmethod
+    def of_samples(
+        cls, samples: list[Sample], labels: list[str], classes: list[str]
+    ) -> LabeledStream:
+        """A stream of ``samples`` (features or payloads) with their ``labels``."""
+        index = {name: i for i, name in enumerate(classes)}
+        if all(sample.features is not None for sample in samples):
+            features = np.array([sample.features for sample in samples], dtype=np.float32)
+            payloads = None
+        else:
+            features = np.zeros((len(samples), 0), dtype=np.float32)
+            payloads = [sample.payload for sample in samples]
+        targets = np.array([index[label] for label in labels], dtype=np.int64)
+        return cls(features, targets, list(classes), [s.id for s in samples], (), payloads)
 
     def head(self, n: int) -> LabeledStream:
         """The first ``n`` samples (with the drifts among them)."""
@@ -40,7 +65,14 @@ class LabeledStream:
         return LabeledStream(
             self.features[:n], self.labels[:n], self.classes, self.ids[:n],
             tuple(d for d in self.drifts if d < n),
+            None if self.payloads is None else self.payloads[:n],
         )  # fmt: skip
+
+    def samples(self, rows: Iterable[int]) -> list[Sample]:
+        """The samples at ``rows``, as they are streamed."""
+        if self.payloads is not None:
+            return [Sample(id=self.ids[i], payload=self.payloads[i]) for i in rows]
+        return [Sample(id=self.ids[i], features=self.features[i].tolist()) for i in rows]
 
     def truth(self) -> dict[str, str]:
         """Sample id -> true label."""
