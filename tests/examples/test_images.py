@@ -24,10 +24,11 @@ from streamal.messages import Sample
 from streamal.model import Labeled, ModelConfig, Predictor, model_factory
 
 FACTORY = "streamal.examples.images:model"
-# Six classes: chance is 1/6. A model trained on 3,000 images reaches about 0.99 on fresh ones
-# (the noise and clutter leave few truly ambiguous images); on 600 it reached 0.91 and 0.93
-# (two seeds). 0.8 is well clear of chance and of a model that confuses one pair of classes
-# (at most 5/6), with room for the spread between seeds.
+# Six classes: chance is 1/6. Trained on 600 images (200 more for early stopping), the CNN
+# reached 0.905 and 0.901 on 1,000 fresh ones (two seeds), and a head on a frozen backbone
+# 0.91; the same CNN reaches about 0.97 on 3,000, so 600 labels, not the noise, limit it.
+# 0.8 is far above chance and above a model that confuses one pair of classes (about 5/6 at
+# best), with room for the spread between seeds and thread counts.
 ACCURACY_BAR = 0.8
 
 
@@ -163,7 +164,7 @@ def test_a_frozen_backbone_trains_only_the_head(
     assert head_keys == {name for name in full_state if name.startswith("head.")}
     head_size = len(checkpoint_bytes(head_only.state_dict()))
     full_size = len(checkpoint_bytes(full_state))
-    assert head_size * 20 < full_size  # about 3 KB against 135 KB
+    assert head_size * 10 < full_size  # 3.4 KB against 57 KB
 
     before = {k: v.clone() for k, v in head_only.backbone.state_dict().items()}
     torch.manual_seed(0)
