@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import functools
 import itertools
 from collections.abc import Callable, Sequence
@@ -51,7 +50,7 @@ from torch import nn
 from streamal.messages import Sample
 from streamal.model.config import FitConfig
 from streamal.model.contract import Encoded, Labeled, StreamModel
-from streamal.model.default import _batches
+from streamal.model.default import train_network
 from streamal.model.factory import frozen
 
 CLASSES = ["circle", "disk", "square", "triangle", "cross", "line"]
@@ -235,30 +234,11 @@ class ImageModel(StreamModel):
         """Adam on cross-entropy in mini-batches, keeping the epoch with the lowest validation
         loss; from ``start``'s weights when given. With a frozen backbone only the head trains,
         on the backbone's representation computed once."""
-        recipe = self._recipe
-        x_train, y_train = self._network_inputs(train)
-        x_val, y_val = self._network_inputs(validation)
+        train_inputs = self._network_inputs(train)
+        validation_inputs = self._network_inputs(validation)
         if start is not None:
             self.load_state_dict(start.state_dict())
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
-        loss_of = nn.CrossEntropyLoss()
-        best_loss, best_state, stale = float("inf"), copy.deepcopy(self.state_dict()), 0
-        for _ in range(recipe.max_epochs):
-            self.network.train()
-            for batch in _batches(len(x_train), recipe.batch_size, recipe.min_steps):
-                optimizer.zero_grad()
-                loss_of(self.network(x_train[batch]), y_train[batch]).backward()
-                optimizer.step()
-            self.network.eval()
-            with torch.inference_mode():
-                loss = float(loss_of(self.network(x_val), y_val))
-            if loss < best_loss - 1e-4:
-                best_loss, best_state, stale = loss, copy.deepcopy(self.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= recipe.patience:
-                    break
-        self.load_state_dict(best_state)
+        train_network(self.network, train_inputs, validation_inputs, self._recipe)
 
     def _network_inputs(self, labeled: Labeled) -> tuple[torch.Tensor, torch.Tensor]:
         """What ``network`` reads for the samples (images, or the frozen backbone's
