@@ -246,9 +246,8 @@ class ImageModel(StreamModel):
         encoded = self.encode(labeled.samples)
         inputs = encoded.inputs
         if self.frozen:
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference mode: the head's backward reads these
                 inputs = self.backbone(inputs)
-            inputs = inputs.clone()  # an ordinary tensor: autograd may save it for backward
         targets = torch.as_tensor(labeled.targets[encoded.kept], device=self.device)
         return inputs, targets
 
