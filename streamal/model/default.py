@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from streamal.messages import Sample
-from streamal.model.config import ModelConfig
+from streamal.model.config import FitConfig, ModelConfig
 from streamal.model.contract import Encoded, Labeled, StreamModel
 from streamal.model.features import Featurizer
 from streamal.model.mlp import MLP
@@ -91,30 +91,43 @@ class FeatureModel(StreamModel):
             self.load_state_dict(start.state_dict())
         if isinstance(self.network, MLP):  # refitted each round: no old outlier is inherited
             self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
-        loss_of = nn.CrossEntropyLoss()
-        best_loss, best_state, stale = float("inf"), copy.deepcopy(self.state_dict()), 0
-        for _ in range(recipe.max_epochs):
-            self.network.train()
-            for batch in _batches(len(x_train), recipe.batch_size, recipe.min_steps):
-                optimizer.zero_grad()
-                loss_of(self.network(x_train[batch]), y_train[batch]).backward()
-                optimizer.step()
-            self.network.eval()
-            with torch.inference_mode():
-                loss = float(loss_of(self.network(x_val), y_val))
-            if loss < best_loss - 1e-4:
-                best_loss, best_state, stale = loss, copy.deepcopy(self.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= recipe.patience:
-                    break
-        self.load_state_dict(best_state)
+        train_network(self.network, (x_train, y_train), (x_val, y_val), recipe)
 
     def _tensors(self, labeled: Labeled) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and targets (the trainer passes only samples the model reads)."""
         inputs = self.encode(labeled.samples).inputs
         return inputs, torch.as_tensor(labeled.targets, device=self.device)
+
+
+def train_network(
+    network: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    recipe: FitConfig,
+) -> None:
+    """Train ``network`` on (inputs, class indices) with Adam on cross-entropy in shuffled
+    mini-batches, and keep the epoch with the lowest ``validation`` loss (early stopping after
+    ``recipe.patience`` epochs without improvement); leaves the network in eval mode."""
+    (x_train, y_train), (x_val, y_val) = train, validation
+    optimizer = torch.optim.Adam(network.parameters(), lr=recipe.learning_rate)
+    loss_of = nn.CrossEntropyLoss()
+    best_loss, best_state, stale = float("inf"), copy.deepcopy(network.state_dict()), 0
+    for _ in range(recipe.max_epochs):
+        network.train()
+        for batch in _batches(len(x_train), recipe.batch_size, recipe.min_steps):
+            optimizer.zero_grad()
+            loss_of(network(x_train[batch]), y_train[batch]).backward()
+            optimizer.step()
+        network.eval()
+        with torch.inference_mode():
+            loss = float(loss_of(network(x_val), y_val))
+        if loss < best_loss - 1e-4:
+            best_loss, best_state, stale = loss, copy.deepcopy(network.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= recipe.patience:
+                break
+    network.load_state_dict(best_state)
 
 
 def _batches(size: int, batch_size: int, min_steps: int) -> list[torch.Tensor]:
