@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from importlib import import_module
 from pathlib import Path
 
 import pytest
 import torch
 
 from streamal.checks import ModelCheckError, check_model
-from streamal.examples import text
+from streamal.examples import images, text
 from streamal.messages import Sample
 from streamal.model import Encoded, Labeled, ModelConfig, StreamModel
 from streamal.simulation.streams import gaussian_classes
@@ -29,14 +31,24 @@ def test_the_default_model_passes_every_check(tmp_path: Path) -> None:
     assert "10 distinct picks of 10 with margin + badge" in checks[-1].detail
 
 
-def test_the_text_example_passes_every_check(tmp_path: Path) -> None:
-    samples, labels = text.stream(1500, seed=2)
+EXAMPLES = {  # the stream, and the options that keep a CPU run short
+    "text": (text.stream, {"max_epochs": 10}),
+    "images": (partial(images.stream, size=16), {"size": 16, "max_epochs": 10}),
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_every_shipped_example_passes_every_check(tmp_path: Path, example: str) -> None:
+    make_stream, options = EXAMPLES[example]
+    samples, labels = make_stream(1500, seed=2)
+    module = import_module(f"streamal.examples.{example}")
     config = ModelConfig(
-        factory="streamal.examples.text:model", classes=text.CLASSES, device="cpu",
-        options={"max_epochs": 10},
+        factory=f"streamal.examples.{example}:model", classes=module.CLASSES, device="cpu",
+        options=options,
     )  # fmt: skip
     checks = check_model(config, samples, labels, workdir=tmp_path)
     assert all(check.passed for check in checks), checks
+    assert "with margin + badge" in checks[-1].detail  # both give embeddings
 
 
 class Forgetful(StreamModel):
@@ -78,12 +90,15 @@ def test_a_model_that_never_learns_fails_with_the_checks_that_show_it(tmp_path: 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_the_text_example_trains_serves_and_selects_on_the_gpu(tmp_path: Path) -> None:
-    samples, labels = text.stream(1500, seed=2)
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_every_shipped_example_trains_serves_and_selects_on_the_gpu(
+    tmp_path: Path, example: str
+) -> None:
+    module = import_module(f"streamal.examples.{example}")
+    samples, labels = module.stream(2000, seed=2)
     config = ModelConfig(
-        factory="streamal.examples.text:model", classes=text.CLASSES, device="cuda",
-        options={"max_epochs": 10},
-    )  # fmt: skip
+        factory=f"streamal.examples.{example}:model", classes=module.CLASSES, device="cuda"
+    )
     torch.cuda.reset_peak_memory_stats()
     checks = check_model(config, samples, labels, workdir=tmp_path)
     assert all(check.passed for check in checks), checks
