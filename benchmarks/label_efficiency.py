@@ -17,8 +17,10 @@ streamal's default strategy, random and margin. Reported per stream:
 With ``--peers``, the peer-anchor streams (``sea_abrupt``, ``hyperplane``, ``rbf5``, ``phishing``,
 ``image_segments``, generated with river as the anchors describe) run too, at budget 0.1 only
 (default, random, margin), beside the peers' measured accuracy under the same prequential
-protocol (`PEER_ANCHORS`: random, and the best peer). This is the system level: streamal's own
-model and periodic trainer, against peers that learn online after every label.
+protocol (`PEER_ANCHORS`: random, and the best peer), which learns a label as soon as it is
+asked (`PEERS_PROTOCOL`: no annotator delay, a finer lockstep). This is the system level:
+streamal's own model and trainer, against peers that learn online after every label. The
+built-in streams keep the simulation's annotator delay (0.2 s of stream time).
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
 [--streams A,B] [--peers [A,B]] [--no-ceiling]`` (``--streams ""``: none of the built-in streams).
@@ -44,6 +46,10 @@ PEER_ANCHORS = {  # accuracy at budget 0.1 (random; best peer), measured with th
     "phishing": (0.846, "skactiveml.StreamProbabilisticAL", 0.876),
     "image_segments": (0.608, "river.EntropySampler(d=30)", 0.708),
 }
+
+PEERS_PROTOCOL = {"label_delay_s": 0.0, "tick_s": 0.02}
+"""The peers' protocol: a sample's label, once asked, is learned before the next samples (here
+within a tick of the lockstep, 30 samples at the default rate), not after an annotator's delay."""
 
 RUNS = {"all_labels": ("margin", 1.0), "default": (None, 0.1), "random": ("random", 0.1),
         "margin": ("margin", 0.1)}  # fmt: skip
@@ -99,7 +105,7 @@ def peer_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str
     accuracy, labels_used, label_rate = {}, {}, {}
     for run in ("default", "random", "margin"):
         score, budget = RUNS[run]
-        options = Options(budget=budget, rate=rate, seed=0)
+        options = Options(budget=budget, rate=rate, seed=0, **PEERS_PROTOCOL)
         chosen = score or settings.strategy.score
         report = simulate(settings, stream, run, chosen, workdir / name / run, options)
         accuracy[run] = report["prequential_accuracy"]

@@ -19,7 +19,8 @@ from streamal.plugins import ImportPath
 
 
 class FitConfig(BaseModel):
-    """How the default model trains: Adam with early stopping on the held-out labels."""
+    """How the default model trains: Adam with early stopping on the held-out labels in full
+    rounds, and a few Adam steps on new labels (with replayed old ones) in between."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -28,6 +29,9 @@ class FitConfig(BaseModel):
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
     min_steps: int = Field(10, ge=1, description="fewest optimizer steps an epoch takes")
+    update_steps: int = Field(
+        50, ge=1, description="optimizer steps of an incremental update (new labels + replay)"
+    )
 
 
 class ModelConfig(BaseModel):

@@ -8,7 +8,8 @@ A model is a `StreamModel`. streamal gives it batches of `Sample` (``features``,
 - `StreamModel.logits` gives class logits ``[B, C]`` of encoded input; `StreamModel.embed`
   (optional) a representation ``[B, H]`` for the scores and selectors that read embeddings;
 - `StreamModel.fit` trains on labeled samples, on the model's device, with the optimizer, loss
-  and schedule of the implementation;
+  and schedule of the implementation; `StreamModel.update` (optional) learns a few new labels
+  between two rounds, so the served model improves after every few labels;
 - ``network`` is what training changes: its ``state_dict`` is the checkpoint (a frozen backbone
   kept outside it is not saved, so a new version stays small), and its dropout layers are the
   ones MC-dropout scores switch on.
@@ -61,8 +62,8 @@ class StreamModel(ABC):
     """A model streamal can serve, train, checkpoint and hot-swap.
 
     Subclasses set ``classes`` (the labels, in logit order), ``device`` and ``network``, and
-    implement `encode`, `logits` and `fit`; `embed`, `stochastic_logits` and `probe` are
-    optional.
+    implement `encode`, `logits` and `fit`; `update`, `embed`, `stochastic_logits` and
+    `probe` are optional.
     """
 
     classes: list[str]
@@ -83,6 +84,13 @@ class StreamModel(ABC):
         """Train ``network`` on ``train``, starting from ``start``'s state when given (the
         champion: a warm start) or from scratch; ``validation`` is held out (e.g. for early
         stopping). Runs on ``device``; leaves the network in eval mode."""
+
+    def update(self, new: Labeled, replay: Labeled) -> bool:
+        """Learn the ``new`` labels incrementally, in a few optimizer steps mixed with
+        ``replay`` (a sample of older labels, so that what was learned is kept), on
+        ``device``; True if the model changed. Optional: the default returns False, and such
+        a model improves in full rounds (`fit`) only."""
+        return False
 
     def embed(self, inputs: Any) -> torch.Tensor:
         """A representation ``[B, H]`` of ``inputs``, for embedding-based scores and selectors

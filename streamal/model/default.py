@@ -93,6 +93,25 @@ class FeatureModel(StreamModel):
             self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
         train_network(self.network, (x_train, y_train), (x_val, y_val), recipe)
 
+    def update(self, new: Labeled, replay: Labeled) -> bool:
+        """``model.fit.update_steps`` Adam steps, each on every new label and a random fill of
+        replayed ones up to a batch; the input scaling is kept."""
+        recipe = self._recipe
+        x_new, y_new = self._tensors(new)
+        x_old, y_old = self._tensors(replay)
+        fill = max(0, recipe.batch_size - len(y_new))
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
+        loss_of = nn.CrossEntropyLoss()
+        self.network.train()
+        for _ in range(recipe.update_steps):
+            pick = torch.randperm(len(y_old))[:fill].to(self.device)
+            optimizer.zero_grad()
+            inputs, targets = torch.cat([x_new, x_old[pick]]), torch.cat([y_new, y_old[pick]])
+            loss_of(self.network(inputs), targets).backward()
+            optimizer.step()
+        self.network.eval()
+        return True
+
     def _tensors(self, labeled: Labeled) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and targets (the trainer passes only samples the model reads)."""
         inputs = self.encode(labeled.samples).inputs

@@ -61,6 +61,9 @@ class Options:
     label_delay_s: float = 0.2
     label_noise: float = 0.0
     rate: float = 1000.0
+    tick_s: float = 0.1
+    """The lockstep's step on the stream's clock: samples come, are served and answered, and
+    the trainer learns, a tick at a time."""
     seed: int = 0
     min_new_labels: int = 50
     own_model: bool = False
@@ -95,7 +98,7 @@ def run_settings(
     data["serve"] |= {"metrics_address": "127.0.0.1:0", "max_batch": 64}
     data["train"] |= {
         "label_store": str(workdir / "labels.sqlite"), "metrics_address": "127.0.0.1:0",
-        "min_new_labels": options.min_new_labels, "interval_s": 2.0,
+        "min_new_labels": options.min_new_labels, "interval_s": 2.0, "publish_interval_s": options.tick_s / 2,
     }  # fmt: skip
     return Settings(**data)
 
@@ -116,7 +119,7 @@ def simulate(
     )  # fmt: skip
     trainer = Trainer(settings, metrics=metrics, clock=clock)
     watcher = daemon.start()
-    chunk = max(1, round(options.rate / 10))
+    chunk = max(1, round(options.rate * options.tick_s))
     deadline = time.monotonic() + options.time_limit_s
     served = 0
     try:

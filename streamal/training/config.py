@@ -32,6 +32,15 @@ class TrainConfig(BaseModel):
     min_new_labels: int = Field(
         200, ge=1, description="train as soon as this many labels met their requests"
     )
+    first_round_labels: int = Field(
+        4, ge=1, description="the first round's labels; then a round each time they double"
+    )
+    update_labels: int = Field(
+        5, ge=0, description="learn incrementally as soon as this many new labels came (0: never)"
+    )
+    publish_interval_s: float = Field(
+        10.0, ge=0, description="at most one incrementally updated version this often"
+    )
     duplicates: Literal["latest", "majority"] = "latest"
     max_future_s: float = Field(
         300, ge=0, description="an answer dated further ahead than this is dead-lettered"

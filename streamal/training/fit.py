@@ -14,6 +14,8 @@ from streamal.model import Labeled, ModelFactory, Predictor, StreamModel
 
 log = logging.getLogger(__name__)
 
+MIN_HELD_OUT = 5
+
 
 @dataclass
 class FitResult:
@@ -63,7 +65,9 @@ def fit(
     seed: int = 0,
 ) -> FitResult | None:
     """Train a challenger (a ``fresh()`` model) on ``labeled`` but for the held-out share
-    (`held_out`); None if either part would be empty.
+    (`held_out`); None without labels. While fewer than `MIN_HELD_OUT` labels would be held
+    out, the challenger learns from all of them and is judged (with the champion) on them too:
+    so few cannot tell two models apart, and the first models come after a few labels.
 
     Samples the model cannot read (stored before the model changed, say) are skipped with a
     log line: the model's ``fit`` sees only samples its ``encode`` accepts.
@@ -71,10 +75,13 @@ def fit(
     torch.manual_seed(seed)
     challenger = fresh()
     labeled = _readable(challenger, labeled)
-    validation = held_out([s.id for s in labeled.samples], validation_share)
-    if validation.all() or not validation.any():
+    if not len(labeled):
         return None
-    train_part, validation_part = _split(labeled, ~validation), _split(labeled, validation)
+    validation = held_out([s.id for s in labeled.samples], validation_share)
+    if validation.sum() < MIN_HELD_OUT or validation.all():  # a few labels: learn from all
+        train_part = validation_part = labeled
+    else:
+        train_part, validation_part = _split(labeled, ~validation), _split(labeled, validation)
     challenger.fit(train_part, validation_part, champion)
     challenger.network.eval()
     return FitResult(

@@ -96,6 +96,11 @@ class LabelStore:
         ).fetchone()
         self._seq = int(row[0] or 0)
 
+    @property
+    def position(self) -> int:
+        """The store's point now: ``labeled(since=position)`` later gives what came since."""
+        return self._seq
+
     def close(self) -> None:
         """Close the file."""
         self._db.close()

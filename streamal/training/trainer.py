@@ -5,7 +5,9 @@ made at request time; a request the model cannot read is dead-lettered) and ``la
 annotators' answers) in its own group. Each record is written to the label store before its
 offset is committed, and the store ignores a record it already has, so a crash at any point
 loses no label and counts none twice. A round runs every ``interval_s`` (when labels came), as
-soon as ``min_new_labels`` came, or early after a drift. A challenger is published only if it
+soon as ``min_new_labels`` came, or early after a drift; while the labeled set is small, as
+soon as it has doubled (the first after ``first_round_labels``), so the first models come
+after a few labels. A challenger is published only if it
 does no worse than the champion on the same held-out labels.
 
 A broker that is unreachable, stalled or rebalancing, or a label store that cannot be written
@@ -26,6 +28,7 @@ from dataclasses import replace
 from types import FrameType
 
 import numpy as np
+import torch
 
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
@@ -39,7 +42,7 @@ from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
 from streamal.strategies import build_score
 from streamal.training.drift import DriftMonitor
-from streamal.training.fit import fit, warm_up
+from streamal.training.fit import fit, held_out, warm_up
 from streamal.training.labels import Joined, LabeledSet, LabelStore, LabelStoreError
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
@@ -54,6 +57,7 @@ from streamal.transport.retry import Backoff, connect_with_retry
 log = logging.getLogger(__name__)
 
 ACCURACY_WINDOW = 500
+REPLAY_MIN, REPLAY_PER_NEW = 64, 4  # older labels replayed in an update: at least, per new one
 HEALTHY_WITHIN_S = 300.0  # a round on many labels may take minutes
 
 
@@ -103,6 +107,15 @@ class Trainer:
         # labels since the last round (a restart picks up those a stopped trainer never used)
         # and the label-store point where the current concept's labels start
         self._new_labels, self._concept_start = self.labels.last_round()
+        # labels of the current concept the last round learned from (the next is due when
+        # as many more came: rounds come early while the labeled set is small)
+        stored = len(self.labels.labeled(since=self._concept_start).samples)
+        self._trained_on = max(0, stored - self._new_labels)
+        # incremental updates between rounds: the labels not learned yet, the store's point
+        # learned through, and when a version was last published (on the clock)
+        self._unlearned, self._learned_through = 0, self.labels.position
+        self._updates = config.update_labels > 0
+        self._last_publish = -float("inf")
         self._rounds = 0
         self._drifted = False
         self._boost_pending = False
@@ -181,6 +194,8 @@ class Trainer:
         if self._round_due():
             self._round(transport)
             self.labels.record_round(self._concept_start)
+        elif self._update_due():
+            self._update(transport)
         return len(batch)
 
     def _loop(self, transport: Transport) -> bool:
@@ -222,6 +237,7 @@ class Trainer:
                 continue
             if joined is not None:  # a label met its request: one more to train on
                 self._new_labels += 1
+                self._unlearned += 1
                 self._observe(joined)
         transport.flush()
         transport.commit(next_offsets(batch))
@@ -286,23 +302,91 @@ class Trainer:
         if self._new_labels == 0 and not self._drifted:
             return False
         waited = self._clock() - self._last_round
+        growth = max(config.first_round_labels, self._trained_on)  # the labeled set doubled
         return (
             self._drifted
-            or self._new_labels >= config.min_new_labels
+            or self._new_labels >= min(growth, config.min_new_labels)
             or waited >= config.interval_s
         )
+
+    def _update_due(self) -> bool:
+        config = self.settings.train
+        return (
+            self._updates
+            and self.champion is not None
+            and self._unlearned >= config.update_labels
+            and self._clock() - self._last_publish >= config.publish_interval_s
+        )
+
+    def _update(self, transport: Transport) -> None:
+        """The champion learns the labels that came since it last learned (but the held-out
+        ones, which judge the next round's challenger), with replayed older ones, and is
+        published as the next version: the served model improves after every few labels."""
+        assert self.champion is not None
+        started = time.monotonic()
+        since, self._learned_through = self._learned_through, self.labels.position
+        self._unlearned = 0
+        data = self.labels.labeled(since=self._concept_start)
+        share, seed = self.settings.train.validation_share, self.settings.strategy.seed
+        training = ~held_out([sample.id for sample in data.samples], share)
+        fresh = {sample.id for sample in self.labels.labeled(since=since).samples}
+        is_new = np.array([sample.id in fresh for sample in data.samples], dtype=bool)
+        new, old = np.flatnonzero(training & is_new), np.flatnonzero(training & ~is_new)
+        if not len(new):
+            return
+        rng = np.random.default_rng([seed, self._learned_through])
+        replay = rng.permutation(old)[: max(REPLAY_MIN, REPLAY_PER_NEW * len(new))]
+        model = self._loader.fresh()
+        model.load_state_dict(self.champion.predictor.model.state_dict())
+        torch.manual_seed(seed + self._learned_through)
+        if not model.update(self._labeled(data, new), self._labeled(data, replay)):
+            self._updates = False
+            log.info("the model does not learn incrementally: it improves in full rounds only")
+            return
+        predictor = Predictor(model, 0)
+        try:
+            check_finite(predictor, "the updated model")
+        except ModelError as error:
+            self._count("rejected", "round %d: %s; keeping the champion", error)
+            return
+        self.metrics.training_seconds.observe(time.monotonic() - started)
+        checkpoint = self._publish(transport, predictor, {"updated_with": len(new)}, data)
+        self.metrics.training_runs.labels("updated").inc()
+        log.info("updated: published v%d (learned %d new labels)", checkpoint.version, len(new))
+
+    def _labeled(self, data: LabeledSet, rows: np.ndarray) -> Labeled:
+        index = {name: i for i, name in enumerate(self.settings.model.classes)}
+        targets = np.array([index[data.labels[i]] for i in rows], dtype=np.int64)
+        return Labeled([data.samples[i] for i in rows], targets)
+
+    def _publish(
+        self,
+        transport: Transport,
+        predictor: Predictor,
+        metrics: dict[str, float],
+        data: LabeledSet,
+    ) -> Checkpoint:
+        """Store ``predictor``'s model as the next version, with its thresholds, make it the
+        champion and announce it."""
+        thresholds = self._thresholds(predictor, data)
+        classes = self.settings.model.classes
+        checkpoint = self.models.save(predictor.model.state_dict(), classes, metrics, thresholds)
+        predictor.version = checkpoint.version
+        self.champion = _Champion(checkpoint, predictor)
+        self._announce(transport, checkpoint, thresholds)
+        self._last_publish = self._clock()
+        return checkpoint
 
     def _round(self, transport: Transport) -> None:
         started = time.monotonic()
         self._rounds += 1
         self._last_round = self._clock()
         self._new_labels, self._drifted = 0, False
+        self._unlearned, self._learned_through = 0, self.labels.position
         data = self.labels.labeled(since=self._concept_start)
-        classes = self.settings.model.classes
-        index = {name: i for i, name in enumerate(classes)}
-        targets = np.array([index[label] for label in data.labels], dtype=np.int64)
+        self._trained_on = len(data.samples)
         champion = self.champion.predictor.model if self.champion else None
-        labeled = Labeled(data.samples, targets)
+        labeled = self._labeled(data, np.arange(len(data.samples)))
         share, seed = self.settings.train.validation_share, self.settings.strategy.seed
         result = fit(self._loader.fresh, labeled, share, champion, seed)
         self.metrics.training_seconds.observe(time.monotonic() - started)
@@ -329,11 +413,7 @@ class Trainer:
             if self.champion is not None:
                 self._retune_champion(transport, data)
             return
-        thresholds = self._thresholds(predictor, data)
-        checkpoint = self.models.save(result.challenger.state_dict(), classes, metrics, thresholds)
-        predictor.version = checkpoint.version
-        self.champion = _Champion(checkpoint, predictor)
-        self._announce(transport, checkpoint, thresholds)
+        checkpoint = self._publish(transport, predictor, metrics, data)
         self._count(
             "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
             checkpoint.version, result.accuracy, result.validation_size,
