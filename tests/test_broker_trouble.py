@@ -116,8 +116,9 @@ def test_serve_and_train_ride_out_a_broker_stall_losing_and_repeating_nothing(
     data = served.model_dump(mode="json")
     data["transport"]["kafka"]["session_timeout_ms"] = SESSION_TIMEOUT_MS
     data["train"] = trainer_settings(served, tmp_path).train.model_dump(mode="json") | {
-        "min_new_labels": 300, "max_epochs": 5,
-    }  # fmt: skip
+        "min_new_labels": 300
+    }
+    data["model"]["fit"] = {"max_epochs": 5}
     settings = Settings(**data)
     config = write_config(settings, tmp_path / "c.yaml")
     ids = produce_samples(settings, 1500, bad=False)

@@ -146,3 +146,17 @@ def test_a_user_factory_that_fails_is_a_one_line_config_error(
 def test_options_without_a_factory_are_refused() -> None:
     with pytest.raises(ValidationError, match=r"options are passed to model\.factory"):
         ModelConfig(options={"scale": 2})
+
+
+def test_a_user_model_without_embed_gets_one_line_only_where_embeddings_are_read() -> None:
+    from streamal.model.scoring import check_embeddings
+
+    config = ModelConfig(classes=["short", "long"], factory="tests.model.test_predictor:lengths")
+    predictor = Predictor(model_factory(config)(), 0)
+    check_embeddings(predictor, False, "strategy.score", "margin")  # margin reads no embeddings
+    with pytest.raises(ConfigError) as error:
+        check_embeddings(predictor, True, "strategy.score", "expected_gradient_length")
+    assert str(error.value) == (
+        "config error: strategy.score: expected_gradient_length needs embeddings, but the model "
+        "(Lengths, see model.factory) has no embed() method"
+    )

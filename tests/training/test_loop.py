@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from streamal.config import Settings
-from streamal.messages import AutoLabel, LabelRequest, Sample, decode, encode
+from streamal.examples import text
+from streamal.messages import AutoLabel, LabelRequest, decode, encode
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, ModelStore
 from streamal.simulation.annotator import SimulatedAnnotator
@@ -85,8 +86,7 @@ def stream_in(
         producer.ensure_topics(topic_specs(settings.topics))
         for start in range(0, end, chunk):
             wait_for(lambda: caught_up(start - 2 * chunk), timeout_s=120)  # noqa: B023
-            for i in range(start, min(start + chunk, end)):
-                sample = Sample(id=f"s{i}", features=stream.features[i].tolist())
+            for sample in stream.samples(range(start, min(start + chunk, end))):
                 producer.produce(
                     Record(settings.topics.samples, encode(sample), key=sample.id.encode())
                 )
@@ -206,3 +206,35 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     store = ModelStore(settings.model.store, settings.model.name)
     stored = [store.checkpoint(version).thresholds for version in store.versions()]
     assert all(set(thresholds) <= {"budget", "auto_label"} for thresholds in stored), stored
+
+
+def test_a_payload_deployment_trains_and_hot_swaps(cluster: Settings, tmp_path: Path) -> None:
+    samples, labels = text.stream(4000, seed=5)
+    stream = LabeledStream.of_samples(samples, labels, text.CLASSES)
+    end = 3000  # the last 1,000 texts are kept apart to measure the model on
+    data = loop_settings(cluster, tmp_path, text.CLASSES).model_dump(mode="json")
+    data["model"] |= {"factory": "streamal.examples.text:model", "options": {"max_epochs": 10}}
+    data["strategy"]["budget"] = 0.2
+    data["train"]["min_new_labels"] = 100
+    settings = Settings(**data)
+    metrics = run_loop(settings, stream, end, rate=600)
+
+    # the requests carried the texts, the label store kept them, the trainer learned from them
+    requests = [
+        decode(LabelRequest, e.value) for e in read_all(settings, settings.topics.label_requests)
+    ]
+    assert requests and all(r.features is None and isinstance(r.payload, str) for r in requests)
+    with contextlib.closing(LabelStore(settings.train.label_store, text.CLASSES)) as store:
+        assert len(store.labeled().samples) >= 400
+    latest = ModelStore(settings.model.store, settings.model.name).latest()
+    assert latest is not None and latest.version >= 2
+    # serve swapped the trained versions in and asked with them
+    assert metrics.registry.get_sample_value("streamal_model_version") >= 2
+    assert max(r.model_version for r in requests) >= 2
+    newest = ModelLoader(settings.model).newest()
+    assert newest is not None
+    held_out = samples[end:]
+    predictor = newest[1]
+    predicted = predictor.logits(predictor.encode(held_out).inputs).argmax(1).cpu().numpy()
+    truth = np.array([text.CLASSES.index(label) for label in labels[end:]])
+    assert float((predicted == truth).mean()) > 0.6  # chance is 0.2

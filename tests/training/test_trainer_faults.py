@@ -64,10 +64,10 @@ def test_requests_the_model_cannot_read_are_dead_lettered_and_rounds_go_on(
         if (letter := decode(DeadLetter, e.value))
     }  # fmt: skip
     assert letters == {
-        "features: expected 10 values (got 7)",
+        "the model cannot read it: features: expected 10 values (got 7)",
         "features.0: must be a finite float32 number (got 1e+39)",  # refused by decoding
     }
-    assert "skipped 1 stored requests the model cannot read, e.g. 'old-wide'" in caplog.text
+    assert "skipped 1 labeled samples the model cannot read, e.g. 'old-wide'" in caplog.text
     latest = ModelStore(settings.model.store, settings.model.name).latest()
     assert latest is not None and latest.version >= 1
 
