@@ -1,10 +1,10 @@
 """Replay a labeled stream through the real serve and train code with a simulated annotator.
 
 Each strategy runs in a directory of its own on the embedded transport. The run goes in
-lockstep on the stream's clock (``rate`` samples per simulated second): a tenth of a second of
-samples is produced, the daemon routes all of it, the annotator answers the requests that are
-due, the trainer stores them and trains when a round is due, and the daemon swaps in what the
-trainer announced before the next tenth. Label delays and the round interval are measured on
+lockstep on the stream's clock (``rate`` samples per simulated second): a tick of samples (a
+tenth of a second by default, ``Options.tick_s``) is produced, the daemon routes all of it, the
+annotator answers the requests that are due, the trainer stores them and trains when a round
+or an update is due, and the daemon swaps in what the trainer announced before the next tick. Label delays and the round interval are measured on
 that clock and serving and training take no stream time, so a run does not depend on the
 machine's speed or load: the same seed gives the same report.
 
@@ -98,7 +98,8 @@ def run_settings(
     data["serve"] |= {"metrics_address": "127.0.0.1:0", "max_batch": 64}
     data["train"] |= {
         "label_store": str(workdir / "labels.sqlite"), "metrics_address": "127.0.0.1:0",
-        "min_new_labels": options.min_new_labels, "interval_s": 2.0, "publish_interval_s": options.tick_s / 2,
+        "min_new_labels": options.min_new_labels, "interval_s": 2.0,
+        "publish_interval_s": options.tick_s / 2,  # an update each tick, if labels came
     }  # fmt: skip
     return Settings(**data)
 

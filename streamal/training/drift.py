@@ -1,13 +1,18 @@
 """Drift detection with river's detectors on the labels that are unbiased samples.
 
-Labels asked because the model was uncertain tell little about drift: their errors are high
-by selection and barely move when the concept changes. So three detectors watch the others:
+Labels asked because the model was uncertain tell little about drift by their errors alone:
+those are high by selection. So three detectors watch the others, and a fourth every label,
+against what the model expected:
 
 - ``error``: the errors on labels asked at random (reason ``explore``): the model got worse
   on the stream as it is;
 - ``audit``: the errors on audited auto-label candidates: confident predictions went wrong
   (the auto-labels with them);
-- ``confidence``: the model's confidence on labels asked at random: the inputs moved.
+- ``confidence``: the model's confidence on labels asked at random: the inputs moved;
+- ``surprise``: on every label, the error less what the model's confidence expected
+  (``wrong - (1 - confidence)``): near 0 on average while the model's confidence means what it
+  says, whatever made the sample be asked (the selection is on the confidence, which this
+  takes out), and up when it turns confidently wrong: the boundary moved.
 
 A detector reports a change in either direction; only a change for the worse (more errors, less
 confidence) counts as a drift, since a model that improves with training changes all three too.
@@ -87,7 +92,7 @@ class DriftMonitor:
     True
     >>> found = [monitor.update(label(1200 + i, correct=i < 600)) for i in range(1200)]
     >>> [(i, drifts) for i, drifts in enumerate(found) if drifts]  # detector: new concept's start
-    [(609, {'error': 1799})]
+    [(609, {'surprise': 1799, 'error': 1799})]
     """
 
     def __init__(self, config: DriftConfig) -> None:
@@ -95,17 +100,17 @@ class DriftMonitor:
             "error": _Watch(config, worse=+1),
             "audit": _Watch(config, worse=+1),
             "confidence": _Watch(config, worse=-1),
+            "surprise": _Watch(config, worse=+1),
         }
 
     def update(self, joined: Joined) -> dict[str, int]:
         """One label met its request; detector -> store point where the new concept starts,
         for each detector that saw a drift."""
         error = float(joined.label != joined.predicted)
+        values = {"surprise": error - (1.0 - joined.confidence)}
         if joined.reason == "explore":
-            values = {"error": error, "confidence": joined.confidence}
+            values |= {"error": error, "confidence": joined.confidence}
         elif joined.reason == "audit":
-            values = {"audit": error}
-        else:
-            return {}
+            values |= {"audit": error}
         found = {name: self._watches[name].update(v, joined.seq) for name, v in values.items()}
         return {name: point for name, point in found.items() if point is not None}

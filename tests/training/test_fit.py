@@ -74,8 +74,12 @@ def test_a_challenger_starts_from_the_champion_and_is_compared_on_the_same_label
     assert accuracy(untrained, labeled(*(part[mask] for part in (np.array(ids), x, y)))) < 0.9
 
 
-def test_too_few_labels_train_nothing() -> None:
-    assert round_on(labeled(*blobs(1))) is None
+def test_a_few_labels_train_a_first_model_on_all_of_them() -> None:
+    assert round_on(labeled([], np.empty((0, 2), np.float32), np.empty(0, np.int64))) is None
+    few = labeled(*blobs(8))  # fewer than MIN_HELD_OUT would be held out: learn from all
+    result = round_on(few)
+    assert result is not None and result.train_size == result.validation_size == 8
+    assert accuracy(result.challenger, labeled(*blobs(300, seed=7))) > 0.7  # chance: 1/3
 
 
 def test_a_few_labels_of_a_new_concept_move_the_champion() -> None:

@@ -159,7 +159,9 @@ def test_a_restarted_trainer_trains_on_the_labels_its_predecessor_stored_but_nev
     settings: Settings,
 ) -> None:
     produce_labeled(settings, 300)
-    patient = with_train(settings, min_new_labels=10_000, interval_s=3600.0)
+    patient = with_train(
+        settings, min_new_labels=10_000, first_round_labels=10_000, interval_s=3600.0
+    )
     Trainer(patient, idle_timeout_s=1).run()  # stores every label, stops before a round
     store = ModelStore(settings.model.store, settings.model.name)
     assert store.latest() is None
