@@ -4,9 +4,10 @@ Each strategy runs in a directory of its own on the embedded transport. The run 
 lockstep on the stream's clock (``rate`` samples per simulated second): a tick of samples (a
 tenth of a second by default, ``Options.tick_s``) is produced, the daemon routes all of it, the
 annotator answers the requests that are due, the trainer stores them and trains when a round
-or an update is due, and the daemon swaps in what the trainer announced before the next tick. Label delays and the round interval are measured on
-that clock and serving and training take no stream time, so a run does not depend on the
-machine's speed or load: the same seed gives the same report.
+or an update is due, and the daemon swaps in what the trainer announced before the next tick.
+Label delays and the round interval are measured on that clock and serving and training take no
+stream time, so a run does not depend on the machine's speed or load: the same seed gives the
+same report.
 
 The run is then measured from what it left: every sample is predicted by the model version that
 served it (rebuilt from the model store), which gives the prequential accuracy over the whole
