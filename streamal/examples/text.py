@@ -8,7 +8,6 @@ holding the text in that field.
 
 from __future__ import annotations
 
-import copy
 import re
 import zlib
 from collections.abc import Sequence
@@ -19,7 +18,9 @@ import torch
 from torch import nn
 
 from streamal.messages import Sample
+from streamal.model.config import FitConfig
 from streamal.model.contract import Encoded, Labeled, StreamModel
+from streamal.model.default import train_network
 
 TOPIC_WORDS = {
     "sports": (
@@ -174,8 +175,10 @@ class TextModel(StreamModel):
         self.network: TextNetwork = TextNetwork(buckets, dim, hidden, len(self.classes), dropout)
         self.network.to(device).eval()
         self.buckets, self.field, self.max_chars = buckets, field, max_chars
-        self.learning_rate, self.max_epochs, self.patience = learning_rate, max_epochs, patience
-        self.batch_size, self.min_steps = batch_size, min_steps
+        self.recipe = FitConfig(
+            learning_rate=learning_rate, max_epochs=max_epochs, patience=patience,
+            batch_size=batch_size, min_steps=min_steps,
+        )  # fmt: skip
 
     def encode(self, samples: Sequence[Sample]) -> Encoded:
         rows, kept, rejected = [], [], []
@@ -234,39 +237,13 @@ class TextModel(StreamModel):
         x_val, y_val = self._tensors(validation)
         if start is not None:
             self.load_state_dict(start.state_dict())
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
-        loss_of = nn.CrossEntropyLoss()
-        best_loss, best_state, stale = float("inf"), copy.deepcopy(self.state_dict()), 0
-        for _ in range(self.max_epochs):
-            self.network.train()
-            for rows in self._batches(len(y_train)):
-                optimizer.zero_grad()
-                loss_of(self.logits(x_train.pick(rows)), y_train[rows]).backward()
-                optimizer.step()
-            self.network.eval()
-            with torch.inference_mode():
-                loss = float(loss_of(self.logits(x_val), y_val))
-            if loss < best_loss - 1e-4:
-                best_loss, best_state, stale = loss, copy.deepcopy(self.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        self.load_state_dict(best_state)
+        train_network(self.network, (x_train, y_train), (x_val, y_val), self.recipe, self.logits)
 
     def _tensors(self, labeled: Labeled) -> tuple[Bags, torch.Tensor]:
         """Bags and targets of the samples the model reads."""
         encoded = self.encode(labeled.samples)
         targets = torch.as_tensor(labeled.targets[encoded.kept], device=self.device)
         return encoded.inputs, targets
-
-    def _batches(self, size: int) -> list[torch.Tensor]:
-        """One epoch's rows on the device: shuffled passes over ``size`` items until there are
-        at least ``min_steps`` batches (torch's global generator: the trainer seeds it)."""
-        batches: list[torch.Tensor] = []
-        while len(batches) < self.min_steps:
-            batches += list(torch.randperm(size).to(self.device).split(self.batch_size))
-        return batches
 
 
 def model(classes: Sequence[str], device: torch.device, **options: Any) -> TextModel:

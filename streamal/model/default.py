@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -120,26 +120,33 @@ class FeatureModel(StreamModel):
 
 def train_network(
     network: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[Any, torch.Tensor],
+    validation: tuple[Any, torch.Tensor],
     recipe: FitConfig,
+    forward: Callable[[Any], torch.Tensor] | None = None,
 ) -> None:
     """Train ``network`` on (inputs, class indices) with Adam on cross-entropy in shuffled
     mini-batches, and keep the epoch with the lowest ``validation`` loss (early stopping after
-    ``recipe.patience`` epochs without improvement); leaves the network in eval mode."""
+    ``recipe.patience`` epochs without improvement); leaves the network in eval mode.
+
+    The inputs are a tensor indexed by rows, or anything with a ``pick(rows)`` method (e.g.
+    texts as bags of ids); ``forward`` turns them into logits (by default ``network`` itself).
+    """
     (x_train, y_train), (x_val, y_val) = train, validation
+    forward = forward or network
+    pick = getattr(x_train, "pick", x_train.__getitem__)
     optimizer = torch.optim.Adam(network.parameters(), lr=recipe.learning_rate)
     loss_of = nn.CrossEntropyLoss()
     best_loss, best_state, stale = float("inf"), copy.deepcopy(network.state_dict()), 0
     for _ in range(recipe.max_epochs):
         network.train()
-        for batch in _batches(len(x_train), recipe.batch_size, recipe.min_steps):
+        for batch in _batches(len(y_train), recipe.batch_size, recipe.min_steps):
             optimizer.zero_grad()
-            loss_of(network(x_train[batch]), y_train[batch]).backward()
+            loss_of(forward(pick(batch)), y_train[batch]).backward()
             optimizer.step()
         network.eval()
         with torch.inference_mode():
-            loss = float(loss_of(network(x_val), y_val))
+            loss = float(loss_of(forward(x_val), y_val))
         if loss < best_loss - 1e-4:
             best_loss, best_state, stale = loss, copy.deepcopy(network.state_dict()), 0
         else:
