@@ -349,21 +349,29 @@ class KafkaTransport(Transport):
     def _abort_transaction(self) -> None:
         self._txn = None
         self._sent = []
-        producer = self._producer
-        if producer is not None:
-            try:
-                producer.abort_transaction()
-            except KafkaError as error:  # already failed fatally: the producer must be rebuilt
-                log.warning("abort failed (%s); the producer will be recreated", error)
-                producer.close(timeout=5)
-                self._producer = None
-        if self._consumer is not None and self._group is not None:
-            with self._errors("rewinding to committed offsets"):
-                if self._rejoin:
-                    self._join_again(self._consumer)
-                else:
-                    self._rewind()
+        try:
+            self._abort_produced()
+        finally:  # the records polled since the last commit come again, whatever happened above
+            if self._consumer is not None and self._group is not None:
+                with self._errors("rewinding to committed offsets"):
+                    if self._rejoin:
+                        self._join_again(self._consumer)
+                    else:
+                        self._rewind()
 
+    def _abort_produced(self) -> None:
+        """Abort the producer's transaction, or replace a producer that failed fatally."""
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            producer.abort_transaction()
+        except KafkaError as error:
+            log.warning("abort failed (%s); the producer will be recreated", error)
+            self._producer = None
+            _close_broken(producer)
+            if self._transactional_id:  # its successor fences it and aborts its transaction now,
+                self._producer_client()  # whose pending offsets would hold the rewind
     def _join_again(self, consumer: KafkaConsumer) -> None:
         """Leave and subscribe anew: the next poll joins as a new member, from the committed
         offsets. The consumer would otherwise keep a membership the broker no longer knows
@@ -409,6 +417,21 @@ class KafkaTransport(Transport):
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)
                 self._consumer = None
+
+
+def _close_broken(producer: KafkaProducer) -> None:
+    """Close a producer whose transaction failed fatally, dropping what it still holds.
+
+    kafka-python's ``close`` flushes first, and the batches of such a transaction may never
+    complete (seen while it bumps its epoch after a refused send): ``close`` then raises and
+    leaves the producer's I/O thread running. Force-closing that thread first fails the batches,
+    as ``close`` itself does once a flush is over; they belong to an aborted transaction anyway.
+    """
+    producer._sender.force_close()
+    try:
+        producer.close(timeout=5)
+    except KafkaError as error:
+        log.warning("the failed producer did not close cleanly: %s", error)
 
 
 def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[KafkaTopicPartition, Any]:
