@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ROUTES = ("oracle", "auto_label", "skip", "dead_letter")
+HELD_BACK = ("shift", "audits", "stale")  # why auto-labeling is held back
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -79,6 +80,25 @@ class Metrics:
         self.auto_label_precision_lower_bound = Gauge(
             "streamal_auto_label_precision_lower_bound",
             "Lower confidence bound of auto-label precision, from audits", registry=r,
+        )  # fmt: skip
+        self.auto_label_paused = Gauge(
+            "streamal_auto_label_paused",
+            "1 while this replica holds auto-labeling back, by reason: shift (its inputs shifted) "
+            "or audits (its audits turned wrong), until audits since support the target; or "
+            "stale (audit answers overdue)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.auto_label_pauses = Counter(
+            "streamal_auto_label_pauses", "Auto-label pauses begun, by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
+        for reason in HELD_BACK:
+            self.auto_label_paused.labels(reason)
+            self.auto_label_pauses.labels(reason)
+        self.audits_overdue = Gauge(
+            "streamal_audits_overdue",
+            "Audits of this replica unanswered past strategy.auto_label.max_label_delay_s",
+            registry=r,
         )  # fmt: skip
         self.drift_detected = Counter(
             "streamal_drift_detected", "Drifts detected", ["detector"], registry=r

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,21 @@ from streamal.gates.precision import BoundMethod, precision_lower_bound, select_
 
 __all__ = ["AutoLabelGate", "AutoLabelState"]
 
+RATE_WINDOW = 1000  # samples the candidate rate is averaged over
+ALARM = math.log(1000)  # the CUSUM of audit errors that pauses auto-labeling
+
 
 @dataclass
 class AutoLabelState(State):
-    """The candidate threshold, whether auto-labeling is on, and the generator."""
+    """The candidate threshold, whether a threshold is adopted, the generator, and what holds
+    auto-labeling back: a pause (its reason, and how many pauses began) or late audits."""
 
     active: bool
+    paused: str | None = None
+    pauses: int = 0
+    alarm: float = 0.0
+    stale: bool = False
+    candidate_rate: float = 0.0
 
 
 class AutoLabelGate(Gate[AutoLabelState]):
@@ -32,6 +42,16 @@ class AutoLabelGate(Gate[AutoLabelState]):
     (`select_threshold`). Until then, or while no threshold meets the target, nothing is
     auto-labeled (candidates are only audited), unless `set_active` adopted a threshold the
     trainer chose for the current model.
+
+    Two things hold auto-labeling back whatever the threshold, and raise the audits meanwhile.
+    A pause lasts until the audits requested since it began support the target at the
+    threshold: the lower bound of their precision reaches it (`observe` with their ``epochs``).
+    It begins when serve sees its inputs shift (`pause`), or when audit outcomes turn wrong
+    beyond what the target allows: Page's CUSUM of their log-likelihood ratio, an error rate of
+    ``5 (1 - target)`` (at most halfway to 1) against ``1 - target``, passes ``log(1000)`` (five
+    wrong in a row at the default target; rarely ever while the target holds). Late audits
+    (`set_stale`: answers overdue, so the evidence is no longer current) hold it back until they
+    came. While held back, audits take a share ``paused_audits`` of the ``budget``.
 
     Parameters
     ----------
@@ -47,6 +67,9 @@ class AutoLabelGate(Gate[AutoLabelState]):
         The starting candidate threshold on the confidence.
     window
         How many recent audited outcomes are kept.
+    budget, paused_audits
+        The share of samples that may be asked, and the share of it audits take while
+        auto-labeling is held back.
     seed
         Seeds the draws that pick the audits.
 
@@ -75,6 +98,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
         level: float = 0.95,
         threshold: float = 0.9,
         window: int = 5000,
+        budget: float = 0.1,
+        paused_audits: float = 0.5,
         seed: int = 0,
     ) -> None:
         if not 0 < target < 1:
@@ -83,7 +108,15 @@ class AutoLabelGate(Gate[AutoLabelState]):
             raise ValueError(f"audit_share must be > 0 and <= 1, got {audit_share}")
         if not 1 <= min_audits <= window:
             raise ValueError(f"min_audits must be >= 1 and <= window ({window}), got {min_audits}")
+        if not 0 < budget <= 1 or not 0 <= paused_audits <= 1:
+            raise ValueError(f"budget ({budget}) and paused_audits ({paused_audits}) must be <= 1")
         precision_lower_bound(1, 1, method=method, level=level)  # validates method and level
+        self.budget = budget
+        self.paused_audits = paused_audits
+        wrong, alarming = 1 - target, min(5 * (1 - target), (2 - target) / 2)
+        self._llr_right = math.log((1 - alarming) / (1 - wrong))
+        self._llr_wrong = math.log(alarming / wrong)
+        self._fresh: list[tuple[float, bool]] = []  # audits requested since the pause began
         self.target = target
         self.audit_share = audit_share
         self.min_audits = min_audits
@@ -96,8 +129,25 @@ class AutoLabelGate(Gate[AutoLabelState]):
 
     @property
     def active(self) -> bool:
-        """Whether candidates that are not audited get auto-labeled."""
+        """Whether a threshold is adopted (`auto_labeling` says whether it is used now)."""
         return self._state.active
+
+    @property
+    def auto_labeling(self) -> bool:
+        """Whether candidates that are not audited get auto-labeled now: a threshold is
+        adopted, and neither a pause nor late audits hold it back."""
+        state = self._state
+        return state.active and state.paused is None and not state.stale
+
+    @property
+    def held_back(self) -> str | None:
+        """Why auto-labeling is held back: the pause's reason, ``"stale"``, or None."""
+        return self._state.paused or ("stale" if self._state.stale else None)
+
+    @property
+    def epoch(self) -> int:
+        """How many pauses began: an audit requested now belongs to this one (`observe`)."""
+        return self._state.pauses
 
     @property
     def audits(self) -> int:
@@ -146,15 +196,25 @@ class AutoLabelGate(Gate[AutoLabelState]):
         state = self._state.copy()
         draws = self._draw(state, lambda rng: rng.random(len(conf)))
         candidate = (routes == Route.SKIP) & (conf >= state.threshold)
-        audit = candidate & (draws < self.audit_share)
+        if len(conf):
+            weight = min(1.0, len(conf) / RATE_WINDOW)
+            state.candidate_rate += weight * (float(candidate.mean()) - state.candidate_rate)
+        share = self.audit_share
+        if state.paused is not None or state.stale:  # more evidence, from the one budget
+            wanted = self.paused_audits * self.budget / max(state.candidate_rate, 1e-9)
+            share = max(share, min(1.0, wanted))
+        audit = candidate & (draws < share)
         routes[audit] = Route.ORACLE
         reasons[audit] = Reason.AUDIT
-        if state.active:
+        if state.active and state.paused is None and not state.stale:
             routes[candidate & ~audit] = Route.AUTO_LABEL
         return self._decision(routes, reasons, state)
 
-    def observe(self, confidences: ArrayLike, correct: ArrayLike) -> None:
-        """Record audited outcomes and choose the threshold again.
+    def observe(
+        self, confidences: ArrayLike, correct: ArrayLike, epochs: ArrayLike | None = None
+    ) -> None:
+        """Record audited outcomes, choose the threshold again, and end a pause that the
+        audits requested since it began now clear.
 
         Parameters
         ----------
@@ -162,6 +222,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
             The confidence each audited sample had when it was routed.
         correct
             Whether the human label agreed with the prediction.
+        epochs
+            The `epoch` when each audit was requested (None: before the current pause).
         """
         conf = as_scores(confidences, "confidences")
         right = np.asarray(correct, dtype=bool)
@@ -170,6 +232,19 @@ class AutoLabelGate(Gate[AutoLabelState]):
         self._confidences.extend(conf.tolist())
         self._correct.extend(right.tolist())
         state = self._state.copy()
+        if state.paused is not None and epochs is not None:
+            fresh = np.asarray(epochs) == state.pauses
+            self._fresh += zip(conf[fresh].tolist(), right[fresh].tolist(), strict=True)
+            if self._clears(state.threshold):
+                state.paused = None
+        if epochs is not None:  # a replica's live audits: watched for turning wrong
+            for ok in right.tolist():
+                state.alarm = max(0.0, state.alarm + (self._llr_right if ok else self._llr_wrong))
+            if state.alarm > ALARM:
+                state.alarm = 0.0
+                if state.paused is None:
+                    state.paused, state.pauses = "audits", state.pauses + 1
+                    self._fresh = []
         if self.audits >= self.min_audits:
             threshold = select_threshold(
                 self._confidences,
@@ -181,6 +256,29 @@ class AutoLabelGate(Gate[AutoLabelState]):
             state.active = threshold is not None
             state.threshold = state.threshold if threshold is None else threshold
         self._commit(state)
+
+    def _clears(self, threshold: float) -> bool:
+        """Whether the audits since the pause support the target at ``threshold``."""
+        right = [ok for conf, ok in self._fresh if conf >= threshold]
+        if not right:
+            return False
+        bound = precision_lower_bound(sum(right), len(right), method=self.method, level=self.level)
+        return bool(bound >= self.target)
+
+    def pause(self, reason: str) -> None:
+        """Stop auto-labeling until the audits requested from now on support the target
+        (a pause in progress starts over: the evidence must come after the newest reason)."""
+        state = self._state.copy()
+        state.paused, state.pauses = reason, state.pauses + 1
+        self._fresh = []
+        self._commit(state)
+
+    def set_stale(self, stale: bool) -> None:
+        """Hold auto-labeling back while audit answers are overdue (True), or no longer."""
+        if stale != self._state.stale:
+            state = self._state.copy()
+            state.stale = stale
+            self._commit(state)
 
     def set_active(self, threshold: float | None) -> None:
         """Adopt the auto-label threshold chosen for a new model, or turn auto-labeling off.

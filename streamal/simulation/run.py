@@ -114,7 +114,7 @@ def simulate(
     settings = run_settings(base, stream, workdir, score, options)
     metrics = Metrics()
     clock = StreamClock(options.rate)
-    daemon = Daemon(settings, metrics=metrics)
+    daemon = Daemon(settings, metrics=metrics, clock=clock)
     annotator = SimulatedAnnotator(
         settings, stream.truth(), delay_s=options.label_delay_s, noise=options.label_noise,
         seed=options.seed,
@@ -130,9 +130,11 @@ def simulate(
             annotator.connect() as answering,
             trainer.connected() as training,
             open_transport(settings) as models,
+            open_transport(settings) as labels,
             open_transport(settings) as producer,
         ):
             models.subscribe([settings.topics.models])
+            labels.subscribe([settings.topics.labels])
             while served < len(stream.ids) and time.monotonic() < deadline:
                 end = min(served + chunk, len(stream.ids))
                 _produce(producer, settings, stream, served, end)
@@ -144,6 +146,8 @@ def simulate(
                 while trainer.step(training, 0.0):
                     pass
                 while watcher.read(models, 0.0):
+                    pass
+                while daemon.follower.read(labels, 0.0):
                     pass
                 _report(name, metrics, served, len(stream.ids), options)
     finally:
@@ -231,6 +235,7 @@ def measure(
     rolling = _rolling_mean(correct, ROLLING)
     points = np.unique(np.linspace(0, n - 1, min(POINTS, n)).astype(int))
     truth = stream.truth()
+    in_stream_order = sorted(autos, key=lambda a: position[a.id])
     swaps = [
         int(np.argmax(served >= v)) for v in range(1, int(served.max()) + 1) if (served >= v).any()
     ]
@@ -243,10 +248,7 @@ def measure(
         "final_accuracy": round(float(correct[-min(ROLLING * 2, n) :].mean()), 4),
         "labels_used": int(labels_used[-1]),
         "label_rate": round(float(labels_used[-1] / n), 4),
-        "auto_labeled_share": round(len(autos) / n, 4),
-        "auto_label_precision": round(float(np.mean([a.label == truth[a.id] for a in autos])), 4)
-        if autos
-        else None,
+        **auto_label_outcomes([a.label == truth[a.id] for a in in_stream_order], n),
         "model_versions": int(served.max()),
         "model_swaps": swaps,
         "drift_events": drifts,
@@ -256,6 +258,23 @@ def measure(
             "accuracy": [round(float(rolling[i]), 4) for i in points],
             "labels_used": [int(labels_used[i]) for i in points],
         },
+    }
+
+
+def auto_label_outcomes(right: list[bool], samples: int) -> dict[str, Any]:
+    """How the auto-labels of a run of ``samples`` did, from whether each was right (in the
+    order they were issued).
+
+    >>> auto_label_outcomes([True, False, False, True, False], 10)
+    {'auto_labeled_share': 0.5, 'auto_label_precision': 0.4, 'longest_wrong_run': 2}
+    """
+    wrong = np.concatenate([[0], ~np.asarray(right, dtype=bool), [0]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(wrong))
+    runs = edges[1::2] - edges[::2]
+    return {
+        "auto_labeled_share": round(len(right) / samples, 4),
+        "auto_label_precision": round(float(np.mean(right)), 4) if right else None,
+        "longest_wrong_run": int(runs.max()) if len(runs) else 0,
     }
 
 

@@ -150,6 +150,16 @@ class AutoLabelConfig(_Frozen):
     confidence_level: float = Field(0.95, gt=0, lt=1)
     threshold: float = Field(0.9, ge=0, le=1, description="starting confidence threshold")
     window: int = Field(5000, gt=0, description="recent audited outcomes kept")
+    max_label_delay_s: float = Field(
+        3600.0, gt=0,
+        description="auto-labeling holds back while an audit is unanswered this long",
+    )  # fmt: skip
+    pause_on_shift: bool = Field(
+        True, description="pause auto-labeling when the served inputs shift, until audits clear it"
+    )
+    paused_audits: float = Field(
+        0.5, ge=0, le=1, description="share of the budget audits take while auto-labeling is held"
+    )
 
     @model_validator(mode="after")
     def _audits_fit_window(self) -> Self:

@@ -238,6 +238,8 @@ def build_auto_label(config: StrategyConfig) -> AutoLabelGate | None:
         level=auto.confidence_level,
         threshold=auto.threshold,
         window=auto.window,
+        budget=config.budget,
+        paused_audits=auto.paused_audits,
         seed=seed_for(config.seed, "auto_label"),
     )
 

@@ -13,14 +13,16 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import FrameType
 
 from streamal.config import Settings
 from streamal.errors import FencedError, TransportError
 from streamal.http import OpsServer
 from streamal.messages import now
-from streamal.metrics import Metrics
+from streamal.metrics import HELD_BACK, Metrics
 from streamal.model import ModelLoader
+from streamal.stream.audits import LabelFollower
 from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
@@ -29,6 +31,11 @@ from streamal.transport.retry import Backoff, connect_with_retry
 log = logging.getLogger(__name__)
 
 HEALTHY_WITHIN_S = 60.0
+HELD_BACK_WHY = {
+    "shift": "the served inputs shifted; until the audits asked since support the target",
+    "audits": "audits turned wrong beyond the precision target; until those asked since support it",
+    "stale": "audit answers are overdue (strategy.auto_label.max_label_delay_s)",
+}
 SUMMARY_EVERY_S = 30.0
 
 
@@ -50,8 +57,11 @@ class Daemon:
         metrics: Metrics | None = None,
         max_samples: int | None = None,
         idle_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.follower = LabelFollower(settings)
+        self._clock = clock
         self.metrics = metrics or Metrics()
         self._max_samples = max_samples
         self._idle_timeout_s = idle_timeout_s
@@ -63,6 +73,7 @@ class Daemon:
         self.metrics.batch_failing_seconds.set_function(self.failing_for)
         self._processed = 0
         self._summary: Counter[str] = Counter()
+        self._held_back: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -97,8 +108,10 @@ class Daemon:
             self._transport = self._connect()
             if self._transport is not None:
                 watcher.start()
+                self.follower.start()
                 self._loop(self._transport, watcher)
         finally:
+            self.follower.stop()
             if watcher is not None:
                 watcher.stop()
             if self._transport is not None:
@@ -112,7 +125,7 @@ class Daemon:
         settings = self.settings
         loader = ModelLoader(settings.model, settings.strategy.seed, self.metrics)
         predictor, thresholds = initial_model(loader)
-        self._router = Router(settings, predictor)
+        self._router = Router(settings, predictor, self._clock)
         self._adopt(Loaded(predictor, thresholds))
         return ModelWatcher(settings, loader, predictor.version, thresholds, self.metrics)
 
@@ -133,6 +146,9 @@ class Daemon:
         """Swap in the model the watcher has ready, then route one batch; the samples read."""
         if (loaded := watcher.take()) is not None:
             self._adopt(loaded)
+        assert self._router is not None
+        self._router.learn(self.follower.take())
+        self.metrics.audits_overdue.set(self._router.check_evidence())
         limit = self.settings.serve.max_batch
         if self._max_samples is not None:
             limit = min(limit, self._max_samples - self._processed)
@@ -226,10 +242,24 @@ class Daemon:
         metrics.label_budget.set(router.gate.budget)
         if router.auto_label is not None:
             metrics.threshold.labels("auto_label").set(router.auto_label.threshold)
+            self._observe_held_back(router.auto_label.held_back)
         log.debug(
             "%s..%d: %s with model v%d",
             batch[0], batch[-1].offset, dict(plan.routes), router.predictor.version,
         )  # fmt: skip
+
+    def _observe_held_back(self, reason: str | None) -> None:
+        """The paused gauges, and a pause begun (counted, logged) or ended (logged)."""
+        if reason == self._held_back:
+            return
+        if reason is not None:
+            self.metrics.auto_label_pauses.labels(reason).inc()
+            log.warning("auto-labeling held back: %s", HELD_BACK_WHY[reason])
+        else:
+            log.info("auto-labeling resumed: the audits support the precision target")
+        for name in HELD_BACK:
+            self.metrics.auto_label_paused.labels(name).set(name == reason)
+        self._held_back = reason
 
     def _log_summary(self) -> None:
         if self._summary:

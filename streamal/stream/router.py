@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.gates import Decision, ExploreGate, Reason, Route
+from streamal.gates.shift import ShiftMonitor
 from streamal.messages import (
     AutoLabel,
     ExploreBoost,
@@ -33,6 +34,7 @@ from streamal.model import Predictor
 from streamal.model.scoring import check_embeddings, probabilities_and_utilities
 from streamal.requests import label_request, top_guesses
 from streamal.strategies import build_auto_label, build_gate, build_score, seed_for
+from streamal.stream.audits import Audit, AuditLedger
 from streamal.transport import Envelope, Record, record_size
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ class Plan:
     gate: Decision[Any] | None = None
     auto_label: Decision[Any] | None = None
     explore: Decision[Any] | None = None
+    audits: list[tuple[str, str, float]] = field(default_factory=list)
+    """(sample id, predicted label, confidence) of each audit asked."""
+    signals: np.ndarray | None = None
+    """What the shift monitor watches: the samples' features, or the confidences."""
 
 
 class Router:
@@ -62,13 +68,25 @@ class Router:
     (``strategy.explore``; more for a while after a drift), and the budget gate, counting
     both as spent where they stand, asks that many fewer: one budget for every request. The
     random utility's picks are all ``explore``.
+
+    Auto-labeling pauses when the served inputs shift (the samples' features, or the model's
+    confidences when they have none, watched by a `ShiftMonitor`) until the audits asked since
+    support the target, and holds back while audit answers are overdue
+    (``strategy.auto_label.max_label_delay_s`` on ``clock``): see `learn` and `check_evidence`.
     """
 
-    def __init__(self, settings: Settings, predictor: Predictor) -> None:
+    def __init__(
+        self, settings: Settings, predictor: Predictor, clock: Callable[[], float] = time.time
+    ) -> None:
         strategy = settings.strategy
         self.predictor = predictor
         self.gate = build_gate(strategy)
         self.auto_label = build_auto_label(strategy)
+        self.ledger = AuditLedger()
+        self._clock = clock
+        self._max_label_delay_s = strategy.auto_label.max_label_delay_s
+        self._shift = ShiftMonitor() if strategy.auto_label.pause_on_shift else None
+        self._watching_model = False  # the monitor watches confidences (no features)
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
@@ -90,6 +108,8 @@ class Router:
     ) -> None:
         """Serve with ``predictor`` from the next batch on, with the thresholds announced for it,
         and start ``boost`` (a drift's exploration boost) unless it was started already."""
+        if predictor is not self.predictor and self._watching_model and self._shift is not None:
+            self._shift.reset()  # another model's confidences: a new baseline
         self.predictor = predictor
         if "budget" in thresholds:
             self.gate.set_threshold(thresholds["budget"])
@@ -121,6 +141,42 @@ class Router:
             self.auto_label.update(plan.auto_label)
         if plan.explore is not None:
             self.explore.update(plan.explore)
+        if self.auto_label is None:
+            return
+        at, epoch = self._clock(), self.auto_label.epoch
+        for sample_id, predicted, confidence in plan.audits:
+            self.ledger.record(sample_id, Audit(predicted, confidence, at, epoch))
+        if (
+            plan.signals is not None
+            and self._shift is not None
+            and self._shift.update(plan.signals)
+        ):
+            watched = "confidences" if self._watching_model else "features"
+            log.warning(
+                "the served %s shifted: auto-labeling paused until audits clear it", watched
+            )
+            self.auto_label.pause("shift")
+
+    def learn(self, answers: Sequence[tuple[str, str]]) -> None:
+        """Answers (sample id, label) from ``labels``: those to this replica's audits tell the
+        auto-label gate how its confident predictions did."""
+        if self.auto_label is None:
+            return
+        outcomes = [o for i, label in answers if (o := self.ledger.answer(i, label)) is not None]
+        if outcomes:
+            self.auto_label.observe(
+                [o.audit.confidence for o in outcomes],
+                [o.correct for o in outcomes],
+                [o.audit.epoch for o in outcomes],
+            )
+
+    def check_evidence(self) -> int:
+        """Hold auto-labeling back while audit answers are overdue; how many are."""
+        if self.auto_label is None:
+            return 0
+        overdue = self.ledger.overdue(self._clock(), self._max_label_delay_s)
+        self.auto_label.set_stale(overdue > 0)
+        return overdue
 
     def _decide(
         self, plan: Plan, utilities: np.ndarray, confidences: np.ndarray
@@ -143,6 +199,18 @@ class Router:
         if cold or self._at_random:
             reasons[reasons == Reason.UNCERTAIN] = Reason.EXPLORE
         return routes, reasons
+
+    def _signals(self, samples: list[Sample], confidences: np.ndarray) -> np.ndarray | None:
+        """What the shift monitor watches in a batch: the features, when its samples all have
+        as many; else the confidences."""
+        if self._shift is None:
+            return None
+        vectors = [sample.features for sample in samples if sample.features is not None]
+        if len(vectors) == len(samples) and len({len(v) for v in vectors}) == 1:
+            self._watching_model = False
+            return np.asarray(vectors, dtype=np.float64)
+        self._watching_model = True
+        return confidences
 
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
@@ -186,6 +254,10 @@ class Router:
 
         routes, reasons = self._decide(plan, utilities_np, top_p_np)
         version, at, classes = self.predictor.version, now(), self.predictor.classes
+        plan.signals = self._signals([sample for _, sample in kept], top_p_np)
+        for audited in np.flatnonzero(reasons == Reason.AUDIT).tolist():
+            predicted = classes[top_i_np[audited]]
+            plan.audits.append((kept[audited][1].id, predicted, float(top_p_np[audited])))
         asked = torch.as_tensor(routes == Route.ORACLE, device=probabilities.device)
         guesses = iter(top_guesses(probabilities[asked], classes, self._top_k))
         for row, (envelope, sample) in enumerate(kept):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from streamal.errors import StreamalError
 from streamal.messages import LabelRequest, OracleLabel, Sample
 from streamal.sqlite import open_sqlite, write_transaction
@@ -218,6 +220,19 @@ class LabelStore:
             (trained,),
         )
         return int(untrained.fetchone()[0]), int(meta.get("concept_start", "0"))
+
+    def audits(self, since: int, newest: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``newest`` audits answered after point ``since``: the confidence each was served
+        with, and whether its resolved label agreed with the prediction then."""
+        rows = self._db.execute(
+            f"SELECT r.id, r.predicted, r.confidence FROM requests r WHERE r.reason='audit'"
+            f" AND {HAS_LABEL} AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ?"
+            " ORDER BY r.seq DESC LIMIT ?",
+            (since, newest),
+        ).fetchall()
+        confidences = np.array([row[2] for row in rows], dtype=np.float64)
+        correct = np.array([self.label_of(row[0]) == row[1] for row in rows], dtype=bool)
+        return confidences, correct
 
     def recent_samples(self, count: int, reason: str) -> list[Sample]:
         """The newest ``count`` requests asked for ``reason``, labeled or not, as samples."""

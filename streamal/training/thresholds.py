@@ -5,9 +5,11 @@
   of the stream, unlike the uncertain ones), so a new model neither floods nor starves the
   oracle. Without enough of them no budget threshold is published and the gate goes on
   adapting from where it is.
-- ``auto_label``: the lowest confidence at which the lower confidence bound of the new model's
-  precision on audited samples reaches the target; absent (auto-labeling off) while the
-  evidence is too thin or no threshold qualifies.
+- ``auto_label``: the lowest confidence at which the lower confidence bound of the precision
+  on audited samples, as they were served, reaches the target; absent (auto-labeling off) while
+  the evidence is too thin or no threshold qualifies. As served, not scored again by the new
+  model: it learned most of them, and a model is more confident and more often right on what
+  it learned than on the samples it will auto-label.
 """
 
 from __future__ import annotations
@@ -44,19 +46,14 @@ def budget_threshold(
 
 
 def auto_label_threshold(
-    settings: Settings, predictor: Predictor, samples: list[Sample], labels: list[str]
+    settings: Settings, confidences: np.ndarray, correct: np.ndarray
 ) -> tuple[float, float] | None:
-    """The auto-label threshold for the precision target on audited ``samples`` (with their
-    ``labels``), with the precision's lower bound there; None while no threshold qualifies."""
+    """The auto-label threshold for the precision target on audits, each with the confidence it
+    was served with and whether its label agreed, with the precision's lower bound there; None
+    while they are fewer than ``min_audits`` or no threshold qualifies."""
     auto = settings.strategy.auto_label
-    encoded = predictor.encode(samples)
-    if len(encoded.kept) < auto.min_audits:
+    if len(confidences) < auto.min_audits:
         return None
-    probabilities = predictor.probabilities(encoded.inputs)
-    confidence, predicted = probabilities.max(dim=1)
-    names = np.array(predictor.classes)[predicted.cpu().numpy()]
-    correct = names == np.array(labels)[encoded.kept]
-    confidences = confidence.double().cpu().numpy()
     method, level = auto.bound, auto.confidence_level
     threshold = select_threshold(
         confidences, correct, target=auto.target_precision, method=method, level=level

@@ -107,6 +107,9 @@ class Trainer:
         # labels since the last round (a restart picks up those a stopped trainer never used)
         # and the label-store point where the current concept's labels start
         self._new_labels, self._concept_start = self.labels.last_round()
+        # the store point after which audits are evidence for the auto-label threshold: those
+        # answered since the last drift was detected (the concept's estimated start may be early)
+        self._evidence_start = self._concept_start
         # labels of the current concept the last round learned from (the next is due when
         # as many more came: rounds come early while the labeled set is small)
         stored = len(self.labels.labeled(since=self._concept_start).samples)
@@ -294,6 +297,7 @@ class Trainer:
             self._boost_pending = True
             # the old concept's labels now mislead: train (and judge) on the new one's only
             self._concept_start = max(self._concept_start, min(drifts.values()))
+            self._evidence_start = self.labels.position
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -437,13 +441,9 @@ class Trainer:
         recent = self.labels.recent_samples(self.settings.train.recent_requests, "explore")
         if (budget := budget_threshold(self.settings, predictor, recent)) is not None:
             thresholds["budget"] = budget
-        audited = [i for i, reason in enumerate(data.reasons) if reason == "audit"]
-        auto = auto_label_threshold(
-            self.settings,
-            predictor,
-            [data.samples[i] for i in audited],
-            [data.labels[i] for i in audited],
-        )
+        window = self.settings.strategy.auto_label.window
+        confidences, correct = self.labels.audits(since=self._evidence_start, newest=window)
+        auto = auto_label_threshold(self.settings, confidences, correct)
         if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
             self.metrics.auto_label_precision_lower_bound.set(bound)

@@ -372,6 +372,7 @@ class KafkaTransport(Transport):
             _close_broken(producer)
             if self._transactional_id:  # its successor fences it and aborts its transaction now,
                 self._producer_client()  # whose pending offsets would hold the rewind
+
     def _join_again(self, consumer: KafkaConsumer) -> None:
         """Leave and subscribe anew: the next poll joins as a new member, from the committed
         offsets. The consumer would otherwise keep a membership the broker no longer knows

@@ -135,3 +135,67 @@ def test_set_active_adopts_the_trainers_threshold_for_a_new_model() -> None:
         gate.update(pending)
     with pytest.raises(ValueError, match="threshold must be"):
         gate.set_active(1.5)
+
+
+def trusted_gate(**kwargs: Any) -> AutoLabelGate:
+    """A gate auto-labeling at 0.9 after 300 right audits."""
+    gate = AutoLabelGate(min_audits=100, audit_share=0.05, threshold=0.9, seed=3, **kwargs)
+    gate.observe([0.95] * 300, [True] * 300)
+    assert gate.auto_labeling
+    return gate
+
+
+def test_a_pause_holds_auto_labels_back_and_audits_more_from_the_budget() -> None:
+    gate = trusted_gate(budget=0.1, paused_audits=0.5)
+    gate.update(gate.decide(np.full(2000, 0.95), skipped(2000)))  # the candidate rate: all
+    gate.pause("shift")
+    assert (gate.held_back, gate.auto_labeling, gate.active) == ("shift", False, True)
+    decision = gate.decide(np.full(4000, 0.95), skipped(4000))
+    assert Route.AUTO_LABEL not in decision.routes
+    # audits take half the budget (0.05 of the samples, every one a candidate), not more
+    assert 0.04 < (decision.reasons == Reason.AUDIT).mean() < 0.06
+
+
+def test_only_audits_asked_since_the_pause_end_it() -> None:
+    gate = trusted_gate()
+    before = gate.epoch
+    gate.pause("shift")
+    gate.observe([0.95] * 400, [True] * 400, [before] * 400)  # asked before: no evidence
+    assert gate.held_back == "shift"
+    gate.observe([0.95] * 100, [True] * 100, [gate.epoch] * 100)  # bound 0.974 < 0.98
+    assert gate.held_back == "shift"
+    gate.observe([0.95] * 100, [True] * 100, [gate.epoch] * 100)  # 200 right: bound 0.987
+    assert gate.held_back is None and gate.auto_labeling
+
+
+def test_wrong_audits_since_the_pause_keep_it_and_a_new_pause_starts_over() -> None:
+    gate = trusted_gate()
+    gate.pause("shift")
+    gate.observe([0.95] * 300, [True, False] * 150, [gate.epoch] * 300)
+    assert gate.held_back == "shift"
+    first = gate.epoch
+    gate.pause("shift")
+    gate.observe([0.95] * 150, [True] * 150, [first] * 150)  # the first pause's audits
+    assert gate.held_back == "shift" and gate.epoch == first + 1
+
+
+def test_late_audits_hold_auto_labels_back_until_they_came() -> None:
+    gate = trusted_gate()
+    gate.set_stale(True)
+    assert gate.held_back == "stale"
+    assert Route.AUTO_LABEL not in gate.decide(np.full(100, 0.95), skipped(100)).routes
+    gate.set_stale(False)
+    assert gate.held_back is None
+    assert Route.AUTO_LABEL in gate.decide(np.full(100, 0.95), skipped(100)).routes
+
+
+def test_audits_that_turn_wrong_pause_auto_labels_and_the_target_rarely_does() -> None:
+    rng = np.random.default_rng(8)
+    gate = trusted_gate()
+    for _ in range(100):  # 5,000 audits right at the target's rate: no pause
+        gate.observe([0.95] * 50, rng.random(50) < 0.98, [gate.epoch] * 50)
+    assert gate.held_back is None
+    gate.observe([0.95] * 4, [False] * 4, [gate.epoch] * 4)
+    assert gate.held_back is None  # four wrong in a row could still be chance
+    gate.observe([0.95], [False], [gate.epoch])
+    assert gate.held_back == "audits" and not gate.auto_labeling

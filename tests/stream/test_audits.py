@@ -1,0 +1,112 @@
+"""What a replica learns from its own audits: pauses on a shift, holds while answers are late."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from streamal.messages import LabelRequest, decode
+from streamal.stream.audits import Audit, AuditLedger
+from streamal.stream.router import Router
+from streamal.transport import Envelope
+from tests.stream.test_router import envelope, logits_of, predictor_for, settings
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def confident_router(clock: Clock) -> Router:
+    configured = settings(
+        budget=0.2,
+        auto_label={"audit_share": 0.05, "min_audits": 5000, "max_label_delay_s": 10.0},
+    )
+    model = predictor_for(configured)
+    routing = Router(configured, model, clock)
+    routing.use(model, {"auto_label": 0.9})
+    return routing
+
+
+def batch(rng: np.random.Generator, start: int, top: int) -> list[Envelope]:
+    """64 samples the model predicts as class ``top`` with confidence about 0.95."""
+    rows = []
+    for i in range(64):
+        p = np.full(3, 0.025)
+        p[top] = 0.95
+        features = np.array(logits_of(list(p))) + rng.normal(0, 0.05, 3)
+        value = json.dumps({"id": f"s{start + i}", "features": features.tolist()}).encode()
+        rows.append(envelope(value, start + i))
+    return rows
+
+
+def route(routing: Router, rows: list[Envelope]) -> list[LabelRequest]:
+    plan = routing.plan(rows)
+    routing.commit(plan)
+    asked = [decode(LabelRequest, r.value) for r in plan.records if r.topic.endswith("requests")]
+    return [r for r in asked if r.reason == "audit"]
+
+
+def test_a_shift_pauses_auto_labels_until_audits_asked_since_clear_it() -> None:
+    rng, clock = np.random.default_rng(0), Clock()
+    routing = confident_router(clock)
+    assert routing.auto_label is not None
+    for b in range(40):  # class b, as it always was
+        route(routing, batch(rng, 64 * b, top=1))
+    assert routing.auto_label.held_back is None
+    routing.learn([(r.id, "b") for r in route(routing, batch(rng, 64 * 40, top=1))])
+    assert routing.auto_label.auto_labeling
+    audits: list[LabelRequest] = []
+    b = 41
+    while routing.auto_label.held_back is None:  # the inputs move to class c's corner
+        audits += route(routing, batch(rng, 64 * b, top=2))
+        b += 1
+        assert b < 50, "the shift was not seen within the recent window"
+    # answers to audits asked before the pause do not end it
+    routing.learn([(r.id, "c") for r in audits])
+    assert routing.auto_label.held_back == "shift"
+    since: list[LabelRequest] = []
+    while len(since) < 250:  # the model is right about the new inputs: audits clear the pause
+        plan = routing.plan(batch(rng, 64 * b, top=2))
+        assert "auto_label" not in plan.routes  # held back meanwhile
+        routing.commit(plan)
+        since += [decode(LabelRequest, record.value) for record in plan.records]
+        b += 1
+    routing.learn([(r.id, "c") for r in since if r.reason == "audit"])
+    assert routing.auto_label.held_back is None
+    assert "auto_label" in routing.plan(batch(rng, 64 * b, top=2)).routes
+
+
+def test_overdue_audit_answers_hold_auto_labels_back_until_they_come() -> None:
+    rng, clock = np.random.default_rng(1), Clock()
+    routing = confident_router(clock)
+    assert routing.auto_label is not None
+    audits = route(routing, batch(rng, 0, top=1))
+    assert audits and routing.check_evidence() == 0
+    clock.now = 11.0  # past max_label_delay_s without an answer
+    assert routing.check_evidence() == len(audits)
+    assert routing.auto_label.held_back == "stale"
+    assert "auto_label" not in routing.plan(batch(rng, 64, top=1)).routes
+    routing.learn([(r.id, "b") for r in audits])
+    assert routing.check_evidence() == 0 and routing.auto_label.held_back is None
+
+
+def test_audits_of_an_aborted_batch_are_not_remembered() -> None:
+    routing = confident_router(Clock())
+    routing.plan(batch(np.random.default_rng(2), 0, top=1))  # planned, never committed
+    assert len(routing.ledger) == 0
+
+
+def test_an_audit_unanswered_for_long_is_forgotten_as_lost() -> None:
+    ledger = AuditLedger()
+    ledger.record("s1", Audit("a", 0.99, asked_at=0.0, epoch=0))
+    ledger.record("s2", Audit("a", 0.99, asked_at=20.0, epoch=0))
+    assert ledger.overdue(now=31.0, max_delay_s=10.0) == 1  # s1 forgotten, s2 late
+    assert (ledger.lost, len(ledger)) == (1, 1)
+    assert ledger.answer("s1", "a") is None
