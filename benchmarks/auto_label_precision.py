@@ -4,10 +4,13 @@ The real serve + simulated annotator + train loop runs streamal's default strate
 0.1 on each built-in stream and each peer-anchor stream, with the annotator's label delay and a
 share of wrong answers (label noise). Reported per stream, against the ground truth:
 
-- ``auto_label_precision``: the share of auto-labels that were right;
+- ``auto_label_precision``: the share of auto-labels that were right, as issued;
+- ``standing_precision``: the same over the auto-labels that stand after retractions;
+- ``retracted``: how many auto-labels were retracted;
 - ``auto_labeled_share``: auto-labels over the stream's samples;
-- ``longest_wrong_run``: the longest run of consecutive wrong auto-labels;
-- ``meets_target``: that precision at or above ``strategy.auto_label.target_precision``;
+- ``longest_wrong_run``: the longest run of consecutive wrong auto-labels, as issued;
+- ``auto_label_pauses``: the pauses of auto-labeling, by reason;
+- ``meets_target``: standing precision at or above ``strategy.auto_label.target_precision``;
 - ``prequential_accuracy``, for context.
 
 Usage: ``python benchmarks/auto_label_precision.py [--samples N] [--rate R] [--streams A,B]
@@ -27,7 +30,10 @@ from streamal.config import Settings
 from streamal.simulation.run import Options, simulate
 from streamal.simulation.streams import BUILTIN, PEERS, builtin, peer
 
-KEYS = ("auto_label_precision", "auto_labeled_share", "longest_wrong_run", "prequential_accuracy")
+KEYS = (
+    "auto_label_precision", "standing_precision", "retracted", "auto_labeled_share",
+    "longest_wrong_run", "auto_label_pauses", "prequential_accuracy",
+)  # fmt: skip
 
 
 def main() -> None:
@@ -55,8 +61,8 @@ def main() -> None:
                 settings, stream, "default", settings.strategy.score, Path(tmp) / name, options
             )
             result = {key: report.get(key) for key in KEYS}
-            precision = result["auto_label_precision"]
-            result["meets_target"] = precision is None or precision >= target
+            standing = result["standing_precision"]
+            result["meets_target"] = standing is None or standing >= target
             results[name] = result
             print(f"{name}: {result}", file=sys.stderr)
     held = [r["meets_target"] for r in results.values()]

@@ -121,6 +121,7 @@ class TopicsConfig(Section):
     samples: TopicName = "samples"
     label_requests: TopicName = "label-requests"
     auto_labels: TopicName = "auto-labels"
+    retractions: TopicName = "auto-label-retractions"
     labels: TopicName = "labels"
     models: TopicName = "models"
     dead_letter: TopicName = "dead-letter"

@@ -136,6 +136,18 @@ class AutoLabel(Message):
     labeled_at: Timestamp
 
 
+class Retraction(Message):
+    """An auto-label withdrawn on ``auto-label-retractions`` (key: the sample id): audits asked
+    since it was issued turned wrong. A consumer drops the auto-label ``label`` of ``id`` (or
+    treats the sample as unlabeled); a human label of it may still come."""
+
+    id: SampleId
+    label: str
+    model_version: int = Field(ge=0, le=INT64_MAX)
+    labeled_at: Timestamp
+    retracted_at: Timestamp
+
+
 class OracleLabel(Message):
     """A human's answer on ``labels``; may come late, twice, or for an unknown id."""
 
@@ -235,6 +247,7 @@ MESSAGES: dict[str, type[Message]] = {
     "sample": Sample,
     "label-request": LabelRequest,
     "auto-label": AutoLabel,
+    "retraction": Retraction,
     "oracle-label": OracleLabel,
     "model-announcement": ModelAnnouncement,
     "dead-letter": DeadLetter,

@@ -95,6 +95,11 @@ class Metrics:
         for reason in HELD_BACK:
             self.auto_label_paused.labels(reason)
             self.auto_label_pauses.labels(reason)
+        self.auto_labels_retracted = Counter(
+            "streamal_auto_labels_retracted",
+            "Auto-labels retracted (on auto-label-retractions): audits turned wrong after them",
+            registry=r,
+        )  # fmt: skip
         self.audits_overdue = Gauge(
             "streamal_audits_overdue",
             "Audits of this replica unanswered past strategy.auto_label.max_label_delay_s",

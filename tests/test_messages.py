@@ -17,6 +17,7 @@ from streamal.messages import (
     LabelRequest,
     ModelAnnouncement,
     OracleLabel,
+    Retraction,
     Sample,
     decode,
     decode_batch,
@@ -34,6 +35,10 @@ EXAMPLES = [
     ),
     AutoLabel(
         id="s3", label="cat", confidence=0.995, model_version=3, labeled_at=datetime.now(UTC)
+    ),
+    Retraction(
+        id="s3", label="cat", model_version=3, labeled_at=datetime.now(UTC),
+        retracted_at=datetime.now(UTC),
     ),
     OracleLabel(id="s1", label="dog", annotator="ann-7", labeled_at=datetime.now(UTC)),
     ModelAnnouncement(

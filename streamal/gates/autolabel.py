@@ -28,6 +28,8 @@ class AutoLabelState(State):
     paused: str | None = None
     pauses: int = 0
     alarm: float = 0.0
+    calm_at: float | None = None  # the last audit before the current run of errors was asked
+    last_at: float | None = None
     stale: bool = False
     candidate_rate: float = 0.0
 
@@ -211,10 +213,14 @@ class AutoLabelGate(Gate[AutoLabelState]):
         return self._decision(routes, reasons, state)
 
     def observe(
-        self, confidences: ArrayLike, correct: ArrayLike, epochs: ArrayLike | None = None
-    ) -> None:
-        """Record audited outcomes, choose the threshold again, and end a pause that the
-        audits requested since it began now clear.
+        self,
+        confidences: ArrayLike,
+        correct: ArrayLike,
+        epochs: ArrayLike | None = None,
+        asked_at: ArrayLike | None = None,
+    ) -> float | None:
+        """Record audited outcomes, choose the threshold again, end a pause that the audits
+        requested since it began now clear, or pause when they turned wrong.
 
         Parameters
         ----------
@@ -223,7 +229,16 @@ class AutoLabelGate(Gate[AutoLabelState]):
         correct
             Whether the human label agreed with the prediction.
         epochs
-            The `epoch` when each audit was requested (None: before the current pause).
+            The `epoch` when each audit was requested (None: before the current pause). Only
+            outcomes with epochs are watched for turning wrong: a replica's live audits.
+        asked_at
+            When each audit was requested (default: in the order given).
+
+        Returns
+        -------
+        float or None
+            When the audits that paused auto-labeling now began to go wrong: the request time
+            of the last right audit before them (None: no such pause now).
         """
         conf = as_scores(confidences, "confidences")
         right = np.asarray(correct, dtype=bool)
@@ -237,14 +252,10 @@ class AutoLabelGate(Gate[AutoLabelState]):
             self._fresh += zip(conf[fresh].tolist(), right[fresh].tolist(), strict=True)
             if self._clears(state.threshold):
                 state.paused = None
+        went_wrong = None
         if epochs is not None:  # a replica's live audits: watched for turning wrong
-            for ok in right.tolist():
-                state.alarm = max(0.0, state.alarm + (self._llr_right if ok else self._llr_wrong))
-            if state.alarm > ALARM:
-                state.alarm = 0.0
-                if state.paused is None:
-                    state.paused, state.pauses = "audits", state.pauses + 1
-                    self._fresh = []
+            times = np.arange(len(right), dtype=float) if asked_at is None else asked_at
+            went_wrong = self._watch(state, right, np.asarray(times, dtype=np.float64))
         if self.audits >= self.min_audits:
             threshold = select_threshold(
                 self._confidences,
@@ -256,6 +267,26 @@ class AutoLabelGate(Gate[AutoLabelState]):
             state.active = threshold is not None
             state.threshold = state.threshold if threshold is None else threshold
         self._commit(state)
+        return went_wrong
+
+    def _watch(self, state: AutoLabelState, right: np.ndarray, times: np.ndarray) -> float | None:
+        """Page's CUSUM over outcomes in request order; on an alarm, pause (unless paused) and
+        return when the run of errors began."""
+        order = np.argsort(times, kind="stable")
+        went_wrong = None
+        for ok, at in zip(right[order].tolist(), times[order].tolist(), strict=True):
+            if state.alarm == 0.0:
+                state.calm_at = state.last_at  # the last audit before this run
+            state.alarm = max(0.0, state.alarm + (self._llr_right if ok else self._llr_wrong))
+            state.last_at = at
+            if state.alarm > ALARM:
+                state.alarm = 0.0
+                began = at if state.calm_at is None else state.calm_at
+                went_wrong = began if went_wrong is None else min(went_wrong, began)
+                if state.paused is None:
+                    state.paused, state.pauses = "audits", state.pauses + 1
+                    self._fresh = []
+        return went_wrong
 
     def _clears(self, threshold: float) -> bool:
         """Whether the audits since the pause support the target at ``threshold``."""

@@ -50,15 +50,21 @@ def compare(
 
 def print_summary(reports: Sequence[dict[str, Any]], out: Path, file: TextIO = sys.stdout) -> None:
     """A table of the reports, and where the files are."""
-    header = f"{'strategy':<12}{'labels':>8}{'rate':>7}{'auto':>8}{'precision':>10}"
-    header += f"{'accuracy':>10}{'final':>7}{'versions':>9}{'drifts':>7}"
+    header = f"{'strategy':<12}{'labels':>8}{'rate':>7}{'auto':>8}{'issued':>8}{'standing':>9}"
+    header += f"{'retracted':>10}{'wrong run':>10}{'pauses':>7}{'accuracy':>10}{'final':>7}"
+    header += f"{'versions':>9}{'drifts':>7}"
     print(header, file=file)
     for r in reports:
-        precision = "-" if r["auto_label_precision"] is None else f"{r['auto_label_precision']:.3f}"
+        issued, standing = (
+            "-" if r[key] is None else f"{r[key]:.3f}"
+            for key in ("auto_label_precision", "standing_precision")
+        )
         print(
             f"{r['strategy']:<12}{r['labels_used']:>8,}{r['label_rate']:>7.3f}"
-            f"{r['auto_labeled_share']:>8.1%}{precision:>10}{r['prequential_accuracy']:>10.3f}"
-            f"{r['final_accuracy']:>7.3f}{r['model_versions']:>9}{len(r['drift_events']):>7}",
+            f"{r['auto_labeled_share']:>8.1%}{issued:>8}{standing:>9}{r['retracted']:>10}"
+            f"{r['longest_wrong_run']:>10}{sum(r['auto_label_pauses'].values()):>7}"
+            f"{r['prequential_accuracy']:>10.3f}{r['final_accuracy']:>7.3f}"
+            f"{r['model_versions']:>9}{len(r['drift_events']):>7}",
             file=file,
         )
     print(f"report: {out / 'report.json'}", file=file)

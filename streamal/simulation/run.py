@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from streamal.config import Settings
-from streamal.messages import AutoLabel, LabelRequest, decode, encode
-from streamal.metrics import Metrics
+from streamal.messages import AutoLabel, LabelRequest, Retraction, decode, encode
+from streamal.metrics import HELD_BACK, Metrics
 from streamal.model import ModelLoader
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
@@ -153,7 +153,13 @@ def simulate(
     finally:
         trainer.labels.close()
     drifts = [round(at * options.rate) for at, _ in trainer.drift_events]
-    return measure(settings, stream.head(served), name, drifts)
+    report = measure(settings, stream.head(served), name, drifts)
+    pauses = metrics.registry.get_sample_value
+    report["auto_label_pauses"] = {
+        reason: int(pauses("streamal_auto_label_pauses_total", {"reason": reason}) or 0)
+        for reason in HELD_BACK
+    }
+    return report
 
 
 class StreamClock:
@@ -221,6 +227,9 @@ def measure(
         decode(LabelRequest, e.value) for e in _read(settings, settings.topics.label_requests)
     ]
     autos = [decode(AutoLabel, e.value) for e in _read(settings, settings.topics.auto_labels)]
+    retracted = {
+        decode(Retraction, e.value).id for e in _read(settings, settings.topics.retractions)
+    }
     served = np.full(n, -1)
     for sample_id, version in [(r.id, r.model_version) for r in requests] + [
         (a.id, a.model_version) for a in autos
@@ -249,6 +258,10 @@ def measure(
         "labels_used": int(labels_used[-1]),
         "label_rate": round(float(labels_used[-1] / n), 4),
         **auto_label_outcomes([a.label == truth[a.id] for a in in_stream_order], n),
+        "retracted": len(retracted),
+        "standing_precision": _precision(
+            [a.label == truth[a.id] for a in autos if a.id not in retracted]
+        ),
         "model_versions": int(served.max()),
         "model_swaps": swaps,
         "drift_events": drifts,
@@ -262,8 +275,8 @@ def measure(
 
 
 def auto_label_outcomes(right: list[bool], samples: int) -> dict[str, Any]:
-    """How the auto-labels of a run of ``samples`` did, from whether each was right (in the
-    order they were issued).
+    """How the auto-labels of a run of ``samples`` did as issued, from whether each was right
+    (in the order they were issued).
 
     >>> auto_label_outcomes([True, False, False, True, False], 10)
     {'auto_labeled_share': 0.5, 'auto_label_precision': 0.4, 'longest_wrong_run': 2}
@@ -273,9 +286,13 @@ def auto_label_outcomes(right: list[bool], samples: int) -> dict[str, Any]:
     runs = edges[1::2] - edges[::2]
     return {
         "auto_labeled_share": round(len(right) / samples, 4),
-        "auto_label_precision": round(float(np.mean(right)), 4) if right else None,
+        "auto_label_precision": _precision(right),
         "longest_wrong_run": int(runs.max()) if len(runs) else 0,
     }
+
+
+def _precision(right: list[bool]) -> float | None:
+    return round(float(np.mean(right)), 4) if right else None
 
 
 def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:

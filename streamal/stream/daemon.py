@@ -230,6 +230,7 @@ class Daemon:
         metrics, router = self.metrics, self._router
         for route, count in plan.routes.items():
             metrics.samples.labels(route).inc(count)
+        metrics.auto_labels_retracted.inc(plan.retracted)
         self._summary.update(plan.routes)
         metrics.batch_size.observe(len(batch))
         if plan.predict_seconds:

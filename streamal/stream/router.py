@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from streamal.messages import (
     AutoLabel,
     ExploreBoost,
     LabelRequest,
+    Retraction,
     Sample,
     decode_batch,
     encode,
@@ -40,6 +41,7 @@ from streamal.transport import Envelope, Record, record_size
 log = logging.getLogger(__name__)
 
 ROUTE_NAMES = {Route.ORACLE: "oracle", Route.AUTO_LABEL: "auto_label", Route.SKIP: "skip"}
+ISSUED_KEPT = 200_000  # auto-labels remembered for retraction
 
 
 @dataclass
@@ -57,6 +59,9 @@ class Plan:
     """(sample id, predicted label, confidence) of each audit asked."""
     signals: np.ndarray | None = None
     """What the shift monitor watches: the samples' features, or the confidences."""
+    issued: list[AutoLabel] = field(default_factory=list)
+    retracted: int = 0
+    """How many of the pending retractions lead the records."""
 
 
 class Router:
@@ -73,6 +78,8 @@ class Router:
     confidences when they have none, watched by a `ShiftMonitor`) until the audits asked since
     support the target, and holds back while audit answers are overdue
     (``strategy.auto_label.max_label_delay_s`` on ``clock``): see `learn` and `check_evidence`.
+    When audits turned wrong, the auto-labels issued since the last right audit before them
+    are retracted, with the next batch (exactly once with it).
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class Router:
         self._max_label_delay_s = strategy.auto_label.max_label_delay_s
         self._shift = ShiftMonitor() if strategy.auto_label.pause_on_shift else None
         self._watching_model = False  # the monitor watches confidences (no features)
+        self._issued: deque[tuple[float, AutoLabel]] = deque(maxlen=ISSUED_KEPT)
+        self._retractions: list[Record] = []  # produced with the next batch
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
@@ -121,7 +130,7 @@ class Router:
     def plan(self, envelopes: Sequence[Envelope]) -> Plan:
         """Route ``envelopes``; bad records, and samples whose output would be over
         ``transport.max_record_bytes``, become dead letters with their reason."""
-        plan = Plan()
+        plan = Plan(records=list(self._retractions), retracted=len(self._retractions))
         decoded = decode_batch(Sample, [e.value for e in envelopes], self._max_sample_bytes)
         samples = [message for _, message in decoded.valid]
         encoded = self.predictor.encode(samples)
@@ -141,11 +150,13 @@ class Router:
             self.auto_label.update(plan.auto_label)
         if plan.explore is not None:
             self.explore.update(plan.explore)
+        del self._retractions[: plan.retracted]
         if self.auto_label is None:
             return
         at, epoch = self._clock(), self.auto_label.epoch
         for sample_id, predicted, confidence in plan.audits:
             self.ledger.record(sample_id, Audit(predicted, confidence, at, epoch))
+        self._issued.extend((at, auto) for auto in plan.issued)
         if (
             plan.signals is not None
             and self._shift is not None
@@ -163,12 +174,32 @@ class Router:
         if self.auto_label is None:
             return
         outcomes = [o for i, label in answers if (o := self.ledger.answer(i, label)) is not None]
-        if outcomes:
-            self.auto_label.observe(
-                [o.audit.confidence for o in outcomes],
-                [o.correct for o in outcomes],
-                [o.audit.epoch for o in outcomes],
-            )
+        if not outcomes:
+            return
+        went_wrong = self.auto_label.observe(
+            [o.audit.confidence for o in outcomes],
+            [o.correct for o in outcomes],
+            [o.audit.epoch for o in outcomes],
+            [o.audit.asked_at for o in outcomes],
+        )
+        if went_wrong is not None:
+            self._retract_since(went_wrong)
+
+    def _retract_since(self, since: float) -> None:
+        """Retract the auto-labels issued at ``since`` or later (each once)."""
+        withdrawn = []
+        while self._issued and self._issued[-1][0] >= since:
+            withdrawn.append(self._issued.pop()[1])
+        at = now()
+        for auto in reversed(withdrawn):
+            retraction = Retraction(
+                id=auto.id, label=auto.label, model_version=auto.model_version,
+                labeled_at=auto.labeled_at, retracted_at=at,
+            )  # fmt: skip
+            key = auto.id.encode()
+            self._retractions.append(Record(self._topics.retractions, encode(retraction), key=key))
+        if withdrawn:
+            log.warning("audits turned wrong: retracting %d auto-labels", len(withdrawn))
 
     def check_evidence(self) -> int:
         """Hold auto-labeling back while audit answers are overdue; how many are."""
@@ -286,3 +317,5 @@ class Router:
                 continue
             plan.routes[ROUTE_NAMES[route]] += 1
             plan.records.append(record)
+            if isinstance(message, AutoLabel):
+                plan.issued.append(message)

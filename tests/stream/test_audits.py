@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from streamal.messages import LabelRequest, decode
+from streamal.messages import AutoLabel, LabelRequest, Retraction, decode
 from streamal.stream.audits import Audit, AuditLedger
 from streamal.stream.router import Router
 from streamal.transport import Envelope
@@ -110,3 +110,34 @@ def test_an_audit_unanswered_for_long_is_forgotten_as_lost() -> None:
     assert ledger.overdue(now=31.0, max_delay_s=10.0) == 1  # s1 forgotten, s2 late
     assert (ledger.lost, len(ledger)) == (1, 1)
     assert ledger.answer("s1", "a") is None
+
+
+def test_audits_that_turn_wrong_retract_the_auto_labels_since_the_last_right_one() -> None:
+    rng, clock = np.random.default_rng(3), Clock()
+    routing = confident_router(clock)
+    assert routing.auto_label is not None
+    issued: list[tuple[float, str]] = []  # (clock, sample id) of every auto-label
+    audits: list[tuple[float, LabelRequest]] = []
+    for b in range(30):
+        clock.now = float(b)
+        plan = routing.plan(batch(rng, 64 * b, top=1))
+        routing.commit(plan)
+        for record in plan.records:
+            if record.topic == "auto-labels":
+                issued.append((clock.now, decode(AutoLabel, record.value).id))
+            elif record.topic == "label-requests":
+                audits.append((clock.now, decode(LabelRequest, record.value)))
+    # the concept flipped at batch 20: the audits before are right, those since wrong
+    routing.learn([(r.id, "b" if at < 20 else "a") for at, r in audits])
+    assert routing.auto_label.held_back == "audits"
+    last_right = max(at for at, _ in audits if at < 20)
+    plan = routing.plan(batch(rng, 64 * 30, top=1))
+    retractions = [decode(Retraction, r.value) for r in plan.records if r.topic.endswith("ions")]
+    expected = [sample_id for at, sample_id in issued if at >= last_right]
+    assert [r.id for r in retractions] == expected and plan.retracted == len(expected)
+    assert {r.label for r in retractions} == {"b"}
+    # an aborted batch carries them again; once committed, they are gone
+    again = routing.plan(batch(rng, 64 * 30, top=1))
+    assert again.records[: len(expected)] == plan.records[: len(expected)]
+    routing.commit(again)
+    assert routing.plan(batch(rng, 64 * 31, top=1)).retracted == 0
