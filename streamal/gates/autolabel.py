@@ -51,7 +51,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
     It begins when serve sees its inputs shift (`pause`), or when audit outcomes turn wrong
     beyond what the target allows: Page's CUSUM of their log-likelihood ratio, an error rate of
     ``5 (1 - target)`` (at most halfway to 1) against ``1 - target``, passes ``log(1000)`` (five
-    wrong in a row at the default target; rarely ever while the target holds). Late audits
+    wrong in a row at the default target; rarely ever while the target holds), counting the
+    audits at the threshold or above while a threshold is adopted. Late audits
     (`set_stale`: answers overdue, so the evidence is no longer current) hold it back until they
     came. While held back, audits take a share ``paused_audits`` of the ``budget``.
 
@@ -230,7 +231,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
             Whether the human label agreed with the prediction.
         epochs
             The `epoch` when each audit was requested (None: before the current pause). Only
-            outcomes with epochs are watched for turning wrong: a replica's live audits.
+            outcomes with epochs are watched for turning wrong (a replica's live audits), and
+            only while a threshold is adopted and no pause is on, those at the threshold.
         asked_at
             When each audit was requested (default: in the order given).
 
@@ -253,9 +255,13 @@ class AutoLabelGate(Gate[AutoLabelState]):
             if self._clears(state.threshold):
                 state.paused = None
         went_wrong = None
-        if epochs is not None:  # a replica's live audits: watched for turning wrong
+        if epochs is not None and state.active and state.paused is None:
+            # a replica's live audits, while it auto-labels: those at the threshold or above
             times = np.arange(len(right), dtype=float) if asked_at is None else asked_at
-            went_wrong = self._watch(state, right, np.asarray(times, dtype=np.float64))
+            at_threshold = conf >= state.threshold
+            went_wrong = self._watch(
+                state, right[at_threshold], np.asarray(times, dtype=np.float64)[at_threshold]
+            )
         if self.audits >= self.min_audits:
             threshold = select_threshold(
                 self._confidences,

@@ -191,11 +191,22 @@ def test_late_audits_hold_auto_labels_back_until_they_came() -> None:
 
 def test_audits_that_turn_wrong_pause_auto_labels_and_the_target_rarely_does() -> None:
     rng = np.random.default_rng(8)
-    gate = trusted_gate()
-    for _ in range(100):  # 5,000 audits right at the target's rate: no pause
+    gate = AutoLabelGate(min_audits=5000, seed=3)  # the trainer's threshold, kept
+    gate.set_active(0.9)
+    for _ in range(90):  # 4,500 audits right at the target's rate: no pause
         gate.observe([0.95] * 50, rng.random(50) < 0.98, [gate.epoch] * 50)
     assert gate.held_back is None
+    gate.observe([0.95] * 100, [True] * 100, [gate.epoch] * 100)  # the CUSUM back at 0
     gate.observe([0.95] * 4, [False] * 4, [gate.epoch] * 4)
     assert gate.held_back is None  # four wrong in a row could still be chance
     gate.observe([0.95], [False], [gate.epoch])
     assert gate.held_back == "audits" and not gate.auto_labeling
+
+
+def test_wrong_audits_pause_only_a_gate_that_auto_labels_and_only_at_its_threshold() -> None:
+    idle = AutoLabelGate(min_audits=5000, threshold=0.9, seed=3)  # no threshold adopted yet
+    idle.observe([0.95] * 20, [False] * 20, [idle.epoch] * 20)
+    assert idle.held_back is None  # nothing to protect: the trainer's evidence decides
+    gate = trusted_gate()
+    gate.observe([0.5] * 20, [False] * 20, [gate.epoch] * 20)  # below the threshold
+    assert gate.held_back is None
