@@ -29,6 +29,7 @@ class AutoLabelState(State):
     pauses: int = 0
     alarm: float = 0.0
     calm_at: float | None = None  # the last audit before the current run of errors was asked
+    run_from: float = 0.0  # the current run's first audit was asked
     last_at: float | None = None
     stale: bool = False
     candidate_rate: float = 0.0
@@ -52,7 +53,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
     beyond what the target allows: Page's CUSUM of their log-likelihood ratio, an error rate of
     ``5 (1 - target)`` (at most halfway to 1) against ``1 - target``, passes ``log(1000)`` (five
     wrong in a row at the default target; rarely ever while the target holds), counting the
-    audits at the threshold or above while a threshold is adopted. Late audits
+    audits asked while auto-labeling was on. Late audits
     (`set_stale`: answers overdue, so the evidence is no longer current) hold it back until they
     came. While held back, audits take a share ``paused_audits`` of the ``budget``.
 
@@ -219,6 +220,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
         correct: ArrayLike,
         epochs: ArrayLike | None = None,
         asked_at: ArrayLike | None = None,
+        while_auto_labeling: ArrayLike | None = None,
     ) -> float | None:
         """Record audited outcomes, choose the threshold again, end a pause that the audits
         requested since it began now clear, or pause when they turned wrong.
@@ -231,10 +233,12 @@ class AutoLabelGate(Gate[AutoLabelState]):
             Whether the human label agreed with the prediction.
         epochs
             The `epoch` when each audit was requested (None: before the current pause). Only
-            outcomes with epochs are watched for turning wrong (a replica's live audits), and
-            only while a threshold is adopted and no pause is on, those at the threshold.
+            outcomes with epochs are watched for turning wrong: a replica's live audits.
         asked_at
             When each audit was requested (default: in the order given).
+        while_auto_labeling
+            Whether auto-labeling was on when each audit was requested (default: yes): only
+            those audits vouch for auto-labels, and only they are watched.
 
         Returns
         -------
@@ -255,13 +259,12 @@ class AutoLabelGate(Gate[AutoLabelState]):
             if self._clears(state.threshold):
                 state.paused = None
         went_wrong = None
-        if epochs is not None and state.active and state.paused is None:
-            # a replica's live audits, while it auto-labels: those at the threshold or above
+        if epochs is not None:  # a replica's live audits: those asked while it auto-labeled
             times = np.arange(len(right), dtype=float) if asked_at is None else asked_at
-            at_threshold = conf >= state.threshold
-            went_wrong = self._watch(
-                state, right[at_threshold], np.asarray(times, dtype=np.float64)[at_threshold]
-            )
+            live = np.ones(len(right), dtype=bool)
+            if while_auto_labeling is not None:
+                live = np.asarray(while_auto_labeling, dtype=bool)
+            went_wrong = self._watch(state, right[live], np.asarray(times, dtype=np.float64)[live])
         if self.audits >= self.min_audits:
             threshold = select_threshold(
                 self._confidences,
@@ -281,13 +284,13 @@ class AutoLabelGate(Gate[AutoLabelState]):
         order = np.argsort(times, kind="stable")
         went_wrong = None
         for ok, at in zip(right[order].tolist(), times[order].tolist(), strict=True):
-            if state.alarm == 0.0:
-                state.calm_at = state.last_at  # the last audit before this run
+            if state.alarm == 0.0:  # a run may start here: the audit before it, and its first
+                state.calm_at, state.run_from = state.last_at, at
             state.alarm = max(0.0, state.alarm + (self._llr_right if ok else self._llr_wrong))
             state.last_at = at
             if state.alarm > ALARM:
                 state.alarm = 0.0
-                began = at if state.calm_at is None else state.calm_at
+                began = state.run_from if state.calm_at is None else state.calm_at
                 went_wrong = began if went_wrong is None else min(went_wrong, began)
                 if state.paused is None:
                     state.paused, state.pauses = "audits", state.pauses + 1

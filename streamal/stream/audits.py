@@ -28,13 +28,14 @@ MAX_OUTSTANDING = 100_000
 
 @dataclass(frozen=True)
 class Audit:
-    """One audit asked: the label predicted, the confidence, when (on the replica's clock), and
-    the auto-label gate's pause count then."""
+    """One audit asked: the label predicted, the confidence, when (on the replica's clock), the
+    auto-label gate's pause count then, and whether it was auto-labeling then."""
 
     predicted: str
     confidence: float
     asked_at: float
     epoch: int
+    while_auto_labeling: bool = True
 
 
 @dataclass(frozen=True)

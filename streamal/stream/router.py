@@ -153,9 +153,9 @@ class Router:
         del self._retractions[: plan.retracted]
         if self.auto_label is None:
             return
-        at, epoch = self._clock(), self.auto_label.epoch
+        at, epoch, live = self._clock(), self.auto_label.epoch, self.auto_label.auto_labeling
         for sample_id, predicted, confidence in plan.audits:
-            self.ledger.record(sample_id, Audit(predicted, confidence, at, epoch))
+            self.ledger.record(sample_id, Audit(predicted, confidence, at, epoch, live))
         self._issued.extend((at, auto) for auto in plan.issued)
         if (
             plan.signals is not None
@@ -181,6 +181,7 @@ class Router:
             [o.correct for o in outcomes],
             [o.audit.epoch for o in outcomes],
             [o.audit.asked_at for o in outcomes],
+            [o.audit.while_auto_labeling for o in outcomes],
         )
         if went_wrong is not None:
             self._retract_since(went_wrong)

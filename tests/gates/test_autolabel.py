@@ -203,10 +203,9 @@ def test_audits_that_turn_wrong_pause_auto_labels_and_the_target_rarely_does() -
     assert gate.held_back == "audits" and not gate.auto_labeling
 
 
-def test_wrong_audits_pause_only_a_gate_that_auto_labels_and_only_at_its_threshold() -> None:
-    idle = AutoLabelGate(min_audits=5000, threshold=0.9, seed=3)  # no threshold adopted yet
-    idle.observe([0.95] * 20, [False] * 20, [idle.epoch] * 20)
-    assert idle.held_back is None  # nothing to protect: the trainer's evidence decides
-    gate = trusted_gate()
-    gate.observe([0.5] * 20, [False] * 20, [gate.epoch] * 20)  # below the threshold
-    assert gate.held_back is None
+def test_only_audits_asked_while_auto_labeling_can_pause_it() -> None:
+    gate = AutoLabelGate(min_audits=5000, threshold=0.9, seed=3)
+    gate.observe([0.95] * 20, [False] * 20, [gate.epoch] * 20, None, [False] * 20)
+    assert gate.held_back is None  # they vouched for no auto-label: the trainer's evidence decides
+    went_wrong = gate.observe([0.95] * 5, [False] * 5, [0] * 5, [7, 8, 9, 10, 11], [True] * 5)
+    assert gate.held_back == "audits" and went_wrong == 7
