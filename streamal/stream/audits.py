@@ -16,9 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from streamal.config import Settings
-from streamal.errors import MessageError, StreamalError
+from streamal.errors import MessageError
 from streamal.messages import OracleLabel, decode
-from streamal.transport import Transport, open_transport
+from streamal.stream.follow import TopicFollower
+from streamal.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -94,44 +95,20 @@ class AuditLedger:
         return late
 
 
-class LabelFollower:
+class LabelFollower(TopicFollower):
     """Reads the answers on ``labels`` in a thread of its own (`start`), or in the caller's
     (`read`); `take` hands over those read since the last call."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+        super().__init__(settings, settings.topics.labels, "label-follower")
         self._answers: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="label-follower", daemon=True)
-
-    def start(self) -> None:
-        """Follow the ``labels`` topic until `stop`."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following and wait for the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
 
     def take(self) -> list[tuple[str, str]]:
         """The (sample id, label) answers read since the last call."""
         with self._lock:
             answers, self._answers = self._answers, []
             return answers
-
-    def _run(self) -> None:
-        topic = self._settings.topics.labels
-        while not self._stop.is_set():
-            try:
-                with open_transport(self._settings) as transport:
-                    transport.subscribe([topic])
-                    while not self._stop.is_set():
-                        self.read(transport, 0.5)
-            except StreamalError as error:
-                log.warning("following %s failed, retrying: %s", topic, error)
-                self._stop.wait(2.0)
 
     def read(self, transport: Transport, timeout_s: float) -> int:
         """Keep the answers one poll of ``transport`` (subscribed to ``labels``) brings; the

@@ -18,11 +18,12 @@ import threading
 from dataclasses import dataclass, field
 
 from streamal.config import Settings
-from streamal.errors import MessageError, ModelError, StreamalError
+from streamal.errors import MessageError, ModelError
 from streamal.messages import ExploreBoost, ModelAnnouncement, decode, now
 from streamal.metrics import Metrics
 from streamal.model import ModelLoader, Predictor
-from streamal.transport import Transport, open_transport
+from streamal.stream.follow import TopicFollower
+from streamal.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def initial_model(loader: ModelLoader) -> tuple[Predictor, dict[str, float]]:
     return loader.untrained(), {}
 
 
-class ModelWatcher:
+class ModelWatcher(TopicFollower):
     """Loads announced versions newer than ``version`` in a thread of its own (`start`), or in
     the caller's (`read`); see `take`.
 
@@ -65,7 +66,7 @@ class ModelWatcher:
         thresholds: dict[str, float],
         metrics: Metrics,
     ) -> None:
-        self._settings = settings
+        super().__init__(settings, settings.topics.models, "model-watcher")
         self._loader = loader
         self._newest = version
         self._thresholds = thresholds
@@ -74,36 +75,12 @@ class ModelWatcher:
         self._metrics = metrics
         self._ready: Loaded | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
-
-    def start(self) -> None:
-        """Follow the ``models`` topic until `stop`."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following and wait for the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
 
     def take(self) -> Loaded | None:
         """The newest verified model not taken yet, if any."""
         with self._lock:
             ready, self._ready = self._ready, None
             return ready
-
-    def _run(self) -> None:
-        topic = self._settings.topics.models
-        while not self._stop.is_set():
-            try:
-                with open_transport(self._settings) as transport:
-                    transport.subscribe([topic])
-                    while not self._stop.is_set():
-                        self.read(transport, 0.5)
-            except StreamalError as error:
-                log.warning("following %s failed, retrying: %s", topic, error)
-                self._stop.wait(2.0)
 
     def read(self, transport: Transport, timeout_s: float) -> int:
         """Consider the announcements one poll of ``transport`` (subscribed to ``models``)
