@@ -17,6 +17,7 @@ __all__ = ["AutoLabelGate", "AutoLabelState"]
 
 RATE_WINDOW = 1000  # samples the candidate rate is averaged over
 ALARM = math.log(1000)  # the CUSUM of audit errors that pauses auto-labeling
+FEWEST_AUDITS = 0.25  # of audit_share, while the audits' bound is far above the target
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AutoLabelState(State):
     last_at: float | None = None
     stale: bool = False
     candidate_rate: float = 0.0
+    bound: float = 0.0  # the audited precision's lower bound at the threshold
 
 
 class AutoLabelGate(Gate[AutoLabelState]):
@@ -55,7 +57,9 @@ class AutoLabelGate(Gate[AutoLabelState]):
     wrong in a row at the default target; rarely ever while the target holds), counting the
     audits asked while auto-labeling was on. Late audits
     (`set_stale`: answers overdue, so the evidence is no longer current) hold it back until they
-    came. While held back, audits take a share ``paused_audits`` of the ``budget``.
+    came. While held back, audits take a share ``paused_audits`` of the ``budget``. While the
+    audits' lower bound at the threshold is far above the target, fewer are asked: the share
+    shrinks with the room left, ``(1 - bound) / (1 - target)``, down to a quarter.
 
     Parameters
     ----------
@@ -161,8 +165,11 @@ class AutoLabelGate(Gate[AutoLabelState]):
     @property
     def precision_lower_bound(self) -> float:
         """The lower bound on the audited precision at the current threshold (nan if none)."""
+        return self._bound_at(self.threshold)
+
+    def _bound_at(self, threshold: float) -> float:
         conf = np.fromiter(self._confidences, dtype=np.float64, count=self.audits)
-        above = conf >= self.threshold
+        above = conf >= threshold
         if not above.any():
             return float("nan")
         right = np.fromiter(self._correct, dtype=bool, count=self.audits)[above]
@@ -207,6 +214,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
         if state.paused is not None or state.stale:  # more evidence, from the one budget
             wanted = self.paused_audits * self.budget / max(state.candidate_rate, 1e-9)
             share = max(share, min(1.0, wanted))
+        elif state.bound > self.target:  # the evidence to spare: fewer audits
+            share *= max(FEWEST_AUDITS, (1 - state.bound) / (1 - self.target))
         audit = candidate & (draws < share)
         routes[audit] = Route.ORACLE
         reasons[audit] = Reason.AUDIT
@@ -275,6 +284,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
             )
             state.active = threshold is not None
             state.threshold = state.threshold if threshold is None else threshold
+        state.bound = float(np.nan_to_num(self._bound_at(state.threshold)))
         self._commit(state)
         return went_wrong
 
@@ -330,7 +340,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
         self._confidences.clear()
         self._correct.clear()
         state = self._state.copy()
-        state.active = threshold is not None
+        state.active, state.bound = threshold is not None, 0.0  # a new model: audit in full
         if threshold is not None:
             state.threshold = self._checked_threshold(threshold)
         self._commit(state)

@@ -209,3 +209,23 @@ def test_only_audits_asked_while_auto_labeling_can_pause_it() -> None:
     assert gate.held_back is None  # they vouched for no auto-label: the trainer's evidence decides
     went_wrong = gate.observe([0.95] * 5, [False] * 5, [0] * 5, [7, 8, 9, 10, 11], [True] * 5)
     assert gate.held_back == "audits" and went_wrong == 7
+
+
+def test_fewer_audits_while_their_bound_is_far_above_the_target() -> None:
+    def audit_rate(gate: AutoLabelGate) -> float:
+        decision = gate.decide(np.full(20_000, 0.99), skipped(20_000))
+        return float((decision.reasons == Reason.AUDIT).mean())
+
+    gate = AutoLabelGate(min_audits=10, audit_share=0.1, threshold=0.9, seed=2)
+    gate.observe([0.95] * 100, [True] * 100)  # a bound near 0.96: below the target
+    assert gate.precision_lower_bound < gate.target
+    assert 0.09 < audit_rate(gate) < 0.11  # the full share
+    gate.observe([0.95] * 900, [True] * 900)  # 1,000 right: a bound of 0.997
+    assert (1 - gate.precision_lower_bound) / (1 - gate.target) < 0.25
+    assert 0.023 < audit_rate(gate) < 0.027  # a quarter of it, the least
+    gate.observe([0.95] * 6, [False] * 6)  # errors: the bound comes down, audits go up
+    room = (1 - gate.precision_lower_bound) / (1 - gate.target)
+    assert 0.25 < room < 1
+    assert abs(audit_rate(gate) - 0.1 * room) < 0.006
+    gate.set_active(0.95)  # a new model: its audits start over, in full
+    assert 0.09 < audit_rate(gate) < 0.11
