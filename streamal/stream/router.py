@@ -143,7 +143,9 @@ class Router:
                 since = boost.drift_since
                 self._retract(lambda _, auto: auto.labeled_at >= since, "a drift began")
         if self.auto_label is not None:
-            self.auto_label.set_active(thresholds.get("auto_label"))
+            self.auto_label.set_active(
+                thresholds.get("auto_label"), thresholds.get("auto_label_bound", 0.0)
+            )
 
     def plan(self, envelopes: Sequence[Envelope]) -> Plan:
         """Route ``envelopes``; bad records, and samples whose output would be over

@@ -449,6 +449,7 @@ class Trainer:
         auto = auto_label_threshold(self.settings, confidences, correct)
         if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
+            thresholds["auto_label_bound"] = round(bound, 6)  # serve audits fewer when high
             self.metrics.auto_label_precision_lower_bound.set(bound)
         return thresholds
 

@@ -227,5 +227,28 @@ def test_fewer_audits_while_their_bound_is_far_above_the_target() -> None:
     room = (1 - gate.precision_lower_bound) / (1 - gate.target)
     assert 0.25 < room < 1
     assert abs(audit_rate(gate) - 0.1 * room) < 0.006
-    gate.set_active(0.95)  # a new model: its audits start over, in full
+    gate.set_active(0.95)  # a new model, no bound known: its audits start over, in full
     assert 0.09 < audit_rate(gate) < 0.11
+    gate.set_active(0.95, bound=0.999)  # the trainer's bound on the audits as served
+    assert 0.023 < audit_rate(gate) < 0.027
+
+
+@pytest.mark.parametrize(("precision", "auto_labels"), [(1.0, True), (0.96, False)])
+def test_declared_answer_noise_is_read_through_not_held_against_the_model(
+    precision: float, auto_labels: bool
+) -> None:
+    rng = np.random.default_rng(4)
+    right = rng.random(3000) < precision  # the model, against the truth
+    flipped = rng.random(3000) < 0.02  # 2% of the answers are wrong (never the model's class)
+    agrees = right & ~flipped
+    trusting = AutoLabelGate(min_audits=200, threshold=0.9, seed=0)
+    trusting.observe(np.full(3000, 0.95), agrees)
+    assert not trusting.active  # 98% agreement can never show 98% precision
+    declared = AutoLabelGate(min_audits=200, threshold=0.9, noise=0.02, seed=0)
+    declared.observe(np.full(3000, 0.95), agrees)
+    assert declared.active is auto_labels
+    if auto_labels:  # the CUSUM expects the answers' errors: the noise alone pauses nothing
+        declared.set_active(0.95)
+        at = np.arange(3000.0)
+        assert declared.observe(np.full(3000, 0.95), agrees, [0] * 3000, at) is None
+        assert declared.held_back is None and declared.auto_labeling

@@ -214,7 +214,8 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     assert "exploration boost " in caplog.text
     store = ModelStore(settings.model.store, settings.model.name)
     stored = [store.checkpoint(version).thresholds for version in store.versions()]
-    assert all(set(thresholds) <= {"budget", "auto_label"} for thresholds in stored), stored
+    known = {"budget", "auto_label", "auto_label_bound"}
+    assert all(set(thresholds) <= known for thresholds in stored), stored
 
 
 def test_a_payload_deployment_trains_and_hot_swaps(cluster: Settings, tmp_path: Path) -> None:
