@@ -21,3 +21,13 @@ def test_the_ceiling_learns_each_label_after_predicting_it_and_is_reproducible()
     means = np.stack([x[y == k].mean(axis=0) for k in range(3)])
     reference = float((((x[:, None] - means) ** 2).sum(-1).argmin(1) == y).mean())
     assert first["final_accuracy"] >= reference - 0.03  # learned as it came, never shown ahead
+
+
+def test_the_ceiling_starts_over_at_a_drift_as_the_trainer_does() -> None:
+    stream = gaussian_classes(2000, n_features=4, n_classes=3, spread=1.0, drift_at=800, seed=7)
+    run = all_labels(Settings(), stream, chunk=40)
+    correct, rolling = run["correct"], run["rolling"]
+    # every class swapped places: right after the change the model is wrong nearly always; the
+    # detectors start the labeled set over and the new concept is learned as well as the old
+    assert correct[800:840].mean() < 0.2
+    assert rolling[-1] >= rolling[799] - 0.05
