@@ -67,7 +67,6 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
     return None
 
 
-
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True
 ) -> dict[str, Any]:
