@@ -125,3 +125,26 @@ def test_a_committee_passes_the_model_check_suite(tmp_path: Path) -> None:
     model = ModelConfig(n_features=4, classes=stream.classes, committee=3, device="cpu")
     checks = check_model(model, samples, labels, workdir=tmp_path)
     assert all(check.passed for check in checks)
+
+
+def test_serve_scoring_and_pool_selection_read_the_members_votes() -> None:
+    from streamal.config import Settings
+    from streamal.model.scoring import probabilities_and_utilities
+    from streamal.pool.job import Pool, select, selector_for
+    from streamal.strategies import PoolConfig, vote_entropy
+
+    train, pool = labeled(300, seed=8), labeled(400, seed=8, skip=300)
+    result = fit(model_factory(config(5)), train, 0.2, None, seed=0)
+    assert result is not None
+    predictor = Predictor(result.challenger, 1)
+    inputs = predictor.encode(pool.samples).inputs
+    members = torch.stack([torch.softmax(m.logits(inputs), -1) for m in result.challenger.members])
+    expected = vote_entropy(members)
+    _, utilities = probabilities_and_utilities(predictor, build_score("vote_entropy"), inputs, 20)
+    torch.testing.assert_close(utilities, expected)
+    selector = selector_for(PoolConfig(score="vote_entropy"), predictor)
+    items = Pool([s.id for s in pool.samples], pool.samples)
+    picked = select(Settings(), items, 10, selector, predictor)
+    np.testing.assert_allclose(picked.utilities, expected.numpy()[picked.indices], rtol=1e-6)
+    tenth = float(expected.sort(descending=True).values[9])  # the top 10 by the members' votes
+    assert picked.utilities.min() == pytest.approx(tenth) and tenth > 0
