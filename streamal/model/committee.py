@@ -97,12 +97,16 @@ class Committee(StreamModel):
 
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """Online bagging (Oza and Russell 2001): each member learns each new label a
-        Poisson(1) number of times, with its own bootstrap of ``replay``; True if any changed."""
+        Poisson(1) number of times (drawn again in the rare case that no member would learn
+        any), with its own bootstrap of ``replay``; True if any member changed."""
         seeds = self._seeds()
+        counts = np.zeros((len(self.members), len(new)), dtype=np.int64)
+        draws = np.random.default_rng(seeds)
+        while len(new) and not counts.any():
+            counts = draws.poisson(1.0, counts.shape)
         changed = False
         for k, member in enumerate(self.members):
-            draws = np.random.default_rng(seeds[k])
-            mine = np.repeat(np.arange(len(new)), draws.poisson(1.0, len(new)))
+            mine = np.repeat(np.arange(len(new)), counts[k])
             if not len(mine):
                 continue
             torch.manual_seed(seeds[k])

@@ -103,6 +103,11 @@ def test_an_update_teaches_each_member_its_own_poisson_share() -> None:
     assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
     moved = [float((a - b).abs().sum()) for b, a in zip(before, after, strict=True)]
     assert len(set(moved)) == len(moved)  # each learned from its own resample
+    for seed in range(
+        20
+    ):  # one new label: some member always learns it (e^-4 of rounds none would)
+        torch.manual_seed(seed)
+        assert committee.update(labeled(1, seed=5), labeled(100, seed=6))
 
 
 def test_checkpoints_round_trip_and_other_shapes_are_refused(tmp_path: Path) -> None:
