@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from streamal.config import Settings
-from streamal.errors import ConfigError, MessageError, StreamalError
+from streamal.errors import ConfigError, MessageError, ModelError, StreamalError
 from streamal.messages import Sample, decode, encode, now
 from streamal.model import ModelLoader, Predictor
 from streamal.model.features import FeatureRows
@@ -199,7 +199,8 @@ def select(
 def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
     """The stopping rules over the training rounds in the model store (the versions published
     by a round, oldest first), with a fixed random sample of ``pool`` as the stop set (the
-    newest ``train.stopping.rounds + 1`` round versions predict it) and ``labels`` spent."""
+    newest ``train.stopping.rounds + 1`` round versions predict it) and ``labels`` spent; a
+    version that does not verify gives no predictions."""
     config = settings.train.stopping
     loader = ModelLoader(settings.model, settings.strategy.seed)
     rounds = [
@@ -214,7 +215,10 @@ def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
     for n, checkpoint in enumerate(rounds):
         view = None
         if n >= len(rounds) - config.rounds - 1:
-            view = stop_set_view(loader.load(checkpoint), stop_set)
+            try:
+                view = stop_set_view(loader.load(checkpoint), stop_set)
+            except ModelError:  # a version that does not verify shows nothing (breaks the run)
+                view = None
         monitor.observe(0, labels, checkpoint.metrics["accuracy"], view)
     return monitor
 

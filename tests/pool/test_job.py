@@ -118,6 +118,8 @@ def test_pool_mode_judges_rounds_whose_models_disagree_as_still_paying(setup) ->
     assert not any(monitor.holds.values()), monitor.summary()
     assert monitor.summary().startswith("more labels still pay: no stopping rule holds")
     assert monitor.agreement is not None and monitor.agreement < 0.9
+    store.weights_path(store.versions()[-1]).write_bytes(b"not a checkpoint")  # does not verify
+    assert stopping(settings, read_pool(pool), labels=40).agreement is None
 
 
 def test_picks_can_go_to_annotators(setup, tmp_path: Path) -> None:
