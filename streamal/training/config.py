@@ -26,7 +26,7 @@ class StoppingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rounds: int = Field(3, ge=1, description="rounds the plateau and the agreement are judged over")
+    rounds: int = Field(3, ge=1, description="rounds each rule but the budget is judged over")
     min_gain: float = Field(
         0.005, ge=0, description="held-out accuracy gain below which the rounds are a plateau"
     )

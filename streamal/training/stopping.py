@@ -8,8 +8,8 @@ mode), or along a replayed stream (the simulation):
 - ``stable_predictions`` (Bloodgood and Vijay-Shanker 2009): the model's predictions on a fixed
   sample of unlabeled inputs (the *stop set*) changed little from round to round: the mean of
   Cohen's kappa between consecutive rounds, over the last ``rounds``, reached ``agreement``;
-- ``low_uncertainty`` (Zhu, Wang and Hovy 2008): the mean least confidence on the stop set fell
-  to ``uncertainty`` or below: the model is sure of what it serves;
+- ``low_uncertainty`` (Zhu, Wang and Hovy 2008): the mean least confidence on the stop set was
+  ``uncertainty`` or below in each of the last ``rounds``: the model is sure of what it serves;
 - ``budget_spent``: the labels reached ``max_labels``.
 
 A rule holds until the evidence says otherwise; a new concept (a drift) starts every rule
@@ -30,7 +30,7 @@ from streamal.metrics import STOPPING_RULES as RULES
 from streamal.model.predictor import Predictor
 from streamal.training.config import StoppingConfig
 
-__all__ = ["RULES", "StopSetView", "StoppingMonitor", "kappa", "plateaued", "stable"]
+__all__ = ["RULES", "StopSetView", "StoppingMonitor", "kappa", "plateaued", "stable", "sure"]
 MIN_COMPARED = 50  # stop-set samples two rounds must share before their agreement counts
 
 
@@ -84,6 +84,19 @@ def stable(agreements: Sequence[float | None], rounds: int, level: float) -> boo
     return float(np.mean([a for a in last if a is not None])) >= level
 
 
+def sure(uncertainties: Sequence[float | None], rounds: int, level: float) -> bool:
+    """Whether each of the last ``rounds`` uncertainties was at most ``level``; a round
+    without one (no stop set) breaks the run.
+
+    >>> sure([0.3, 0.01, 0.02, 0.01], rounds=3, level=0.02)
+    True
+    >>> sure([0.01, 0.03, 0.01, 0.01], rounds=3, level=0.02)
+    False
+    """
+    last = list(uncertainties[-rounds:])
+    return len(last) == rounds and all(u is not None and u <= level for u in last)
+
+
 def mean_uncertainty(probabilities: np.ndarray) -> float:
     """The mean least confidence (one minus the top probability) of ``[N, C]`` probabilities.
 
@@ -119,15 +132,16 @@ class StoppingMonitor:
     >>> monitor = StoppingMonitor(StoppingConfig(rounds=2, max_labels=100))
     >>> same = StopSetView(np.arange(60) % 3, 0.01)
     >>> [monitor.observe(0, labels, 0.9, same) for labels in (40, 80, 120)]
-    [['low_uncertainty'], [], ['accuracy_plateau', 'stable_predictions', 'budget_spent']]
+    [[], ['low_uncertainty'], ['accuracy_plateau', 'stable_predictions', 'budget_spent']]
     >>> monitor.observe(1, 130, 0.5, same)  # a new concept: the rules start afresh
-    ['low_uncertainty']
+    []
     """
 
     config: StoppingConfig
     concept: int = 0
     accuracies: list[float] = field(default_factory=list)
     agreements: list[float | None] = field(default_factory=list)
+    uncertainties: list[float | None] = field(default_factory=list)
     holds: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RULES, False))
     agreement: float | None = None
     uncertainty: float | None = None
@@ -141,7 +155,7 @@ class StoppingMonitor:
         the rules that hold from this round on (they did not before)."""
         if concept != self.concept:  # a new concept: more labels pay again
             self.concept, self._previous = concept, None
-            self.accuracies, self.agreements = [], []
+            self.accuracies, self.agreements, self.uncertainties = [], [], []
             self.holds = dict.fromkeys(RULES, False) | {"budget_spent": self.holds["budget_spent"]}
         if accuracy is not None:
             self.accuracies.append(accuracy)
@@ -156,12 +170,12 @@ class StoppingMonitor:
                 self.agreement = kappa(self._previous[:shared], view.predictions[:shared])
             self._previous = view.predictions
         self.agreements.append(self.agreement)
+        self.uncertainties.append(self.uncertainty)
         config = self.config
         now = {
             "accuracy_plateau": plateaued(self.accuracies, config.rounds, config.min_gain),
             "stable_predictions": stable(self.agreements, config.rounds, config.agreement),
-            "low_uncertainty": self.uncertainty is not None
-            and self.uncertainty <= config.uncertainty,
+            "low_uncertainty": sure(self.uncertainties, config.rounds, config.uncertainty),
             "budget_spent": config.max_labels is not None and labels >= config.max_labels,
         }
         started = [rule for rule in RULES if now[rule] and not self.holds[rule]]
@@ -192,7 +206,7 @@ class StoppingMonitor:
             "stable_predictions": f"kappa {_shown(self.agreement)} between rounds on the stop "
             f"set, mean of {config.rounds} >= {config.agreement:g}",
             "low_uncertainty": f"mean least confidence {_shown(self.uncertainty)} on the stop "
-            f"set <= {config.uncertainty:g}",
+            f"set, <= {config.uncertainty:g} in each of {config.rounds} rounds",
             "budget_spent": f"labels reached train.stopping.max_labels ({config.max_labels})",
         }
         return str(details[rule])
