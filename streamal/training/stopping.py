@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -145,7 +144,7 @@ class StoppingMonitor:
     holds: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(RULES, False))
     agreement: float | None = None
     uncertainty: float | None = None
-    _previous: np.ndarray | None = None
+    previous: np.ndarray | None = field(default=None, repr=False)  # the last predictions
 
     def observe(
         self, concept: int, labels: int, accuracy: float | None, view: StopSetView | None
@@ -154,7 +153,7 @@ class StoppingMonitor:
         the held-out accuracy of the model it leaves, and that model's view of the stop set;
         the rules that hold from this round on (they did not before)."""
         if concept != self.concept:  # a new concept: more labels pay again
-            self.concept, self._previous = concept, None
+            self.concept, self.previous = concept, None
             self.accuracies, self.agreements, self.uncertainties = [], [], []
             self.holds = dict.fromkeys(RULES, False) | {"budget_spent": self.holds["budget_spent"]}
         if accuracy is not None:
@@ -162,13 +161,10 @@ class StoppingMonitor:
         self.agreement = self.uncertainty = None
         if view is not None:
             self.uncertainty = view.uncertainty
-            shared = (
-                0 if self._previous is None else min(len(self._previous), len(view.predictions))
-            )
-            if shared >= MIN_COMPARED:
-                assert self._previous is not None
-                self.agreement = kappa(self._previous[:shared], view.predictions[:shared])
-            self._previous = view.predictions
+            previous, self.previous = self.previous, view.predictions
+            shared = 0 if previous is None else min(len(previous), len(view.predictions))
+            if previous is not None and shared >= MIN_COMPARED:
+                self.agreement = kappa(previous[:shared], view.predictions[:shared])
         self.agreements.append(self.agreement)
         self.uncertainties.append(self.uncertainty)
         config = self.config
@@ -198,7 +194,7 @@ class StoppingMonitor:
     def describe(self, rule: str) -> str:
         """What ``rule`` measured in the last round, for a log line."""
         config = self.config
-        details: dict[str, Any] = {
+        details = {
             "accuracy_plateau": f"held-out accuracy {self.accuracies[-1]:.3f}, less than "
             f"{config.min_gain:g} gained in {config.rounds} rounds"
             if self.accuracies
@@ -209,7 +205,7 @@ class StoppingMonitor:
             f"set, <= {config.uncertainty:g} in each of {config.rounds} rounds",
             "budget_spent": f"labels reached train.stopping.max_labels ({config.max_labels})",
         }
-        return str(details[rule])
+        return details[rule]
 
 
 def _shown(value: float | None) -> str:
