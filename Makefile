@@ -29,5 +29,7 @@ lint: install
 
 bench: install kafka-jars
 	$(PY) benchmarks/strategies.py --quick
+	$(PY) benchmarks/committee.py --quick
+	$(PY) benchmarks/stopping.py --quick
 	$(PY) benchmarks/serve.py --quick
 	$(PY) benchmarks/peers.py --quick

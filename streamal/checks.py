@@ -28,7 +28,7 @@ import torch
 
 from streamal.config import Settings
 from streamal.messages import Sample
-from streamal.model import Labeled, ModelConfig, ModelLoader, Predictor, StreamModel
+from streamal.model import Committee, Labeled, ModelConfig, ModelLoader, Predictor, StreamModel
 from streamal.pool.job import Pool, select, selector_for
 from streamal.simulation.run import Options, simulate
 from streamal.simulation.streams import LabeledStream
@@ -133,7 +133,8 @@ def _predicts(context: _Context) -> tuple[bool, str]:
     if tuple(logits.shape) != shape or not bool(torch.isfinite(logits).all()):
         return False, f"logits of shape {tuple(logits.shape)} (expected {shape}), or not finite"
     passes = predictor.stochastic(inputs, PASSES)
-    if tuple(passes.shape) != (PASSES, *shape) or not bool(torch.isfinite(passes).all()):
+    votes = len(model.members) if isinstance(model := predictor.model, Committee) else PASSES
+    if tuple(passes.shape) != (votes, *shape) or not bool(torch.isfinite(passes).all()):
         return False, f"MC-dropout passes of shape {tuple(passes.shape)} or not finite"
     if not predictor.has_embeddings:
         return True, "logits and passes; no embed(): embedding-based scores are refused"

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ROUTES = ("oracle", "auto_label", "skip", "dead_letter")
 HELD_BACK = ("shift", "audits", "stale")  # why auto-labeling is held back
+STOPPING_RULES = ("accuracy_plateau", "stable_predictions", "low_uncertainty", "budget_spent")
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -110,6 +111,24 @@ class Metrics:
         self.audits_overdue = Gauge(
             "streamal_audits_overdue",
             "Audits of this replica unanswered past strategy.auto_label.max_label_delay_s",
+            registry=r,
+        )  # fmt: skip
+        self.stop_signal = Gauge(
+            "streamal_stop_signal",
+            "1 while a stopping rule says more labels no longer pay, by rule: accuracy_plateau, "
+            "stable_predictions, low_uncertainty, budget_spent (judged after each round)",
+            ["rule"], registry=r,
+        )  # fmt: skip
+        for rule in STOPPING_RULES:
+            self.stop_signal.labels(rule)
+        self.stop_set_agreement = Gauge(
+            "streamal_stop_set_agreement",
+            "Cohen's kappa between the last two rounds' predictions on the stop set",
+            registry=r,
+        )  # fmt: skip
+        self.stop_set_uncertainty = Gauge(
+            "streamal_stop_set_uncertainty",
+            "Mean least confidence of the model on the stop set, after the last round",
             registry=r,
         )  # fmt: skip
         self.drift_detected = Counter(

@@ -43,6 +43,7 @@ def _select(args: argparse.Namespace) -> int:
         f"in {selection.seconds:.1f}s -> {args.output}",
         file=sys.stderr,
     )
+    print(job.stopping(settings, pool, len(labeled or [])).summary(), file=sys.stderr)
     if args.to_topic:
         sent = job.send_to_annotators(settings, pool, selection, predictor)
         print(f"sent {sent:,} label requests to {settings.topics.label_requests}", file=sys.stderr)

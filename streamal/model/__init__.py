@@ -2,6 +2,7 @@
 version, the versioned model store, and the loader that turns a stored version into a verified
 predictor."""
 
+from streamal.model.committee import Committee
 from streamal.model.config import FitConfig, ModelConfig
 from streamal.model.contract import Encoded, Labeled, StreamModel
 from streamal.model.default import FeatureModel
@@ -14,6 +15,7 @@ from streamal.model.store import Checkpoint, ModelStore
 __all__ = [
     "MLP",
     "Checkpoint",
+    "Committee",
     "Encoded",
     "FeatureModel",
     "FitConfig",

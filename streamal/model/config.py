@@ -61,6 +61,11 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments passed to model.factory"
     )
+    committee: int = Field(
+        1, ge=1,
+        description="members of a query-by-committee model (each on its own bootstrap of the "
+        "labels, with its own seed); 1: a single model",
+    )  # fmt: skip
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: Path = Field(Path(".streamal/models"), description="model store directory or volume")
 

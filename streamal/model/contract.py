@@ -104,7 +104,8 @@ class StreamModel(ABC):
 
     def stochastic_logits(self, inputs: Any, passes: int) -> torch.Tensor:
         """``passes`` forward passes ``[T, B, C]`` with the network's dropout switched on (the
-        caller switches it on and off). Override it to batch the passes."""
+        caller switches it on and off). Override it to batch the passes. (A `Committee` gives
+        its K members' logits instead, whatever ``passes``.)"""
         return torch.stack([self.logits(inputs) for _ in range(passes)])
 
     def probe(self) -> Any | None:

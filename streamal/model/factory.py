@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from streamal.errors import ConfigError, first_line
+from streamal.model.committee import Committee
 from streamal.model.config import ModelConfig
 from streamal.model.contract import StreamModel
 from streamal.model.default import FeatureModel
@@ -31,8 +32,16 @@ def model_factory(config: ModelConfig) -> ModelFactory:
 
     A user's factory is loaded (a one-line `ConfigError` naming ``model.factory`` if it cannot
     be) and called as ``factory(classes=..., device=..., **model.options)``; what it returns
-    must be a `StreamModel` of the configured classes.
+    must be a `StreamModel` of the configured classes. With ``model.committee`` K > 1, each
+    fresh model is a `Committee` of K such models.
     """
+    single = _single_factory(config)
+    if config.committee > 1:
+        return lambda: Committee([single() for _ in range(config.committee)])
+    return single
+
+
+def _single_factory(config: ModelConfig) -> ModelFactory:
     device = pick_device(config.device)
     if not config.factory:
         return lambda: FeatureModel(config, device)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from streamal.errors import ConfigError
+from streamal.model.committee import Committee
 from streamal.model.default import FeatureModel
 from streamal.model.predictor import Predictor
 from streamal.strategies import Score
@@ -18,6 +19,8 @@ def check_embeddings(predictor: Predictor, needs: bool, field: str, name: str) -
     embeddings and the model has no ``embed()`` to give them."""
     if needs and not predictor.has_embeddings:
         model = predictor.model
+        if isinstance(model, Committee):  # its members' kind is what lacks embed()
+            model = model.members[0]
         if isinstance(model, FeatureModel):
             what = f"the model's module ({type(model.network).__name__}, see model.module)"
         else:

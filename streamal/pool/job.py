@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from streamal.config import Settings
-from streamal.errors import ConfigError, MessageError, StreamalError
+from streamal.errors import ConfigError, MessageError, ModelError, StreamalError
 from streamal.messages import Sample, decode, encode, now
 from streamal.model import ModelLoader, Predictor
 from streamal.model.features import FeatureRows
 from streamal.model.scoring import check_embeddings
 from streamal.requests import label_request, top_guesses
 from streamal.strategies import PoolConfig, PoolSelector, build_selector
+from streamal.training.stopping import StoppingMonitor, stop_set_view
 from streamal.transport import Record, open_transport, topic_specs
 
 CHUNK = 65_536
@@ -193,6 +194,33 @@ def select(
     utilities = selector.score(probabilities, embeddings=embeddings)
     values = np.asarray(torch.as_tensor(utilities).double())[picked]
     return Selection(picked, values, time.perf_counter() - started)
+
+
+def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
+    """The stopping rules over the training rounds in the model store (the versions published
+    by a round, oldest first), with a fixed random sample of ``pool`` as the stop set (the
+    newest ``train.stopping.rounds + 1`` round versions predict it) and ``labels`` spent; a
+    version that does not verify gives no predictions."""
+    config = settings.train.stopping
+    loader = ModelLoader(settings.model, settings.strategy.seed)
+    rounds = [
+        checkpoint
+        for checkpoint in map(loader.store.checkpoint, loader.store.versions())
+        if "accuracy" in checkpoint.metrics
+    ]
+    draws = np.random.default_rng(settings.strategy.seed)
+    rows = draws.choice(len(pool.ids), min(config.stop_set, len(pool.ids)), replace=False)
+    stop_set = [pool.samples[int(i)] for i in sorted(rows)]
+    monitor = StoppingMonitor(config)
+    for n, checkpoint in enumerate(rounds):
+        view = None
+        if n >= len(rounds) - config.rounds - 1:
+            try:
+                view = stop_set_view(loader.load(checkpoint), stop_set)
+            except ModelError:  # a version that does not verify shows nothing (breaks the run)
+                view = None
+        monitor.observe(0, labels, checkpoint.metrics["accuracy"], view)
+    return monitor
 
 
 def write_selection(path: Path, pool: Pool, selection: Selection) -> None:

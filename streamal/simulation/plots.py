@@ -11,14 +11,28 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
 
+STOP_MARKERS = {"flattened": "o", "accuracy_plateau": "s", "stable_predictions": "^",
+                "low_uncertainty": "v", "budget_spent": "D"}  # fmt: skip
+
 
 def accuracy_vs_labels(reports: Sequence[dict[str, Any]], path: Path) -> None:
-    """Rolling prequential accuracy against the labels spent so far, one line per strategy."""
+    """Rolling prequential accuracy against the labels spent so far, one line per strategy,
+    marked where the curve flattened and where each stopping rule first held."""
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for report in reports:
         series = report["series"]
-        axes.plot(series["labels_used"], series["accuracy"], label=_label(report))
-    _finish(figure, axes, "labels used", "Accuracy against labels spent", path)
+        (line,) = axes.plot(series["labels_used"], series["accuracy"], label=_label(report))
+        stopping = report["stopping"]
+        points = {"flattened": stopping["flattened"], **stopping["rules"]}
+        for name, point in points.items():
+            if point is not None:
+                axes.plot(point["labels"], point["accuracy"], marker=STOP_MARKERS[name],
+                          markerfacecolor="none", markersize=8, color=line.get_color())  # fmt: skip
+    for name, marker in STOP_MARKERS.items():  # one legend entry per marker
+        axes.plot([], [], marker=marker, markerfacecolor="none", color="gray", linestyle="",
+                  label=name.replace("_", " "))  # fmt: skip
+    title = "Accuracy against labels spent (markers: flattened, stopping rules)"
+    _finish(figure, axes, "labels used", title, path)
 
 
 def accuracy_over_stream(reports: Sequence[dict[str, Any]], path: Path) -> None:

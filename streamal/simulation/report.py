@@ -67,8 +67,39 @@ def print_summary(reports: Sequence[dict[str, Any]], out: Path, file: TextIO = s
             f"{r['model_versions']:>9}{len(r['drift_events']):>7}",
             file=file,
         )
+    print_stopping(reports, file)
     print(f"report: {out / 'report.json'}", file=file)
     print(f"plots: {out / 'accuracy_vs_labels.png'}, {out / 'accuracy_over_stream.png'}", file=file)
+
+
+STOPPING_COLUMNS = {"accuracy_plateau": "plateau", "stable_predictions": "stable",
+                    "low_uncertainty": "certain", "budget_spent": "budget"}  # fmt: skip
+
+
+def print_stopping(reports: Sequence[dict[str, Any]], file: TextIO = sys.stdout) -> None:
+    """Labels spent where each run's learning curve flattened, and where each stopping rule
+    first held (``-``: never).
+
+    >>> rules = dict.fromkeys(STOPPING_COLUMNS) | {"stable_predictions": {"labels": 420}}
+    >>> report = {"strategy": "margin", "stopping": {"flattened": {"labels": 380}, "rules": rules}}
+    >>> print_stopping([report], sys.stdout)
+    stopping: labels spent where the curve flattened, and where each rule first held
+    strategy       flat plateau  stable certain  budget
+    margin          380       -     420       -       -
+    """
+    print(
+        "stopping: labels spent where the curve flattened, and where each rule first held",
+        file=file,
+    )
+    header = f"{'strategy':<12}{'flat':>7}" + "".join(f"{c:>8}" for c in STOPPING_COLUMNS.values())
+    print(header, file=file)
+    for r in reports:
+        stopping = r["stopping"]
+        points = [stopping["flattened"], *(stopping["rules"][rule] for rule in STOPPING_COLUMNS)]
+        cells = ["-" if p is None else f"{p['labels']:,}" for p in points]
+        print(
+            f"{r['strategy']:<12}{cells[0]:>7}" + "".join(f"{c:>8}" for c in cells[1:]), file=file
+        )
 
 
 class ProgressLine:

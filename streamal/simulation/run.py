@@ -17,7 +17,7 @@ stream, against the labels spent so far.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 
 from streamal.config import Settings
 from streamal.messages import AutoLabel, LabelRequest, Retraction, decode, encode
-from streamal.metrics import HELD_BACK, Metrics
+from streamal.metrics import HELD_BACK, STOPPING_RULES, Metrics
 from streamal.model import ModelLoader
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.simulation.streams import LabeledStream
@@ -36,6 +36,7 @@ from streamal.transport import Envelope, Record, Transport, open_transport
 
 ROLLING = 500
 POINTS = 200
+FLAT_TOLERANCE = 0.02  # a learning curve has flattened within this of the best still to come
 
 
 @dataclass
@@ -153,7 +154,8 @@ def simulate(
     finally:
         trainer.labels.close()
     drifts = [round(at * options.rate) for at, _ in trainer.drift_events]
-    report = measure(settings, stream.head(served), name, drifts)
+    stops = [(round(at * options.rate), rule) for at, rule in trainer.stop_events]
+    report = measure(settings, stream.head(served), name, drifts, stops)
     pauses = metrics.registry.get_sample_value
     report["auto_label_pauses"] = {
         reason: int(pauses("streamal_auto_label_pauses_total", {"reason": reason}) or 0)
@@ -218,9 +220,14 @@ def _read(settings: Settings, topic: str) -> list[Envelope]:
 
 
 def measure(
-    settings: Settings, stream: LabeledStream, name: str, drifts: list[int]
+    settings: Settings,
+    stream: LabeledStream,
+    name: str,
+    drifts: list[int],
+    stops: Sequence[tuple[int, str]] = (),
 ) -> dict[str, Any]:
-    """The report of a finished run, from its topics and model store."""
+    """The report of a finished run, from its topics and model store; ``stops`` are the
+    positions where the trainer's stopping rules began to hold."""
     n = len(stream.ids)
     position = {sample_id: i for i, sample_id in enumerate(stream.ids)}
     requests = [
@@ -266,12 +273,67 @@ def measure(
         "model_swaps": swaps,
         "drift_events": drifts,
         "stream_drifts": list(stream.drifts),
+        "stopping": stopping_outcomes(stops, labels_used, rolling, start=min(ROLLING, n - 1)),
         "series": {
             "position": points.tolist(),
             "accuracy": [round(float(rolling[i]), 4) for i in points],
             "labels_used": [int(labels_used[i]) for i in points],
         },
     }
+
+
+def flattened(rolling: np.ndarray, start: int, tolerance: float = FLAT_TOLERANCE) -> int | None:
+    """Where a learning curve flattened: the first position from ``start`` on (where the
+    rolling window is full) whose accuracy is within ``tolerance`` of the best still to come.
+
+    >>> flattened(np.array([0.5, 0.6, 0.7, 0.79, 0.8, 0.78, 0.8]), start=1, tolerance=0.02)
+    3
+    >>> flattened(np.array([0.5, 0.6]), start=5) is None
+    True
+    """
+    if start >= len(rolling):
+        return None
+    best_to_come = np.maximum.accumulate(rolling[::-1])[::-1]
+    return start + int(np.argmax(rolling[start:] >= best_to_come[start:] - tolerance))
+
+
+def stopping_outcomes(
+    stops: Sequence[tuple[int, str]], labels_used: np.ndarray, rolling: np.ndarray, start: int
+) -> dict[str, Any]:
+    """Where each stopping rule first began to hold (position, labels spent, rolling accuracy,
+    the accuracy still to come by going on, and labels against the flattening point), and
+    where the learning curve actually flattened (`flattened`, from ``start``).
+
+    >>> labels = np.arange(10) * 10
+    >>> curve = np.array([0.3, 0.5, 0.7, 0.8, 0.9, 0.9, 0.91, 0.9, 0.9, 0.9])
+    >>> report = stopping_outcomes([(6, "stable_predictions")], labels, curve, start=1)
+    >>> report["flattened"]
+    {'position': 4, 'labels': 40, 'accuracy': 0.9}
+    >>> report["rules"]["stable_predictions"]
+    {'position': 6, 'labels': 60, 'accuracy': 0.91, 'accuracy_to_come': 0.0, 'labels_over_flat': 20}
+    >>> report["rules"]["budget_spent"] is None
+    True
+    """
+    flat = flattened(rolling, start)
+
+    def point(position: int) -> dict[str, Any]:
+        return {
+            "position": position,
+            "labels": int(labels_used[position]),
+            "accuracy": round(float(rolling[position]), 4),
+        }
+
+    rules: dict[str, Any] = dict.fromkeys(STOPPING_RULES)
+    for position, rule in stops:
+        at = min(position, len(rolling) - 1)
+        if rule in rules and rules[rule] is None:
+            rules[rule] = point(at) | {
+                "accuracy_to_come": round(float(rolling[at:].max() - rolling[at]), 4),
+                "labels_over_flat": None
+                if flat is None
+                else int(labels_used[at] - labels_used[flat]),
+            }
+    return {"flattened": None if flat is None else point(flat), "rules": rules}
 
 
 def auto_label_outcomes(right: list[bool], samples: int) -> dict[str, Any]:

@@ -4,7 +4,13 @@ Every score is vectorized over a batch, runs on the input tensor's device (numpy
 out) and is higher for samples more worth asking a human about.
 """
 
-from streamal.strategies.bayesian import bald, consensus_kl, variation_ratio, vote_entropy
+from streamal.strategies.bayesian import (
+    bald,
+    consensus_kl,
+    max_disagreement,
+    variation_ratio,
+    vote_entropy,
+)
 from streamal.strategies.config import (
     AutoLabelConfig,
     Diversity,
@@ -67,6 +73,7 @@ __all__ = [
     "expected_gradient_length",
     "least_confidence",
     "margin",
+    "max_disagreement",
     "random_scores",
     "ratio",
     "seed_for",

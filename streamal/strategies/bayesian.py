@@ -8,7 +8,7 @@ from torch.nn.functional import one_hot
 from streamal.strategies.edge import check_shape, numpy_edge
 from streamal.strategies.scores import entropy_of
 
-__all__ = ["bald", "consensus_kl", "variation_ratio", "vote_entropy"]
+__all__ = ["bald", "consensus_kl", "max_disagreement", "variation_ratio", "vote_entropy"]
 
 
 def _vote_shares(passes: torch.Tensor) -> torch.Tensor:
@@ -68,6 +68,14 @@ def bald(passes: torch.Tensor) -> torch.Tensor:
     return (entropy_of(passes.mean(dim=0)) - entropy_of(passes).mean(dim=0)).clamp(min=0.0)
 
 
+def _divergences(passes: torch.Tensor) -> torch.Tensor:
+    """Kullback-Leibler divergence (nats) of each member from the consensus (mean), ``[K, B]``."""
+    check_shape(passes, 3, "passes")
+    consensus = passes.mean(dim=0, keepdim=True)
+    log_ratio = torch.special.xlogy(passes, passes) - torch.special.xlogy(passes, consensus)
+    return log_ratio.sum(dim=-1)
+
+
 @numpy_edge
 def consensus_kl(passes: torch.Tensor) -> torch.Tensor:
     """Mean Kullback-Leibler divergence (nats) of each member from the consensus (mean).
@@ -78,7 +86,23 @@ def consensus_kl(passes: torch.Tensor) -> torch.Tensor:
     >>> consensus_kl(np.array([[[0.9, 0.1]], [[0.5, 0.5]]])).round(4)
     array([0.1017])
     """
-    check_shape(passes, 3, "passes")
-    consensus = passes.mean(dim=0, keepdim=True)
-    log_ratio = torch.special.xlogy(passes, passes) - torch.special.xlogy(passes, consensus)
-    return log_ratio.sum(dim=-1).mean(dim=0).clamp(min=0.0)
+    return _divergences(passes).mean(dim=0).clamp(min=0.0)
+
+
+@numpy_edge
+def max_disagreement(passes: torch.Tensor) -> torch.Tensor:
+    """The largest Kullback-Leibler divergence (nats) of a member from the consensus: high
+    when one member disagrees with the rest, even if the others agree (at most ``log K``).
+
+    Examples
+    --------
+    Four members; one dissents on the second sample:
+
+    >>> import numpy as np
+    >>> agree, dissent = [[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]
+    >>> max_disagreement(np.array([agree, agree, agree, dissent])).round(4)
+    array([0.    , 0.7942])
+    >>> consensus_kl(np.array([agree, agree, agree, dissent])).round(4)
+    array([0.    , 0.2858])
+    """
+    return _divergences(passes).amax(dim=0).clamp(min=0.0)

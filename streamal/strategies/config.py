@@ -36,6 +36,7 @@ ScoreName = Literal[
     "bald",
     "vote_entropy",
     "consensus_kl",
+    "max_disagreement",
     "expected_gradient_length",
     "random",
 ]

@@ -34,7 +34,13 @@ from streamal.gates import (
     VariableUncertainty,
 )
 from streamal.plugins import is_import_path, load_function
-from streamal.strategies.bayesian import bald, consensus_kl, variation_ratio, vote_entropy
+from streamal.strategies.bayesian import (
+    bald,
+    consensus_kl,
+    max_disagreement,
+    variation_ratio,
+    vote_entropy,
+)
 from streamal.strategies.config import PoolConfig, StrategyConfig, UserGateConfig
 from streamal.strategies.gradient import expected_gradient_length
 from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
@@ -104,6 +110,7 @@ SCORES = _scores(
     Score("bald", bald, needs_passes=True),
     Score("vote_entropy", vote_entropy, needs_passes=True),
     Score("consensus_kl", consensus_kl, needs_passes=True),
+    Score("max_disagreement", max_disagreement, needs_passes=True),
     Score("expected_gradient_length", expected_gradient_length, needs_embeddings=True),
     Score("random", random_scores, seeded=True),
 )
@@ -180,7 +187,7 @@ def build_score(name: str, *, seed: int = 0, field: str = "strategy.score") -> S
     ...
     streamal.errors.RegistryError: unknown score 'smallest_margin'; allowed: least_confidence, \
 margin, ratio, entropy, normalized_entropy, variation_ratio, bald, vote_entropy, consensus_kl, \
-expected_gradient_length, random
+max_disagreement, expected_gradient_length, random
     """
     if is_import_path(name):
         found = load_function(name, field)

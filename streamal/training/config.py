@@ -21,6 +21,27 @@ class DriftConfig(BaseModel):
     boost_samples: int = Field(2000, ge=1, description="samples (per replica) the boost lasts")
 
 
+class StoppingConfig(BaseModel):
+    """When more labels no longer pay (see `streamal.training.stopping`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rounds: int = Field(3, ge=1, description="rounds each rule but the budget is judged over")
+    min_gain: float = Field(
+        0.005, ge=0, description="held-out accuracy gain below which the rounds are a plateau"
+    )
+    agreement: float = Field(
+        0.99, gt=0, le=1, description="mean kappa between rounds on the stop set that is stable"
+    )
+    stop_set: int = Field(
+        500, ge=50, description="random (explore) requests of the concept the rules watch"
+    )
+    uncertainty: float = Field(
+        0.02, ge=0, lt=1, description="mean least confidence on the stop set that is low"
+    )
+    max_labels: int | None = Field(None, ge=1, description="labels to spend at most (none: no cap)")
+
+
 class TrainConfig(BaseModel):
     """How ``streamal train`` keeps labels and when it trains."""
 
@@ -49,4 +70,5 @@ class TrainConfig(BaseModel):
     validation_share: float = Field(0.2, gt=0, lt=1)
     recent_requests: int = Field(2000, ge=10, description="requests the budget threshold uses")
     drift: DriftConfig = DriftConfig()
+    stopping: StoppingConfig = StoppingConfig()
     metrics_address: str = Field("0.0.0.0:9401", description="host:port of /metrics and probes")

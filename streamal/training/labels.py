@@ -253,6 +253,16 @@ class LabelStore:
         ).fetchall()
         return [_sample(*row) for row in rows]
 
+    def first_samples(self, count: int, reason: str, since: int) -> list[Sample]:
+        """The first ``count`` requests asked for ``reason`` after point ``since``, labeled or
+        not, as samples: a fixed set that only grows until it has ``count``."""
+        rows = self._db.execute(
+            "SELECT id, features, payload FROM requests WHERE reason=? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (reason, since, count),
+        ).fetchall()
+        return [_sample(*row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Requests, labeled requests, votes, and votes waiting for their request."""
         one = self._db.execute

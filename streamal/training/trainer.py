@@ -43,8 +43,9 @@ from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
 from streamal.strategies import build_score
 from streamal.training.drift import DriftMonitor
-from streamal.training.fit import fit, held_out, warm_up
+from streamal.training.fit import accuracy, fit, held_out, warm_up
 from streamal.training.labels import Joined, LabeledSet, LabelStore, LabelStoreError
+from streamal.training.stopping import StoppingMonitor, stop_set_view
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
     Envelope,
@@ -125,6 +126,8 @@ class Trainer:
         self._boost_pending = False
         self._drift_since: float | None = None  # the pending boost's estimated concept start
         self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
+        self._stop = StoppingMonitor(config.stopping)
+        self.stop_events: list[tuple[float, str]] = []  # (clock time, rule that began to hold)
         self._last_round = clock()
         self._transport: Transport | None = None
         self._backoff = Backoff()
@@ -199,6 +202,7 @@ class Trainer:
         if self._round_due():
             self._round(transport)
             self.labels.record_round(self._concept_start)
+            self._judge_stopping()
         elif self._update_due():
             self._update(transport)
         return len(batch)
@@ -425,6 +429,31 @@ class Trainer:
             "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
             checkpoint.version, result.accuracy, result.validation_size,
         )  # fmt: skip
+
+    def _judge_stopping(self) -> None:
+        """After a round: whether more labels still pay, for the model it leaves (see
+        `streamal.training.stopping`): a log line when a rule begins to hold, and metrics."""
+        if self.champion is None:
+            return
+        predictor, config = self.champion.predictor, self.settings.train
+        data = self.labels.labeled(since=self._concept_start)
+        rows = np.flatnonzero(held_out([s.id for s in data.samples], config.validation_share))
+        score = accuracy(predictor.model, self._labeled(data, rows)) if len(rows) else None
+        stop_set = self.labels.first_samples(
+            config.stopping.stop_set, "explore", self._concept_start
+        )
+        labels = self.labels.counts()["labeled"]
+        view = stop_set_view(predictor, stop_set) if stop_set else None
+        for rule in self._stop.observe(self._concept_start, labels, score, view):
+            log.info("more labels no longer pay: %s (%s)", rule, self._stop.describe(rule))
+            self.stop_events.append((self._clock(), rule))
+        for rule, holds in self._stop.holds.items():
+            self.metrics.stop_signal.labels(rule).set(float(holds))
+        for gauge, value in (
+            (self.metrics.stop_set_agreement, self._stop.agreement),
+            (self.metrics.stop_set_uncertainty, self._stop.uncertainty),
+        ):
+            gauge.set(float("nan") if value is None else value)
 
     def _retune_champion(self, transport: Transport, data: LabeledSet) -> None:
         """The champion stays, with thresholds from the labels so far: auto-labeling once

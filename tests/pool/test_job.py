@@ -92,6 +92,36 @@ def test_top_k_by_margin_picks_the_most_uncertain(setup, tmp_path: Path) -> None
     assert min(utilities) >= float(torch.sort(everything, descending=True).values[9]) - 1e-6
 
 
+def test_pool_mode_prints_whether_more_labels_pay(setup, tmp_path: Path) -> None:
+    settings, config, pool = setup
+    store = ModelStore(settings.model.store, "default")
+    weights = MLP(4, 3, [8], 0.1).state_dict()
+    for _ in range(4):  # four rounds of one unchanging model: predictions and accuracy stand
+        store.save(weights, CLASSES, {"accuracy": 0.9})
+    label_some(settings, 10)
+    result = pool_select(config, "-i", str(pool), "-k", "5", "-o", str(tmp_path / "p.csv"))
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "labels" in line and "pay" in line]
+    assert line.startswith("more labels no longer pay: accuracy_plateau (held-out accuracy 0.900")
+    assert "stable_predictions (kappa 1.000 between rounds" in line
+    assert "low_uncertainty" not in line  # an untrained model is unsure
+
+
+def test_pool_mode_judges_rounds_whose_models_disagree_as_still_paying(setup) -> None:
+    from streamal.pool.job import read_pool, stopping
+
+    settings, _, pool = setup
+    store = ModelStore(settings.model.store, "default")
+    for accuracy in (0.5, 0.6, 0.7, 0.8):  # each round another model, and better
+        store.save(MLP(4, 3, [8], 0.1).state_dict(), CLASSES, {"accuracy": accuracy})
+    monitor = stopping(settings, read_pool(pool), labels=40)
+    assert not any(monitor.holds.values()), monitor.summary()
+    assert monitor.summary().startswith("more labels still pay: no stopping rule holds")
+    assert monitor.agreement is not None and monitor.agreement < 0.9
+    store.weights_path(store.versions()[-1]).write_bytes(b"not a checkpoint")  # does not verify
+    assert stopping(settings, read_pool(pool), labels=40).agreement is None
+
+
 def test_picks_can_go_to_annotators(setup, tmp_path: Path) -> None:
     settings, config, pool = setup
     out = tmp_path / "picked.jsonl"

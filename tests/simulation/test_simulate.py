@@ -50,6 +50,7 @@ def test_simulate_compares_strategies_with_the_baselines(tmp_path: Path) -> None
     runs = check_report(out, ["entropy", "random", "margin"], 3000)
     assert all(r["final_accuracy"] > 0.6 for r in runs)  # 5 classes: chance is 0.2
     assert "entropy" in result.stdout and "report:" in result.stdout
+    assert "stopping: labels spent where the curve flattened" in result.stdout
 
 
 @pytest.mark.timeout(900)  # a hang guard only: a slow runner takes longer, never cuts the stream
@@ -100,6 +101,12 @@ def test_a_simulation_is_reproducible_and_holds_the_budget(tmp_path: Path) -> No
     assert first["model_versions"] >= 2 and first["drift_events"]
     # audits, cold-start and drift exploration come out of the same budget
     assert 0.09 * 4000 <= first["labels_used"] <= 0.11 * 4000 + 20
+    stopping = first["stopping"]  # where the trainer's stopping rules began to hold
+    assert stopping["flattened"]["labels"] < first["labels_used"]
+    fired = [point for point in stopping["rules"].values() if point is not None]
+    assert fired and stopping["rules"]["budget_spent"] is None  # no cap was set
+    for point in fired:
+        assert 0 < point["labels"] <= first["labels_used"] and 0 < point["position"] < 4000
 
 
 @pytest.mark.parametrize(

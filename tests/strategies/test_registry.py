@@ -49,7 +49,13 @@ def test_config_names_are_the_registered_names() -> None:
 
 def test_only_pass_scores_need_passes() -> None:
     needing = {name for name, score in SCORES.items() if score.needs_passes}
-    assert needing == {"variation_ratio", "bald", "vote_entropy", "consensus_kl"}
+    assert needing == {
+        "variation_ratio",
+        "bald",
+        "vote_entropy",
+        "consensus_kl",
+        "max_disagreement",
+    }
     assert [name for name, s in SCORES.items() if s.needs_embeddings] == [
         "expected_gradient_length"
     ]
@@ -114,7 +120,8 @@ def test_invalid_configs_name_the_field(
 
 SCORE_CHOICES = (
     "least_confidence, margin, ratio, entropy, normalized_entropy, variation_ratio, bald, "
-    "vote_entropy, consensus_kl, expected_gradient_length, random or package.module:object"
+    "vote_entropy, consensus_kl, max_disagreement, expected_gradient_length, random or "
+    "package.module:object"
 )
 GATE_CHOICES = (
     "fixed, variable_uncertainty, randomized_variable_uncertainty, split, quantile "

@@ -19,6 +19,7 @@ from streamal.strategies import (
     expected_gradient_length,
     least_confidence,
     margin,
+    max_disagreement,
     random_scores,
     ratio,
     variation_ratio,
@@ -51,11 +52,14 @@ PASSES = {
     "vote_entropy": vote_entropy,
     "bald": bald,
     "consensus_kl": consensus_kl,
+    "max_disagreement": max_disagreement,
 }
 
 
-def upper_bound(name: str, classes: int) -> float:
-    """The largest value each score can take with ``classes`` classes."""
+def upper_bound(name: str, classes: int, members: int = 1) -> float:
+    """The largest value each score can take with ``classes`` classes (and ``members``)."""
+    if name == "max_disagreement":  # the consensus holds at least 1/K of each member
+        return math.log(members)
     if name in {"least_confidence", "variation_ratio"}:
         return 1 - 1 / classes
     if name in {"entropy", "vote_entropy", "bald", "consensus_kl"}:
@@ -93,7 +97,7 @@ def test_pass_scores_stay_in_range(name: str, passes: np.ndarray) -> None:
     scores = PASSES[name](passes)
     assert scores.shape == (passes.shape[1],)
     assert (scores >= 0).all()
-    assert (scores <= upper_bound(name, passes.shape[2]) + EPS).all()
+    assert (scores <= upper_bound(name, passes.shape[2], passes.shape[0]) + EPS).all()
 
 
 @pytest.mark.parametrize("name", SINGLE)
@@ -124,6 +128,12 @@ def test_pass_scores_are_equivariant_in_samples_and_invariant_in_passes(
 @given(passes=distributions(leading=2))
 def test_bald_is_the_mean_kl_from_the_consensus(passes: np.ndarray) -> None:
     np.testing.assert_allclose(bald(passes), consensus_kl(passes), atol=1e-9)
+
+
+def test_one_dissenting_member_reaches_the_largest_disagreement() -> None:
+    members = np.array([[[1.0, 0.0]]] * 3 + [[[0.0, 1.0]]])  # K = 4: one votes alone
+    assert max_disagreement(members)[0] == pytest.approx(math.log(4))
+    assert max_disagreement(members)[0] > consensus_kl(members)[0]
 
 
 def test_committee_that_agrees_scores_zero() -> None:
