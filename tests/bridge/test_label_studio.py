@@ -148,7 +148,9 @@ def test_a_restart_or_a_replay_creates_no_second_task(
         wait_for(lambda: len(bridge.known) == 6, timeout_s=30)
         value = bridge.metrics.registry.get_sample_value
         wait_for(lambda: value("streamal_bridge_requests_known_total") == 1, timeout_s=30)
-    replay = settings.bridge.label_studio.model_copy(update={"group": "replay", "state": tmp_path / "r.sqlite"})
+    replay = settings.bridge.label_studio.model_copy(
+        update={"group": "replay", "state": tmp_path / "r.sqlite"}
+    )
     replayed = settings.model_copy(
         update={"bridge": settings.bridge.model_copy(update={"label_studio": replay})}
     )
@@ -224,7 +226,9 @@ def test_a_label_of_no_model_class_goes_to_dead_letter(
         annotate(label_studio, bridge, bridge.known["x"], "bird")
         value = bridge.metrics.registry.get_sample_value
         wait_for(lambda: value("streamal_bridge_dead_letters_total") == 1)
-    (letter,) = [decode(DeadLetter, e.value) for e in read_back(settings, settings.topics.dead_letter, 1)]
+    (letter,) = [
+        decode(DeadLetter, e.value) for e in read_back(settings, settings.topics.dead_letter, 1)
+    ]
     assert letter.error == "label: unknown class 'bird'"
     assert letter.topic == "label-studio" and letter.partition == bridge.project_id
     assert labels(settings) == []
@@ -243,9 +247,13 @@ def test_the_ml_backend_connects_and_predicts_with_the_champion(
     store_model(settings, seed=1)
     with running(settings) as bridge:
         (backend,) = label_studio.api("GET", f"/api/ml/?project={bridge.project_id}")
-        assert backend["state"] == "CO" and backend["url"] == settings.bridge.label_studio.public_url
+        assert (
+            backend["state"] == "CO" and backend["url"] == settings.bridge.label_studio.public_url
+        )
         path = f"/api/projects/{bridge.project_id}/import?return_task_ids=true"
-        imported = label_studio.api("POST", path, [{"data": {"features": [1.0, 2.0, 3.0, 4.0], "view": "by hand"}}])
+        imported = label_studio.api(
+            "POST", path, [{"data": {"features": [1.0, 2.0, 3.0, 4.0], "view": "by hand"}}]
+        )
         (task_id,) = imported["task_ids"]
         # opening a task without predictions (what the labeling UI does) asks the ML backend
         task = label_studio.api("GET", f"/api/tasks/{task_id}/")
