@@ -20,8 +20,11 @@ One process per Label Studio project does four things:
    oracle label has no retraction); it is logged and counted.
 3. **ML backend.** Label Studio's ML backend protocol, served from the current model: tasks
    imported by hand get predictions too.
-4. **Stays current.** It follows the ``models`` topic; on a new version it gives up to
-   ``refresh_tasks`` open tasks a prediction of the new model, a few per turn of its loop.
+4. **Stays current.** Label Studio shows, and sorts by, the predictions of the project's model
+   version only: the bridge keeps that at the version it serves. It follows the ``models``
+   topic; on a new version (or at start, when the project shows another) it gives up to
+   ``refresh_tasks`` open tasks a prediction of the new model, a few per turn of its loop, and a
+   request asked by another version is imported with the prediction of the bridge's.
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ class LabelStudioBridge:
         self._pending: list[Envelope] = []
         self._refresh: list[dict[str, Any]] = []  # open tasks to give the new model's prediction
         self._next_reconcile = 0.0
+        self._project_version: str | None = None  # the project's model version (None: unsure)
+        self._stale = False  # the open tasks' predictions are of another model version
         self._stop = threading.Event()
         self._turned = time.monotonic()
         self._ready = False
@@ -126,6 +131,7 @@ class LabelStudioBridge:
         self._connect()
         ledger = Ledger(self.config.state, f"{self.client.url}#{self.project_id}")
         self.predictor, _ = initial_model(self.loader)
+        self._stale = self._project_version not in (None, self.model_version())
         watcher = ModelWatcher(self.settings, self.loader, self.predictor.version, {}, self.metrics)
         self.endpoints = Endpoints(
             self.config.listen, self._events.put, self.predict, self.model_version
@@ -172,9 +178,15 @@ class LabelStudioBridge:
         return self._ready
 
     def _turn(self, transport: Transport, ledger: Ledger, watcher: ModelWatcher) -> None:
-        """One turn: requests, answers, reconciliation, model, refresh; failures retried."""
+        """One turn: model, requests, answers, reconciliation, refresh; failures retried."""
         self._turned = time.monotonic()
         try:
+            if (loaded := watcher.take()) is not None and loaded.predictor is not None:
+                self.predictor = loaded.predictor
+                self._stale = True
+            if self._stale:  # a new model, or a project last shown another one
+                self._refresh = self._open_tasks() if self.config.refresh_tasks else []
+                self._stale = False
             if not self._pending:
                 self._pending = transport.poll(self.config.batch, POLL_S)
             if self._pending:
@@ -183,9 +195,6 @@ class LabelStudioBridge:
             if time.monotonic() >= self._next_reconcile:
                 self._reconcile(transport, ledger)
                 self._next_reconcile = time.monotonic() + self.config.reconcile_interval_s
-            if (loaded := watcher.take()) is not None and loaded.predictor is not None:
-                self.predictor = loaded.predictor
-                self._refresh = self._open_tasks() if self.config.refresh_tasks else []
             if self._refresh:
                 self._refresh_some()
             self._ready = True
@@ -214,6 +223,7 @@ class LabelStudioBridge:
             raise BridgeError(f"{error} (check bridge.label_studio.url)") from None
         project = self._project()
         self.project_id = int(project["id"])
+        self._project_version = project.get("model_version") or None
         self.choices = Choices.of(project["label_config"])
         if unknown := [v for v in self.choices.values if v not in self.classes]:
             log.warning(
@@ -278,11 +288,7 @@ class LabelStudioBridge:
                 continue
             fresh[request.id] = request
         if fresh:
-            name = self.settings.model.name
-            tasks = [
-                task_of(r, self.classes, f"{name}-v{r.model_version}", self.choices)
-                for r in fresh.values()
-            ]
+            tasks = self._tasks(list(fresh.values()))
             try:
                 ids = self.client.import_tasks(self.project_id, tasks)
             except CallError as error:
@@ -295,8 +301,42 @@ class LabelStudioBridge:
                 lag = (created - request.requested_at).total_seconds()
                 self.metrics.bridge_task_lag_seconds.observe(max(lag, 0.0))
             self.metrics.bridge_tasks_created.inc(len(ids))
+            versions = {p["model_version"] for task in tasks for p in task["predictions"]}
+            if versions != {self.model_version()}:  # the import made another the project's
+                self._project_version = None
+            if self.model_version() in versions:
+                self._follow_version()
         transport.produce_and_commit(letters, next_offsets(batch))
         self._pending = []
+
+    def _tasks(self, requests: list[LabelRequest]) -> list[dict[str, Any]]:
+        """The tasks of ``requests``, with the current model's prediction: the request's own
+        when that model asked it, else the current model's (the request's if it cannot read
+        the sample): Label Studio shows and sorts by the project's model version only."""
+        name, current = self.settings.model.name, self.predictor.version
+        tasks = [
+            task_of(r, self.classes, f"{name}-v{r.model_version}", self.choices) for r in requests
+        ]
+        stale = [i for i, r in enumerate(requests) if r.model_version != current]
+        if stale:
+            for i, predicted in zip(stale, self._predict([tasks[i] for i in stale]), strict=True):
+                if predicted["result"]:
+                    tasks[i]["predictions"] = [predicted]
+        return tasks
+
+    def _follow_version(self) -> None:
+        """Make the current model's version the project's (once some task has a prediction of
+        it: Label Studio refuses a version it has no prediction of)."""
+        version = self.model_version()
+        if self._project_version == version:
+            return
+        try:
+            self.client.update_project(self.project_id, model_version=version)
+        except CallError as error:
+            if error.status != 400:
+                raise
+            log.warning("could not make %s the project's model version: %s", version, error)
+        self._project_version = version
 
     def _letter(self, envelope: Envelope, reason: str) -> Record:
         log.warning("dead letter %s: %s", envelope, reason)
@@ -456,7 +496,11 @@ class LabelStudioBridge:
     def _refresh_some(self) -> None:
         """Give a few open tasks a prediction of the current model."""
         tasks, self._refresh = self._refresh[:REFRESH_PER_TURN], self._refresh[REFRESH_PER_TURN:]
+        added = 0
         for task, predicted in zip(tasks, self._predict(tasks), strict=True):
             if predicted["result"]:
                 self.client.add_prediction(int(task["id"]), predicted)
-        self.metrics.bridge_predictions.labels("refresh").inc(len(tasks))
+                added += 1
+        self.metrics.bridge_predictions.labels("refresh").inc(added)
+        if added:
+            self._follow_version()

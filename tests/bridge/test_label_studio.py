@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from streamal.bridge.label_studio import LabelStudioBridge
 from streamal.bridge.tasks import score
 from streamal.cli import main
 from streamal.config import Settings
-from streamal.messages import DeadLetter, LabelRequest, OracleLabel, decode, encode, now
+from streamal.messages import DeadLetter, LabelRequest, OracleLabel, Sample, decode, encode, now
 from streamal.model import MLP, ModelStore
 from streamal.model.announce import announcement_record
 from streamal.model.store import Checkpoint
@@ -126,14 +128,34 @@ def test_label_requests_become_tasks_with_the_models_prediction(
     assert found["s1"]["data"]["view"].startswith("id        s1")
     predicted = {sid: t["predictions"] for sid, t in found.items()}
     assert [len(p) for p in predicted.values()] == [1, 1, 1]
+    # asked by the model the bridge has (v0): the request's own prediction
     assert predicted["s1"][0]["result"][0]["value"] == {"choices": ["cat"]}
-    assert predicted["s3"][0]["result"][0]["value"] == {"choices": ["cat"]}  # its top guess
     assert predicted["s1"][0]["model_version"] == "default-v0"
-    assert predicted["s3"][0]["model_version"] == "default-v3"
+    assert predicted["s1"][0]["score"] == pytest.approx(score([0.55, 0.45]))
     # the least sure first when sorted by prediction score, descending
+    assert predicted["s1"][0]["score"] > predicted["s2"][0]["score"]
+    # asked by a version the bridge does not have: the bridge's model predicts instead, as
+    # Label Studio shows (and sorts by) the predictions of the project's model version only
+    assert predicted["s3"][0]["model_version"] == "default-v0"
+    probabilities = probabilities_of(bridge, [0.2, 1.0, -1.0, 0.5])
+    top = CLASSES[probabilities.index(max(probabilities))]
+    assert predicted["s3"][0]["result"][0]["value"] == {"choices": [top]}
+    assert predicted["s3"][0]["score"] == pytest.approx(score(probabilities), abs=1e-5)
+    project = label_studio.api("GET", f"/api/projects/{bridge.project_id}/")
+    assert project["model_version"] == "default-v0"
+    ordered = label_studio.api(
+        "GET", f"/api/tasks/?project={bridge.project_id}&fields=task_only&query="
+        + urllib.parse.quote(json.dumps({"ordering": ["-tasks:predictions_score"]})),
+    )  # fmt: skip
     scores = {sid: p[0]["score"] for sid, p in predicted.items()}
-    assert scores["s1"] == pytest.approx(score([0.55, 0.45]))
-    assert sorted(scores, key=scores.__getitem__, reverse=True) == ["s1", "s3", "s2"]
+    expected = sorted(scores, key=scores.__getitem__, reverse=True)
+    assert [t["data"]["sample_id"] for t in ordered["tasks"]] == expected
+
+
+def probabilities_of(bridge: LabelStudioBridge, features: list[float]) -> list[float]:
+    """The bridge's current model's class probabilities of a sample with ``features``."""
+    encoded = bridge.predictor.encode([Sample(id="probe", features=features)])
+    return [float(p) for p in bridge.predictor.probabilities(encoded.inputs)[0]]
 
 
 def test_a_restart_or_a_replay_creates_no_second_task(
@@ -168,9 +190,9 @@ def test_an_annotation_becomes_exactly_one_label_and_an_update_a_new_one(
     settings = bridge_settings(local, tmp_path, label_studio)
     produce(settings, [request("a", 0.5), request("b", 0.5)])
     with running(settings) as bridge:
-        wait_for(lambda: len(bridge.known) == 2, timeout_s=30)
-        annotation = annotate(label_studio, bridge, bridge.known["a"], "dog")
         value = bridge.metrics.registry.get_sample_value
+        wait_for(lambda: len(bridge.known) == 2 and value("streamal_bridge_reconciliations_total"))
+        annotation = annotate(label_studio, bridge, bridge.known["a"], "dog")  # after the pass
         wait_for(lambda: value("streamal_bridge_answers_total", {"path": "webhook"}) == 1)
         # a person skips b: nothing comes of it
         path = f"/api/tasks/{bridge.known['b']}/annotations/?project={bridge.project_id}"
@@ -257,21 +279,13 @@ def test_the_ml_backend_connects_and_predicts_with_the_champion(
         (task_id,) = imported["task_ids"]
         # opening a task without predictions (what the labeling UI does) asks the ML backend
         task = label_studio.api("GET", f"/api/tasks/{task_id}/")
-        predictor = bridge.predictor
-        assert predictor.version == 1
-        encoded = predictor.encode(bridge_sample([1.0, 2.0, 3.0, 4.0]))
-        probabilities = predictor.probabilities(encoded.inputs)[0].tolist()
+        assert bridge.predictor.version == 1
+        probabilities = probabilities_of(bridge, [1.0, 2.0, 3.0, 4.0])
     (predicted,) = task["predictions"]
     assert predicted["model_version"] == "default-v1"
     top = CLASSES[int(probabilities.index(max(probabilities)))]
     assert predicted["result"][0]["value"] == {"choices": [top]}
     assert predicted["score"] == pytest.approx(score(probabilities), abs=1e-5)
-
-
-def bridge_sample(features: list[float]) -> list[Any]:
-    from streamal.messages import Sample
-
-    return [Sample(id="t", features=features)]
 
 
 def test_a_new_model_version_refreshes_the_predictions_of_open_tasks(
@@ -295,6 +309,12 @@ def test_a_new_model_version_refreshes_the_predictions_of_open_tasks(
     assert versions["s0"] == ["default-v0"]
     refreshed = [sid for sid, v in versions.items() if v == ["default-v0", "default-v1"]]
     assert len(refreshed) == 2 and "s0" not in refreshed
+    # the project shows the new version's predictions: the refreshed tasks have a score
+    project = label_studio.api("GET", f"/api/projects/{bridge.project_id}/")
+    assert project["model_version"] == "default-v1"
+    scored = {t["data"]["sample_id"] for t in tasks(label_studio, bridge.project_id)
+              if t["predictions_score"] is not None}  # fmt: skip
+    assert scored == set(refreshed)
 
 
 def test_a_wrong_url_or_token_fails_with_one_line(
