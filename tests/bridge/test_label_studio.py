@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +338,65 @@ def test_a_wrong_url_or_token_fails_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot reach Label Studio at http://127.0.0.1:")
     assert err.endswith("(check bridge.label_studio.url)") and "\n" not in err
+
+
+class LossyProxy:
+    """An HTTP proxy to ``target`` that forwards the first import to Label Studio, then breaks
+    the connection instead of answering: an import whose outcome the bridge cannot know."""
+
+    def __init__(self, target: str) -> None:
+        self.dropped = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = urllib.request.Request(
+                    target + self.path, data=body or None, method=self.command,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )  # fmt: skip
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        status, answer = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, answer = error.code, error.read()
+                if "/import" in self.path and not proxy.dropped:
+                    proxy.dropped += 1
+                    self.close_connection = True
+                    return  # Label Studio did it; the bridge never hears
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PATCH = _forward
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_an_import_whose_answer_is_lost_is_checked_not_repeated(
+    label_studio: LabelStudio, local: Settings, tmp_path: Path
+) -> None:
+    proxy = LossyProxy(label_studio.url)
+    settings = bridge_settings(local, tmp_path, label_studio, url=proxy.url)
+    produce(settings, [request(f"s{i}", 0.6) for i in range(3)])
+    try:
+        with running(settings) as bridge:
+            value = bridge.metrics.registry.get_sample_value
+            wait_for(lambda: value("streamal_bridge_requests_known_total") == 3, timeout_s=30)
+            assert proxy.dropped == 1 and value("streamal_bridge_failures_total") == 1
+            assert value("streamal_bridge_tasks_created_total") == 0  # found, not created again
+    finally:
+        proxy.close()
+    ids = [t["data"]["sample_id"] for t in tasks(label_studio, bridge.project_id)]
+    assert sorted(ids) == ["s0", "s1", "s2"]
