@@ -31,7 +31,8 @@ lint: install
 	$(VENV)/bin/ruff format --check streamal tests benchmarks
 	$(VENV)/bin/mypy streamal
 
-bench: install kafka-jars
+bench: install kafka-jars label-studio
 	$(PY) benchmarks/strategies.py --quick
 	$(PY) benchmarks/serve.py --quick
 	$(PY) benchmarks/peers.py --quick
+	$(PY) benchmarks/label_studio_bridge.py --quick
