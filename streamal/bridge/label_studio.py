@@ -275,8 +275,10 @@ class LabelStudioBridge:
 
     def _import(self, transport: Transport) -> None:
         """Import the pending requests whose samples have no task yet, then commit past them
-        (with the unreadable ones on dead-letter) in one transaction."""
-        batch, fresh, letters = self._pending, {}, []
+        (with the unreadable ones, and those Label Studio refuses, on dead-letter) in one
+        transaction."""
+        batch, letters = self._pending, []
+        fresh: dict[str, tuple[Envelope, LabelRequest]] = {}
         for envelope in batch:
             try:
                 request = decode(LabelRequest, envelope.value)
@@ -286,21 +288,20 @@ class LabelStudioBridge:
             if request.id in self.known or request.id in fresh:
                 self.metrics.bridge_requests_known.inc()
                 continue
-            fresh[request.id] = request
+            fresh[request.id] = (envelope, request)
         if fresh:
-            tasks = self._tasks(list(fresh.values()))
-            try:
-                ids = self.client.import_tasks(self.project_id, tasks)
-            except CallError as error:
-                if error.ambiguous:  # it may have landed: see before importing again
-                    self._list_tasks()
-                raise
+            tasks = self._tasks([request for _, request in fresh.values()])
             created = now()
-            for (sample_id, request), task_id in zip(fresh.items(), ids, strict=True):
-                self.known[sample_id], self.samples[task_id] = task_id, sample_id
+            for (envelope, request), task_id in zip(
+                fresh.values(), self._create(tasks), strict=True
+            ):
+                if isinstance(task_id, CallError):
+                    letters.append(self._letter(envelope, f"Label Studio refused it: {task_id}"))
+                    continue
+                self.known[request.id], self.samples[task_id] = task_id, request.id
                 lag = (created - request.requested_at).total_seconds()
                 self.metrics.bridge_task_lag_seconds.observe(max(lag, 0.0))
-            self.metrics.bridge_tasks_created.inc(len(ids))
+                self.metrics.bridge_tasks_created.inc()
             versions = {p["model_version"] for task in tasks for p in task["predictions"]}
             if versions != {self.model_version()}:  # the import made another the project's
                 self._project_version = None
@@ -308,6 +309,29 @@ class LabelStudioBridge:
                 self._follow_version()
         transport.produce_and_commit(letters, next_offsets(batch))
         self._pending = []
+
+    def _create(self, tasks: list[dict[str, Any]]) -> list[int | CallError]:
+        """Import ``tasks``; the id of each, or why Label Studio refused it (400: e.g. its data
+        lacks a field the labeling config shows): one at a time when it refuses the batch."""
+        try:
+            try:
+                return list(self.client.import_tasks(self.project_id, tasks))
+            except CallError as error:
+                if error.status != 400:
+                    raise
+            created: list[int | CallError] = []
+            for task in tasks:
+                try:
+                    created += self.client.import_tasks(self.project_id, [task])
+                except CallError as error:
+                    if error.status != 400:
+                        raise
+                    created.append(error)
+            return created
+        except CallError as error:
+            if error.ambiguous:  # it may have landed: see before importing again
+                self._list_tasks()
+            raise
 
     def _tasks(self, requests: list[LabelRequest]) -> list[dict[str, Any]]:
         """The tasks of ``requests``, with the current model's prediction: the request's own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -257,6 +258,28 @@ def test_a_label_of_no_model_class_goes_to_dead_letter(
     assert letter.error == "label: unknown class 'bird'"
     assert letter.topic == "label-studio" and letter.partition == bridge.project_id
     assert labels(settings) == []
+
+
+def test_a_request_label_studio_refuses_goes_to_dead_letter_and_holds_back_no_other(
+    label_studio: LabelStudio, local: Settings, tmp_path: Path
+) -> None:
+    config = """<View><Text name="item" value="$text"/>
+      <Choices name="label" toName="item"><Choice value="cat"/><Choice value="dog"/></Choices>
+      </View>"""
+    settings = bridge_settings(local, tmp_path, label_studio, label_config=config)
+    no_text = request("plain", 0.5).model_copy(update={"payload": None})  # nothing for $text
+    produce(settings, [request("a", 0.5), no_text, request("b", 0.5)])
+    with running(settings) as bridge:
+        value = bridge.metrics.registry.get_sample_value
+        wait_for(lambda: value("streamal_bridge_dead_letters_total") == 1, timeout_s=30)
+        assert sorted(bridge.known) == ["a", "b"]
+    (letter,) = [
+        decode(DeadLetter, e.value) for e in read_back(settings, settings.topics.dead_letter, 1)
+    ]
+    assert letter.error.startswith("Label Studio refused it: ")
+    assert decode(LabelRequest, base64.b64decode(letter.original)).id == "plain"
+    ids = [t["data"]["sample_id"] for t in tasks(label_studio, bridge.project_id)]
+    assert sorted(ids) == ["a", "b"]
 
 
 def store_model(settings: Settings, seed: int) -> Checkpoint:
