@@ -150,19 +150,31 @@ class LabelStudioClient:
         return ids
 
     def tasks(
-        self, project_id: int, *, fields: str = "all", annotated: bool | None = None
+        self,
+        project_id: int,
+        *,
+        fields: str = "all",
+        annotated: bool | None = None,
+        updated_after: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The project's tasks, page by page: all, those with annotations (``annotated``), or
-        those without; ``fields="all"`` brings their annotations and predictions along."""
+        those without; only those changed after ``updated_after`` (Label Studio's time, ISO
+        8601; a task changes when an annotation of it is saved). ``fields="all"`` brings their
+        annotations and predictions along."""
         query: dict[str, Any] = {"project": project_id, "page_size": PAGE, "fields": fields}
+        items = []
         if annotated is not None:
-            filters = {
-                "conjunction": "and",
-                "items": [
-                    {"filter": "filter:tasks:total_annotations", "type": "Number", "value": 0,
-                     "operator": "greater" if annotated else "equal"},
-                ],
-            }  # fmt: skip
+            items.append(
+                {"filter": "filter:tasks:total_annotations", "type": "Number", "value": 0,
+                 "operator": "greater" if annotated else "equal"}
+            )  # fmt: skip
+        if updated_after is not None:
+            items.append(
+                {"filter": "filter:tasks:updated_at", "type": "Datetime",
+                 "operator": "greater", "value": updated_after}
+            )  # fmt: skip
+        if items:
+            filters = {"conjunction": "and", "items": items}
             query["query"] = json.dumps({"filters": filters})
         page = 1
         while True:

@@ -45,7 +45,7 @@ class LabelStudioConfig(BaseModel):
     )
     batch: int = Field(100, ge=1, le=10_000, description="label requests imported per call")
     reconcile_interval_s: float = Field(
-        60.0, gt=0, description="read every annotation of the project back this often"
+        60.0, gt=0, description="read the project's changed annotations back this often"
     )
     refresh_tasks: int = Field(
         500, ge=0, description="open tasks given new predictions per new model version (0: none)"

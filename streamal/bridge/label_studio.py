@@ -8,16 +8,16 @@ One process per Label Studio project does four things:
    task is not imported again (a replay, a restart), and the offsets commit only after Label
    Studio confirmed the import. An import whose outcome is unknown (the connection broke) has
    the bridge list the project again before it retries.
-2. **Answers -> labels.** Each annotation becomes an ``OracleLabel`` on ``labels`` (annotator:
-   the Label Studio user's email, ``labeled_at``: when the annotation was last saved). Webhooks
-   bring answers at once; as Label Studio sends them once, inside the annotator's request, with
-   a 1 s timeout and no retry, a pass over every annotation of the project (at start, then every
-   ``reconcile_interval_s``) brings whatever they missed. A ledger (`streamal.bridge.ledger`)
-   makes each saved version of an annotation one label: an updated annotation is a new label,
-   which the trainer's duplicate policy resolves. Cancelled (skipped) tasks and empty
-   annotations give nothing. A label that is not a model class, or several choices, goes to
-   ``dead-letter``. Deleting an annotation takes nothing back: the label already sent stays (an
-   oracle label has no retraction); it is logged and counted.
+2. **Answers -> labels.** Each annotation becomes an ``OracleLabel`` on ``labels`` (annotator: the
+   Label Studio user's email, ``labeled_at``: when the annotation was last saved). Webhooks bring
+   answers at once; as Label Studio sends them once, inside the annotator's request, with a 1 s
+   timeout and no retry, a pass over the annotations of the project (all at start, then every
+   ``reconcile_interval_s`` those of the tasks changed since) brings whatever they missed. A ledger
+   (`streamal.bridge.ledger`) makes each saved version of an annotation one label: an updated
+   annotation is a new label, which the trainer's duplicate policy resolves. Cancelled (skipped)
+   tasks and empty annotations give nothing. A label that is not a model class, or several choices,
+   goes to ``dead-letter``. Deleting an annotation takes nothing back: the label already sent stays
+   (an oracle label has no retraction); it is logged and counted.
 3. **ML backend.** Label Studio's ML backend protocol, served from the current model: tasks
    imported by hand get predictions too.
 4. **Stays current.** Label Studio shows, and sorts by, the predictions of the project's model
@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -48,6 +48,7 @@ from streamal.bridge.tasks import (
     Choices,
     label_of,
     labeling_config,
+    parse_time,
     prediction,
     sample_of,
     score,
@@ -80,6 +81,18 @@ REFRESH_PER_TURN = 20  # open tasks given a new prediction per turn of the loop
 ANSWERS_PER_SEND = 500
 STALE_S = 60.0  # /healthz fails when the loop has not turned for this long
 SOURCE = "label-studio"  # the dead letters' topic for annotations (they come from no topic)
+OVERLAP_S = 300.0  # a pass rereads the changes of this long before the last one it saw
+
+
+def overlap(moment: datetime) -> str:
+    """``OVERLAP_S`` before ``moment``, as Label Studio writes time: a save that committed after
+    a pass read past its time is read by the next pass.
+
+    >>> overlap(parse_time("2026-01-02T03:10:00Z"))
+    '2026-01-02T03:05:00.000000Z'
+    """
+    earlier = moment - timedelta(seconds=OVERLAP_S)
+    return earlier.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class LabelStudioBridge:
@@ -114,6 +127,7 @@ class LabelStudioBridge:
         self._pending: list[Envelope] = []
         self._refresh: list[dict[str, Any]] = []  # open tasks to give the new model's prediction
         self._next_reconcile = 0.0
+        self._newest_change: datetime | None = None  # the newest task change a pass saw
         self._project_version: str | None = None  # the project's model version (None: unsure)
         self._stale = False  # the open tasks' predictions are of another model version
         self._stop = threading.Event()
@@ -390,16 +404,24 @@ class LabelStudioBridge:
         self._send(transport, ledger, annotations, "webhook")
 
     def _reconcile(self, transport: Transport, ledger: Ledger) -> None:
-        """Read every annotation of the project and send those not sent yet."""
+        """Read the annotations of the project and send those not sent yet: every one at the
+        first pass, then those of the tasks changed since shortly before the last pass's
+        newest change (Label Studio's clock, so the bridge's does not matter)."""
         annotations: list[dict[str, Any]] = []
-        for task in self.client.tasks(self.project_id, annotated=True):
+        newest = self._newest_change
+        since = None if newest is None else overlap(newest)
+        for task in self.client.tasks(self.project_id, annotated=True, updated_after=since):
             self._remember(task)
             annotations += task.get("annotations") or []
+            if task.get("updated_at"):
+                changed = parse_time(task["updated_at"])
+                newest = changed if newest is None else max(newest, changed)
             if len(annotations) >= ANSWERS_PER_SEND:
                 self._send(transport, ledger, annotations, "reconciliation")
                 annotations = []
         self._send(transport, ledger, annotations, "reconciliation")
         self.metrics.bridge_reconciliations.inc()
+        self._newest_change = newest
 
     def _send(
         self,

@@ -16,7 +16,7 @@ import html
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -32,6 +32,7 @@ __all__ = [
     "Choices",
     "label_of",
     "labeling_config",
+    "parse_time",
     "prediction",
     "sample_of",
     "score",
@@ -180,6 +181,15 @@ class Answer:
     problem: str | None = None
 
 
+def parse_time(stamp: str) -> datetime:
+    """A timestamp of Label Studio's.
+
+    >>> parse_time("2026-01-02T03:10:00.5Z") < parse_time("2026-01-02T03:10:01Z")
+    True
+    """
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+
+
 def label_of(annotation: dict[str, Any], choices: Choices) -> Answer:
     """Read an annotation (as Label Studio's API returns it) as an answer.
 
@@ -196,7 +206,7 @@ def label_of(annotation: dict[str, Any], choices: Choices) -> Answer:
     if isinstance(user, dict):
         user = user.get("id")
     stamp = annotation.get("updated_at") or annotation.get("created_at")
-    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    when = parse_time(stamp) if stamp else None
     answer = Answer(int(annotation["id"]), int(annotation["task"]), None, user, when)
     if annotation.get("was_cancelled"):
         return answer

@@ -239,6 +239,32 @@ def test_answers_given_while_the_bridge_is_down_arrive_after_it_restarts(
     ]  # fmt: skip
 
 
+def test_a_later_pass_reads_the_changed_tasks_and_finds_an_answer_whose_webhook_was_lost(
+    label_studio: LabelStudio, local: Settings, tmp_path: Path
+) -> None:
+    settings = bridge_settings(local, tmp_path, label_studio)
+    produce(settings, [request("a", 0.5), request("b", 0.5)])
+    with running(settings) as bridge:
+        value = bridge.metrics.registry.get_sample_value
+        wait_for(lambda: len(bridge.known) == 2 and value("streamal_bridge_reconciliations_total"))
+        annotate(label_studio, bridge, bridge.known["a"], "cat")
+        wait_for(lambda: value("streamal_bridge_answers_total", {"path": "webhook"}) == 1)
+        bridge._next_reconcile = 0.0  # a pass that sees a's change: later ones start near it
+        wait_for(lambda: value("streamal_bridge_reconciliations_total") == 2)
+        assert bridge._newest_change is not None
+        project = bridge.project_id
+        for hook in label_studio.api("GET", f"/api/webhooks/?project={project}"):
+            label_studio.api("DELETE", f"/api/webhooks/{hook['id']}/")
+        for backend in label_studio.api("GET", f"/api/ml/?project={project}"):
+            label_studio.api("DELETE", f"/api/ml/{backend['id']}")  # its webhook goes too
+        annotate(label_studio, bridge, bridge.known["b"], "dog")  # no webhook reaches the bridge
+        bridge._next_reconcile = 0.0
+        wait_for(lambda: value("streamal_bridge_reconciliations_total") == 3)
+        assert value("streamal_bridge_answers_total", {"path": "reconciliation"}) == 1
+        assert value("streamal_bridge_answers_total", {"path": "webhook"}) == 1
+    assert sorted((x.id, x.label) for x in labels(settings)) == [("a", "cat"), ("b", "dog")]
+
+
 def test_a_label_of_no_model_class_goes_to_dead_letter(
     label_studio: LabelStudio, local: Settings, tmp_path: Path
 ) -> None:
