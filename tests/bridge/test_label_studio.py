@@ -125,6 +125,13 @@ def test_label_requests_become_tasks_with_the_models_prediction(
         wait_for(lambda: len(bridge.known) == 3, timeout_s=30)
         value = bridge.metrics.registry.get_sample_value
         assert value("streamal_bridge_tasks_created_total") == 3
+        assert bridge.ops is not None
+        ops = f"http://127.0.0.1:{bridge.ops.port}"
+        for probe in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(ops + probe, timeout=5) as answer:
+                assert answer.status == 200
+        with urllib.request.urlopen(ops + "/metrics", timeout=5) as answer:
+            assert b"streamal_bridge_tasks_created_total 3.0" in answer.read()
     found = {t["data"]["sample_id"]: t for t in tasks(label_studio, bridge.project_id)}
     assert sorted(found) == ["s1", "s2", "s3"]
     assert found["s1"]["data"]["text"] == "sample s1"  # the payload's fields, shown as $text
