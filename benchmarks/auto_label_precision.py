@@ -14,7 +14,9 @@ share of wrong answers (label noise). Reported per stream, against the ground tr
 - ``prequential_accuracy``, for context.
 
 Usage: ``python benchmarks/auto_label_precision.py [--samples N] [--rate R] [--streams A,B]
-[--peers A,B] [--label-delay S] [--label-noise P]`` (``--streams ""`` or ``--peers ""``: none).
+[--peers A,B] [--label-delay S] [--label-noise P] [--declared-noise P]`` (``--streams ""`` or
+``--peers ""``: none). The annotators' error rate is declared to streamal
+(``strategy.auto_label.label_noise``) as measured, unless ``--declared-noise`` says otherwise.
 """
 
 from __future__ import annotations
@@ -44,8 +46,13 @@ def main() -> None:
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated")
     parser.add_argument("--label-delay", type=float, default=0.5, help="seconds of stream time")
     parser.add_argument("--label-noise", type=float, default=0.02, help="share of wrong answers")
+    parser.add_argument(
+        "--declared-noise", type=float, default=None,
+        help="strategy.auto_label.label_noise (default: --label-noise, as a user who measured it)",
+    )  # fmt: skip
     args = parser.parse_args()
-    settings = Settings()
+    declared = args.label_noise if args.declared_noise is None else args.declared_noise
+    settings = Settings(strategy={"auto_label": {"label_noise": declared}})
     target = settings.strategy.auto_label.target_precision
     options = Options(
         budget=0.1, rate=args.rate, seed=0, label_delay_s=args.label_delay,
@@ -70,6 +77,7 @@ def main() -> None:
         "target_precision": target,
         "label_delay_s": args.label_delay,
         "label_noise": args.label_noise,
+        "declared_noise": declared,
         "streams_meeting_target": f"{sum(held)}/{len(held)}",
     }
     print(json.dumps({"summary": summary, "streams": results}, indent=2))

@@ -108,7 +108,7 @@ class LabelProbability(BaseModel):
     p: Probability
 
 
-RequestReason = Literal["uncertain", "audit", "explore"]
+RequestReason = Literal["uncertain", "audit", "explore", "retracted"]
 
 
 class LabelRequest(Message):
@@ -158,8 +158,9 @@ class OracleLabel(Message):
 
 
 class ExploreBoost(BaseModel):
-    """More exploration for a while after a drift: a share ``share`` of the budget asked at
-    random for the next ``samples`` samples. ``id`` names the boost, so a replica that reads
+    """What replicas do after a drift: ask a share ``share`` of the budget at random for the
+    next ``samples`` samples, and retract the auto-labels issued since ``drift_since`` (when
+    given). ``id`` names the boost, so a replica that reads
     the same announcement again does not start it again; a replica ignores a boost that
     ``started_at`` before the replica itself started (it is history, not news to it).
     """
@@ -170,6 +171,9 @@ class ExploreBoost(BaseModel):
     samples: int = Field(ge=1, le=INT64_MAX)
     id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\n]*$")]
     started_at: Timestamp
+    drift_since: Timestamp | None = None
+    """When the drift's new concept began to be served, as the trainer estimates it: replicas
+    retract the auto-labels they issued since (None: no estimate)."""
 
 
 class ModelAnnouncement(Message):

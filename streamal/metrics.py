@@ -98,7 +98,14 @@ class Metrics:
             self.auto_label_pauses.labels(reason)
         self.auto_labels_retracted = Counter(
             "streamal_auto_labels_retracted",
-            "Auto-labels retracted (on auto-label-retractions): audits turned wrong after them",
+            "Auto-labels retracted (on auto-label-retractions): audits turned wrong after them,"
+            " or a drift the trainer found began before them",
+            registry=r,
+        )  # fmt: skip
+        self.retracted_asked_again = Counter(
+            "streamal_retracted_asked_again",
+            "Retracted auto-labels whose samples were asked again, in the place of uncertain"
+            " picks (reason retracted)",
             registry=r,
         )  # fmt: skip
         self.audits_overdue = Gauge(

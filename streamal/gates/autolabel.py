@@ -17,6 +17,7 @@ __all__ = ["AutoLabelGate", "AutoLabelState"]
 
 RATE_WINDOW = 1000  # samples the candidate rate is averaged over
 ALARM = math.log(1000)  # the CUSUM of audit errors that pauses auto-labeling
+FEWEST_AUDITS = 0.25  # of audit_share, while the audits' bound is far above the target
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AutoLabelState(State):
     last_at: float | None = None
     stale: bool = False
     candidate_rate: float = 0.0
+    bound: float = 0.0  # the audited precision's lower bound at the threshold
 
 
 class AutoLabelGate(Gate[AutoLabelState]):
@@ -55,7 +57,10 @@ class AutoLabelGate(Gate[AutoLabelState]):
     wrong in a row at the default target; rarely ever while the target holds), counting the
     audits asked while auto-labeling was on. Late audits
     (`set_stale`: answers overdue, so the evidence is no longer current) hold it back until they
-    came. While held back, audits take a share ``paused_audits`` of the ``budget``.
+    came. While held back, audits take a share ``paused_audits`` of the ``budget``. While the
+    audits' lower bound at the threshold is far above the target (the trainer's, announced
+    with its threshold, until this gate kept ``min_audits`` of its own), fewer are asked: the
+    share shrinks with the room left, ``(1 - bound) / (1 - target)``, down to a quarter.
 
     Parameters
     ----------
@@ -74,6 +79,10 @@ class AutoLabelGate(Gate[AutoLabelState]):
     budget, paused_audits
         The share of samples that may be asked, and the share of it audits take while
         auto-labeling is held back.
+    noise
+        The share of wrong answers annotators give: the bounds are then on the precision
+        against the truth (`precision_lower_bound`), and the CUSUM expects these errors too.
+        0 trusts every answer.
     seed
         Seeds the draws that pick the audits.
 
@@ -104,6 +113,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
         window: int = 5000,
         budget: float = 0.1,
         paused_audits: float = 0.5,
+        noise: float = 0.0,
         seed: int = 0,
     ) -> None:
         if not 0 < target < 1:
@@ -114,10 +124,14 @@ class AutoLabelGate(Gate[AutoLabelState]):
             raise ValueError(f"min_audits must be >= 1 and <= window ({window}), got {min_audits}")
         if not 0 < budget <= 1 or not 0 <= paused_audits <= 1:
             raise ValueError(f"budget ({budget}) and paused_audits ({paused_audits}) must be <= 1")
-        precision_lower_bound(1, 1, method=method, level=level)  # validates method and level
+        # validates method, level and noise
+        precision_lower_bound(1, 1, method=method, level=level, noise=noise)
         self.budget = budget
         self.paused_audits = paused_audits
-        wrong, alarming = 1 - target, min(5 * (1 - target), (2 - target) / 2)
+        self.noise = noise
+        # audit errors at the target's precision, and at five times its error rate
+        wrong = 1 - target * (1 - noise)
+        alarming = min(1 - (1 - 5 * (1 - target)) * (1 - noise), (1 + wrong) / 2)
         self._llr_right = math.log((1 - alarming) / (1 - wrong))
         self._llr_wrong = math.log(alarming / wrong)
         self._fresh: list[tuple[float, bool]] = []  # audits requested since the pause began
@@ -161,12 +175,20 @@ class AutoLabelGate(Gate[AutoLabelState]):
     @property
     def precision_lower_bound(self) -> float:
         """The lower bound on the audited precision at the current threshold (nan if none)."""
+        return self._bound_at(self.threshold)
+
+    def _bound_at(self, threshold: float) -> float:
         conf = np.fromiter(self._confidences, dtype=np.float64, count=self.audits)
-        above = conf >= self.threshold
+        above = conf >= threshold
         if not above.any():
             return float("nan")
         right = np.fromiter(self._correct, dtype=bool, count=self.audits)[above]
-        bound = precision_lower_bound(right.sum(), len(right), method=self.method, level=self.level)
+        return float(self._bound(right.sum(), len(right)))
+
+    def _bound(self, right: int, total: int) -> float:
+        bound = precision_lower_bound(
+            right, total, method=self.method, level=self.level, noise=self.noise
+        )
         return float(bound)
 
     def _checked_threshold(self, value: float) -> float:
@@ -207,6 +229,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
         if state.paused is not None or state.stale:  # more evidence, from the one budget
             wanted = self.paused_audits * self.budget / max(state.candidate_rate, 1e-9)
             share = max(share, min(1.0, wanted))
+        elif state.bound > self.target:  # the evidence to spare: fewer audits
+            share *= max(FEWEST_AUDITS, (1 - state.bound) / (1 - self.target))
         audit = candidate & (draws < share)
         routes[audit] = Route.ORACLE
         reasons[audit] = Reason.AUDIT
@@ -272,9 +296,11 @@ class AutoLabelGate(Gate[AutoLabelState]):
                 target=self.target,
                 method=self.method,
                 level=self.level,
+                noise=self.noise,
             )
             state.active = threshold is not None
             state.threshold = state.threshold if threshold is None else threshold
+            state.bound = float(np.nan_to_num(self._bound_at(state.threshold)))  # its own now
         self._commit(state)
         return went_wrong
 
@@ -302,8 +328,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
         right = [ok for conf, ok in self._fresh if conf >= threshold]
         if not right:
             return False
-        bound = precision_lower_bound(sum(right), len(right), method=self.method, level=self.level)
-        return bool(bound >= self.target)
+        return self._bound(sum(right), len(right)) >= self.target
 
     def pause(self, reason: str) -> None:
         """Stop auto-labeling until the audits requested from now on support the target
@@ -320,17 +345,19 @@ class AutoLabelGate(Gate[AutoLabelState]):
             state.stale = stale
             self._commit(state)
 
-    def set_active(self, threshold: float | None) -> None:
+    def set_active(self, threshold: float | None, bound: float = 0.0) -> None:
         """Adopt the auto-label threshold chosen for a new model, or turn auto-labeling off.
 
-        The trainer chooses it with `select_threshold` on audits scored by the new model, so the
-        audits kept here, scored by the previous one, are forgotten; ``None`` stops
-        auto-labeling until ``min_audits`` new audits select a threshold.
+        The trainer chooses it with `select_threshold` on the audits as they were served, so
+        the audits kept here are forgotten; ``bound`` is the precision's lower bound it found
+        there (it sets how many audits are asked until this gate's own audits say); ``None``
+        stops auto-labeling until ``min_audits`` new audits select a threshold.
         """
         self._confidences.clear()
         self._correct.clear()
         state = self._state.copy()
         state.active = threshold is not None
+        state.bound = bound if threshold is not None else 0.0
         if threshold is not None:
             state.threshold = self._checked_threshold(threshold)
         self._commit(state)

@@ -41,6 +41,7 @@ class Reason(IntEnum):
     UNCERTAIN = 1
     AUDIT = 2
     EXPLORE = 3
+    RETRACTED = 4
 
     @property
     def label(self) -> RequestReason:

@@ -8,13 +8,18 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaincinv, ndtri
 
-__all__ = ["BoundMethod", "precision_lower_bound", "select_threshold"]
+__all__ = ["BoundMethod", "precision_lower_bound", "select_threshold", "through_noise"]
 
 BoundMethod = Literal["wilson", "clopper_pearson"]
 
 
 def precision_lower_bound(
-    correct: ArrayLike, total: ArrayLike, *, method: BoundMethod = "wilson", level: float = 0.95
+    correct: ArrayLike,
+    total: ArrayLike,
+    *,
+    method: BoundMethod = "wilson",
+    level: float = 0.95,
+    noise: float = 0.0,
 ) -> np.ndarray:
     """One-sided lower confidence bounds on a proportion, ``correct`` successes in ``total``.
 
@@ -25,6 +30,10 @@ def precision_lower_bound(
     level
         The confidence level: the true proportion is at or above the bound with this
         probability.
+    noise
+        The share of wrong answers among the labels that judged the successes: the bound is
+        then on the model's precision against the truth (`through_noise`), not on its
+        agreement with the answers.
 
     Examples
     --------
@@ -32,6 +41,10 @@ def precision_lower_bound(
     array([0.9487, 0.9867])
     >>> precision_lower_bound([50, 0], [50, 10], method="clopper_pearson").round(4)
     array([0.9418, 0.    ])
+    >>> float(precision_lower_bound(970, 1000).round(4))  # 97% agreement
+    0.9598
+    >>> float(precision_lower_bound(970, 1000, noise=0.02).round(4))  # from 2% wrong answers
+    0.9789
     """
     if method not in get_args(BoundMethod):
         raise ValueError(f"unknown bound method {method!r}; allowed: wilson, clopper_pearson")
@@ -40,11 +53,34 @@ def precision_lower_bound(
     k = np.asarray(correct, dtype=np.float64)
     n = np.asarray(total, dtype=np.float64)
     if method == "clopper_pearson":
-        return np.where(k > 0, betaincinv(np.maximum(k, 1), n - k + 1, 1 - level), 0.0)
-    z2 = ndtri(level) ** 2
-    share = k / n
-    spread = np.sqrt(z2 * share * (1 - share) / n + z2**2 / (4 * n**2))
-    return (share + z2 / (2 * n) - spread) / (1 + z2 / n)
+        agreement = np.where(k > 0, betaincinv(np.maximum(k, 1), n - k + 1, 1 - level), 0.0)
+    else:
+        z2 = ndtri(level) ** 2
+        share = k / n
+        spread = np.sqrt(z2 * share * (1 - share) / n + z2**2 / (4 * n**2))
+        agreement = (share + z2 / (2 * n) - spread) / (1 + z2 / n)
+    return through_noise(agreement, noise) if noise else agreement
+
+
+def through_noise(agreement: ArrayLike, noise: float) -> np.ndarray:
+    """The least precision a model can have whose predictions agree with answers, wrong a
+    share ``noise`` of the time, a share ``agreement`` of the time.
+
+    With precision ``p``, ``agreement = p (1 - noise) + (1 - p) e``, where ``e`` (between 0
+    and ``noise``) is how often a wrong answer happens to name the model's wrong class; the
+    least ``p`` over ``e``.
+
+    >>> through_noise([0.98, 0.95, 0.5], 0.02).round(4)
+    array([1.    , 0.9688, 0.5   ])
+    >>> float(through_noise(0.98, 0.0))
+    0.98
+    """
+    if not 0 <= noise < 0.5:
+        raise ValueError(f"noise must be >= 0 and < 0.5, got {noise}")
+    a = np.asarray(agreement, dtype=np.float64)
+    unlucky = a / (1 - noise)  # a wrong answer never names the model's wrong class
+    lucky = (a - noise) / (1 - 2 * noise)  # it always does
+    return np.clip(np.minimum(unlucky, lucky), 0.0, 1.0)
 
 
 def select_threshold(
@@ -54,6 +90,7 @@ def select_threshold(
     target: float = 0.98,
     method: BoundMethod = "wilson",
     level: float = 0.95,
+    noise: float = 0.0,
 ) -> float | None:
     """The lowest confidence threshold whose auto-labels have a precision bound >= ``target``.
 
@@ -66,6 +103,8 @@ def select_threshold(
         The model's top probability for each audited sample.
     correct
         Whether the human label agreed with the prediction, per audited sample.
+    noise
+        The share of wrong answers among those labels (see `precision_lower_bound`).
 
     Returns
     -------
@@ -88,7 +127,11 @@ def select_threshold(
     order = np.argsort(-conf, kind="stable")
     conf = conf[order]
     bounds = precision_lower_bound(
-        np.cumsum(right[order]), np.arange(1, len(conf) + 1), method=method, level=level
+        np.cumsum(right[order]),
+        np.arange(1, len(conf) + 1),
+        method=method,
+        level=level,
+        noise=noise,
     )
     distinct = np.append(conf[1:] != conf[:-1], True)  # the last sample at each confidence
     meets = distinct & (bounds >= target)

@@ -241,7 +241,7 @@ def measure(
     for request in requests:
         asked[position[request.id]] += 1
     labels_used = np.cumsum(asked)
-    rolling = _rolling_mean(correct, ROLLING)
+    rolling = rolling_mean(correct, ROLLING)
     points = np.unique(np.linspace(0, n - 1, min(POINTS, n)).astype(int))
     truth = stream.truth()
     in_stream_order = sorted(autos, key=lambda a: position[a.id])
@@ -295,10 +295,10 @@ def _precision(right: list[bool]) -> float | None:
     return round(float(np.mean(right)), 4) if right else None
 
 
-def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     """The mean of the last ``window`` values (fewer at the start) at every position.
 
-    >>> _rolling_mean(np.array([1.0, 0.0, 1.0, 1.0]), 2).tolist()
+    >>> rolling_mean(np.array([1.0, 0.0, 1.0, 1.0]), 2).tolist()
     [1.0, 0.5, 0.5, 1.0]
     """
     total = np.cumsum(values)

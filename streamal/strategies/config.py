@@ -160,6 +160,11 @@ class AutoLabelConfig(_Frozen):
     paused_audits: float = Field(
         0.5, ge=0, le=1, description="share of the budget audits take while auto-labeling is held"
     )
+    label_noise: float = Field(
+        0.0, ge=0, lt=0.5,
+        description="share of wrong answers annotators give; the precision bound reads audits "
+        "through it (0: every answer trusted)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _audits_fit_window(self) -> Self:

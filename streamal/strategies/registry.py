@@ -240,6 +240,7 @@ def build_auto_label(config: StrategyConfig) -> AutoLabelGate | None:
         window=auto.window,
         budget=config.budget,
         paused_audits=auto.paused_audits,
+        noise=auto.label_noise,
         seed=seed_for(config.seed, "auto_label"),
     )
 

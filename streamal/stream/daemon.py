@@ -23,6 +23,7 @@ from streamal.messages import now
 from streamal.metrics import HELD_BACK, Metrics
 from streamal.model import ModelLoader
 from streamal.stream.audits import LabelFollower
+from streamal.stream.follow import TopicFollower, stop_together
 from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.stream.router import Plan, Router
 from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
@@ -102,18 +103,19 @@ class Daemon:
         ops = OpsServer(serve.metrics_address, self.metrics.registry, self.healthy, self.ready)
         ops.start()
         log.info("metrics, /healthz and /readyz on %s (port %d)", serve.metrics_address, ops.port)
-        watcher: ModelWatcher | None = None
+        followers: list[TopicFollower] = []
         try:
             watcher = self.start()
+            followers.append(watcher)
+            if self._router is not None and self._router.auto_label is not None:
+                followers.append(self.follower)  # answers to audits: only when auto-labeling
             self._transport = self._connect()
             if self._transport is not None:
-                watcher.start()
-                self.follower.start()
+                for follower in followers:
+                    follower.start()
                 self._loop(self._transport, watcher)
         finally:
-            self.follower.stop()
-            if watcher is not None:
-                watcher.stop()
+            stop_together(followers)
             if self._transport is not None:
                 self._transport.close()
             ops.stop()
@@ -212,9 +214,14 @@ class Daemon:
         self._router.use(predictor, loaded.thresholds, loaded.boost)
         if loaded.boost is not None:
             boost = loaded.boost
+            since = (
+                ""
+                if boost.drift_since is None
+                else f"; drift since {boost.drift_since.isoformat()}"
+            )
             log.info(
-                "exploration boost %s: %.0f%% of the budget at random for %d samples",
-                boost.id, 100 * boost.share, boost.samples,
+                "exploration boost %s: %.0f%% of the budget at random for %d samples%s",
+                boost.id, 100 * boost.share, boost.samples, since,
             )  # fmt: skip
         self.metrics.model_version.set(predictor.version)
         if predictor is not previous:
@@ -231,6 +238,7 @@ class Daemon:
         for route, count in plan.routes.items():
             metrics.samples.labels(route).inc(count)
         metrics.auto_labels_retracted.inc(plan.retracted)
+        metrics.retracted_asked_again.inc(plan.asked_again)
         self._summary.update(plan.routes)
         metrics.batch_size.observe(len(batch))
         if plan.predict_seconds:

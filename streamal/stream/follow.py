@@ -29,9 +29,7 @@ class TopicFollower(ABC):
 
     def stop(self) -> None:
         """Stop following and wait for the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        stop_together([self])
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -48,3 +46,13 @@ class TopicFollower(ABC):
     def read(self, transport: Transport, timeout_s: float) -> int:
         """Consider what one poll of ``transport`` (subscribed to the topic) brings; the
         records read."""
+
+
+def stop_together(followers: list[TopicFollower]) -> None:
+    """Stop ``followers`` and wait for them: each waits out its current poll at once, not in
+    turn."""
+    for follower in followers:
+        follower._stop.set()
+    for follower in followers:
+        if follower._thread.is_alive():
+            follower._thread.join(timeout=30)

@@ -12,6 +12,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 ROUTE_NAMES = {Route.ORACLE: "oracle", Route.AUTO_LABEL: "auto_label", Route.SKIP: "skip"}
 ISSUED_KEPT = 200_000  # auto-labels remembered for retraction
+ASKED_AGAIN_KEPT = 2_000  # samples of the newest auto-labels kept to ask again when retracted
+ASKED_AGAIN_MAX_BYTES = 64 * 1024  # a bigger sample is retracted, not asked again
+ASKED_AGAIN_SHARE = 0.5  # of the uncertain picks a retracted sample may take the place of
 
 
 @dataclass
@@ -59,9 +63,13 @@ class Plan:
     """(sample id, predicted label, confidence) of each audit asked."""
     signals: np.ndarray | None = None
     """What the shift monitor watches: the samples' features, or the confidences."""
-    issued: list[AutoLabel] = field(default_factory=list)
+    issued: list[tuple[AutoLabel, Sample | None]] = field(default_factory=list)
+    """The auto-labels issued, with their sample when it is kept to be asked again."""
     retracted: int = 0
     """How many of the pending retractions lead the records."""
+    asked_again: int = 0
+    """How many retracted samples (the head of the queue) were asked again."""
+    swap_credit: float = 0.0
 
 
 class Router:
@@ -79,7 +87,10 @@ class Router:
     support the target, and holds back while audit answers are overdue
     (``strategy.auto_label.max_label_delay_s`` on ``clock``): see `learn` and `check_evidence`.
     When audits turned wrong, the auto-labels issued since the last right audit before them
-    are retracted, with the next batch (exactly once with it).
+    are retracted, with the next batch (exactly once with it); so are those issued since a
+    drift's start as the trainer estimates it (announced with its exploration boost). A
+    retracted sample is asked again (reason ``retracted``, newest first) in the place of the
+    least uncertain of a batch's uncertain picks, up to half of them: the budget stays as spent.
     """
 
     def __init__(
@@ -92,10 +103,14 @@ class Router:
         self.ledger = AuditLedger()
         self._clock = clock
         self._max_label_delay_s = strategy.auto_label.max_label_delay_s
-        self._shift = ShiftMonitor() if strategy.auto_label.pause_on_shift else None
+        pauses = self.auto_label is not None and strategy.auto_label.pause_on_shift
+        self._shift = ShiftMonitor() if pauses else None
         self._watching_model = False  # the monitor watches confidences (no features)
         self._issued: deque[tuple[float, AutoLabel]] = deque(maxlen=ISSUED_KEPT)
         self._retractions: list[Record] = []  # produced with the next batch
+        self._kept_samples: dict[str, Sample] = {}  # of the newest auto-labels, oldest first
+        self._ask_again: list[Sample] = []  # retracted, newest first
+        self._swap_credit = 0.0  # uncertain picks a retracted sample may take the place of
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
@@ -124,8 +139,13 @@ class Router:
             self.gate.set_threshold(thresholds["budget"])
         if boost is not None:
             self.explore.start_boost(boost.share, boost.samples, boost.id)
+            if boost.drift_since is not None:
+                since = boost.drift_since
+                self._retract(lambda _, auto: auto.labeled_at >= since, "a drift began")
         if self.auto_label is not None:
-            self.auto_label.set_active(thresholds.get("auto_label"))
+            self.auto_label.set_active(
+                thresholds.get("auto_label"), thresholds.get("auto_label_bound", 0.0)
+            )
 
     def plan(self, envelopes: Sequence[Envelope]) -> Plan:
         """Route ``envelopes``; bad records, and samples whose output would be over
@@ -151,12 +171,19 @@ class Router:
         if plan.explore is not None:
             self.explore.update(plan.explore)
         del self._retractions[: plan.retracted]
+        del self._ask_again[: plan.asked_again]
+        self._swap_credit = plan.swap_credit if self._ask_again else 0.0
         if self.auto_label is None:
             return
         at, epoch, live = self._clock(), self.auto_label.epoch, self.auto_label.auto_labeling
         for sample_id, predicted, confidence in plan.audits:
             self.ledger.record(sample_id, Audit(predicted, confidence, at, epoch, live))
-        self._issued.extend((at, auto) for auto in plan.issued)
+        for auto, sample in plan.issued:
+            self._issued.append((at, auto))
+            if sample is not None:
+                self._kept_samples[auto.id] = sample
+        while len(self._kept_samples) > ASKED_AGAIN_KEPT:
+            del self._kept_samples[next(iter(self._kept_samples))]
         if (
             plan.signals is not None
             and self._shift is not None
@@ -184,13 +211,16 @@ class Router:
             [o.audit.while_auto_labeling for o in outcomes],
         )
         if went_wrong is not None:
-            self._retract_since(went_wrong)
+            self._retract(lambda at, _: at >= went_wrong, "audits turned wrong")
 
-    def _retract_since(self, since: float) -> None:
-        """Retract the auto-labels issued at ``since`` or later (each once)."""
+    def _retract(self, newer: Callable[[float, AutoLabel], bool], why: str) -> None:
+        """Retract (each once) the newest auto-labels, those ``newer`` says yes to (it gets
+        the clock time each was issued at and the auto-label), and ask their samples again."""
         withdrawn = []
-        while self._issued and self._issued[-1][0] >= since:
+        while self._issued and newer(*self._issued[-1]):
             withdrawn.append(self._issued.pop()[1])
+        again = [s for auto in withdrawn if (s := self._kept_samples.pop(auto.id, None))]
+        self._ask_again = (again + self._ask_again)[:ASKED_AGAIN_KEPT]
         at = now()
         for auto in reversed(withdrawn):
             retraction = Retraction(
@@ -200,7 +230,10 @@ class Router:
             key = auto.id.encode()
             self._retractions.append(Record(self._topics.retractions, encode(retraction), key=key))
         if withdrawn:
-            log.warning("audits turned wrong: retracting %d auto-labels", len(withdrawn))
+            log.warning(
+                "%s: retracting %d auto-labels, asking %d of them again",
+                why, len(withdrawn), len(again),
+            )  # fmt: skip
 
     def check_evidence(self) -> int:
         """Hold auto-labeling back while audit answers are overdue; how many are."""
@@ -285,6 +318,8 @@ class Router:
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
 
         routes, reasons = self._decide(plan, utilities_np, top_p_np)
+        if self._ask_again:
+            self._make_room(plan, routes, reasons, utilities_np)
         version, at, classes = self.predictor.version, now(), self.predictor.classes
         plan.signals = self._signals([sample for _, sample in kept], top_p_np)
         for audited in np.flatnonzero(reasons == Reason.AUDIT).tolist():
@@ -319,4 +354,35 @@ class Router:
             plan.routes[ROUTE_NAMES[route]] += 1
             plan.records.append(record)
             if isinstance(message, AutoLabel):
-                plan.issued.append(message)
+                small = len(envelope.value or b"") <= ASKED_AGAIN_MAX_BYTES
+                plan.issued.append((message, sample if small else None))
+        if plan.asked_again:
+            self._ask_retracted(plan, version, at)
+
+    def _make_room(
+        self, plan: Plan, routes: np.ndarray, reasons: np.ndarray, utilities: np.ndarray
+    ) -> None:
+        """Skip the least uncertain of the batch's uncertain picks, as many as retracted
+        samples may take their places (``plan.asked_again``)."""
+        uncertain = np.flatnonzero(reasons == Reason.UNCERTAIN)
+        credit = self._swap_credit + ASKED_AGAIN_SHARE * len(uncertain)
+        swaps = min(int(credit), len(uncertain), len(self._ask_again))
+        plan.asked_again, plan.swap_credit = swaps, credit - swaps
+        given_up = uncertain[np.argsort(utilities[uncertain], kind="stable")[:swaps]]
+        routes[given_up], reasons[given_up] = Route.SKIP, Reason.NONE
+
+    def _ask_retracted(self, plan: Plan, version: int, at: datetime) -> None:
+        """Label requests (reason ``retracted``) for the head of the ask-again queue, with the
+        current model's guesses."""
+        samples = self._ask_again[: plan.asked_again]
+        encoded = self.predictor.encode(samples)
+        if not len(encoded.kept):
+            return
+        probabilities, utilities = self._predict(encoded.inputs)
+        guesses = top_guesses(probabilities, self.predictor.classes, self._top_k)
+        for row, guess, utility in zip(encoded.kept, guesses, utilities.tolist(), strict=True):
+            sample = samples[row]
+            request = label_request(sample, guess, utility, "retracted", version, at)
+            record = Record(self._topics.label_requests, encode(request), key=sample.id.encode())
+            if record_size(record) <= self._max_output_bytes:
+                plan.records.append(record)

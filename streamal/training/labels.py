@@ -234,6 +234,17 @@ class LabelStore:
         correct = np.array([self.label_of(row[0]) == row[1] for row in rows], dtype=bool)
         return confidences, correct
 
+    def asked_after(self, point: int, answers: int = 10) -> float | None:
+        """When the earliest of the first ``answers`` answered after store ``point`` was asked
+        (epoch seconds; None: none answered yet): where a concept that starts at ``point``
+        began to be served, estimated early rather than late."""
+        row = self._db.execute(
+            "SELECT min(r.requested_at) FROM requests r JOIN (SELECT id FROM votes WHERE seq > ?"
+            " ORDER BY seq LIMIT ?) v ON v.id = r.id",
+            (point, answers),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def recent_samples(self, count: int, reason: str) -> list[Sample]:
         """The newest ``count`` requests asked for ``reason``, labeled or not, as samples."""
         rows = self._db.execute(

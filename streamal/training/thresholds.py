@@ -54,13 +54,14 @@ def auto_label_threshold(
     auto = settings.strategy.auto_label
     if len(confidences) < auto.min_audits:
         return None
-    method, level = auto.bound, auto.confidence_level
+    method, level, noise = auto.bound, auto.confidence_level, auto.label_noise
     threshold = select_threshold(
-        confidences, correct, target=auto.target_precision, method=method, level=level
-    )
+        confidences, correct, target=auto.target_precision, method=method, level=level,
+        noise=noise,
+    )  # fmt: skip
     if threshold is None:
         return None
     above = correct[confidences >= threshold]
     return threshold, float(
-        precision_lower_bound(above.sum(), len(above), method=method, level=level)
+        precision_lower_bound(above.sum(), len(above), method=method, level=level, noise=noise)
     )

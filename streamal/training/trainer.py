@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from types import FrameType
 
 import numpy as np
@@ -122,6 +123,7 @@ class Trainer:
         self._rounds = 0
         self._drifted = False
         self._boost_pending = False
+        self._drift_since: float | None = None  # the pending boost's estimated concept start
         self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
         self._last_round = clock()
         self._transport: Transport | None = None
@@ -298,6 +300,7 @@ class Trainer:
             # the old concept's labels now mislead: train (and judge) on the new one's only
             self._concept_start = max(self._concept_start, min(drifts.values()))
             self._evidence_start = self.labels.position
+            self._drift_since = self.labels.asked_after(min(drifts.values()))
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -446,6 +449,7 @@ class Trainer:
         auto = auto_label_threshold(self.settings, confidences, correct)
         if auto is not None and not self._boost_pending:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
+            thresholds["auto_label_bound"] = round(bound, 6)  # serve audits fewer when high
             self.metrics.auto_label_precision_lower_bound.set(bound)
         return thresholds
 
@@ -455,9 +459,11 @@ class Trainer:
         boost = None
         if self._boost_pending:  # announced once, with the next version (or the champion again)
             drift = self.settings.train.drift
+            since = self._drift_since
             boost = ExploreBoost(
                 share=drift.explore_boost, samples=drift.boost_samples,
                 id=uuid.uuid4().hex, started_at=now(),
+                drift_since=None if since is None else datetime.fromtimestamp(since, UTC),
             )  # fmt: skip
         self._boost_pending = False
         record = announcement_record(

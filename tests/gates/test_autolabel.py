@@ -209,3 +209,46 @@ def test_only_audits_asked_while_auto_labeling_can_pause_it() -> None:
     assert gate.held_back is None  # they vouched for no auto-label: the trainer's evidence decides
     went_wrong = gate.observe([0.95] * 5, [False] * 5, [0] * 5, [7, 8, 9, 10, 11], [True] * 5)
     assert gate.held_back == "audits" and went_wrong == 7
+
+
+def test_fewer_audits_while_their_bound_is_far_above_the_target() -> None:
+    def audit_rate(gate: AutoLabelGate) -> float:
+        decision = gate.decide(np.full(20_000, 0.99), skipped(20_000))
+        return float((decision.reasons == Reason.AUDIT).mean())
+
+    gate = AutoLabelGate(min_audits=10, audit_share=0.1, threshold=0.9, seed=2)
+    gate.observe([0.95] * 100, [True] * 100)  # a bound near 0.96: below the target
+    assert gate.precision_lower_bound < gate.target
+    assert 0.09 < audit_rate(gate) < 0.11  # the full share
+    gate.observe([0.95] * 900, [True] * 900)  # 1,000 right: a bound of 0.997
+    assert (1 - gate.precision_lower_bound) / (1 - gate.target) < 0.25
+    assert 0.023 < audit_rate(gate) < 0.027  # a quarter of it, the least
+    gate.observe([0.95] * 6, [False] * 6)  # errors: the bound comes down, audits go up
+    room = (1 - gate.precision_lower_bound) / (1 - gate.target)
+    assert 0.25 < room < 1
+    assert abs(audit_rate(gate) - 0.1 * room) < 0.006
+    gate.set_active(0.95)  # a new model, no bound known: its audits start over, in full
+    assert 0.09 < audit_rate(gate) < 0.11
+    gate.set_active(0.95, bound=0.999)  # the trainer's bound on the audits as served
+    assert 0.023 < audit_rate(gate) < 0.027
+
+
+@pytest.mark.parametrize(("precision", "auto_labels"), [(1.0, True), (0.96, False)])
+def test_declared_answer_noise_is_read_through_not_held_against_the_model(
+    precision: float, auto_labels: bool
+) -> None:
+    rng = np.random.default_rng(4)
+    right = rng.random(3000) < precision  # the model, against the truth
+    flipped = rng.random(3000) < 0.02  # 2% of the answers are wrong (never the model's class)
+    agrees = right & ~flipped
+    trusting = AutoLabelGate(min_audits=200, threshold=0.9, seed=0)
+    trusting.observe(np.full(3000, 0.95), agrees)
+    assert not trusting.active  # 98% agreement can never show 98% precision
+    declared = AutoLabelGate(min_audits=200, threshold=0.9, noise=0.02, seed=0)
+    declared.observe(np.full(3000, 0.95), agrees)
+    assert declared.active is auto_labels
+    if auto_labels:  # the CUSUM expects the answers' errors: the noise alone pauses nothing
+        declared.set_active(0.95)
+        at = np.arange(3000.0)
+        assert declared.observe(np.full(3000, 0.95), agrees, [0] * 3000, at) is None
+        assert declared.held_back is None and declared.auto_labeling

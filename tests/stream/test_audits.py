@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from streamal.messages import AutoLabel, LabelRequest, Retraction, decode
+from streamal.gates import Route
+from streamal.messages import AutoLabel, ExploreBoost, LabelRequest, Retraction, decode
 from streamal.stream.audits import Audit, AuditLedger
 from streamal.stream.router import Router
 from streamal.transport import Envelope
@@ -23,10 +24,11 @@ class Clock:
         return self.now
 
 
-def confident_router(clock: Clock) -> Router:
+def confident_router(clock: Clock, **strategy: object) -> Router:
     configured = settings(
         budget=0.2,
         auto_label={"audit_share": 0.05, "min_audits": 5000, "max_label_delay_s": 10.0},
+        **strategy,
     )
     model = predictor_for(configured)
     routing = Router(configured, model, clock)
@@ -141,3 +143,56 @@ def test_audits_that_turn_wrong_retract_the_auto_labels_since_the_last_right_one
     assert again.records[: len(expected)] == plan.records[: len(expected)]
     routing.commit(again)
     assert routing.plan(batch(rng, 64 * 31, top=1)).retracted == 0
+
+
+def issue(routing: Router, rng: np.random.Generator, batches: int) -> list[AutoLabel]:
+    """Route ``batches`` confident batches; the auto-labels they issued, in order."""
+    issued = []
+    for b in range(batches):
+        plan = routing.plan(batch(rng, 64 * b, top=1))
+        routing.commit(plan)
+        issued += [decode(AutoLabel, r.value) for r in plan.records if r.topic == "auto-labels"]
+    return issued
+
+
+def test_a_drift_the_trainer_dates_retracts_what_was_issued_since() -> None:
+    rng, clock = np.random.default_rng(5), Clock()
+    routing = confident_router(clock)
+    issued = issue(routing, rng, 20)
+    since = issued[len(issued) // 2].labeled_at  # the trainer's estimate of the new concept
+    boost = ExploreBoost(share=0.5, samples=100, id="d1", started_at=since, drift_since=since)
+    routing.use(routing.predictor, {"auto_label": 0.9}, boost)
+    plan = routing.plan(batch(rng, 64 * 20, top=1))
+    retracted = [decode(Retraction, r.value).id for r in plan.records if r.topic.endswith("ions")]
+    assert retracted == [a.id for a in issued if a.labeled_at >= since]
+    assert 0 < len(retracted) < len(issued)
+
+
+def test_retracted_samples_are_asked_again_in_the_place_of_uncertain_picks() -> None:
+    rng, clock = np.random.default_rng(6), Clock()
+    routing = confident_router(clock, gate={"name": "quantile"})
+    issued = issue(routing, rng, 20)
+    since = issued[-40].labeled_at
+    boost = ExploreBoost(share=0.0, samples=1, id="d1", started_at=since, drift_since=since)
+    routing.use(routing.predictor, {}, boost)  # after a drift, no auto-labels until retrained
+    retracted = [a.id for a in issued if a.labeled_at >= since]
+    asked_again: list[str] = []
+    for b in range(20, 60):
+        rows = batch(rng, 64 * b, top=1)
+        plan = routing.plan(rows)
+        replayed = routing.plan(rows)  # an aborted batch is planned to the same records
+        assert [(r.topic, r.key) for r in replayed.records] == [
+            (r.topic, r.key) for r in plan.records
+        ]
+        routing.commit(plan)
+        requests = [decode(LabelRequest, r.value) for r in plan.records if "requests" in r.topic]
+        again = [r.id for r in requests if r.reason == "retracted"]
+        uncertain = [r for r in requests if r.reason == "uncertain"]
+        assert len(again) <= len(uncertain) + 1  # at most half of the gate's uncertain picks
+        assert plan.routes["oracle"] == len(requests) - len(again)  # the batch's own samples
+        assert plan.gate is not None
+        # each re-ask took the place of one of the budget gate's picks: the spend is the gate's
+        others = sum(r.reason in ("audit", "explore") for r in requests)
+        assert len(requests) == others + int((plan.gate.routes == Route.ORACLE).sum())
+        asked_again += again
+    assert asked_again == list(reversed(retracted))  # newest first, each once

@@ -8,11 +8,13 @@ import os
 import random
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,6 +144,26 @@ def run_serve(config: str, *extra: str, env: dict[str, str] | None = None) -> su
     )  # fmt: skip
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def routed_by(port: int) -> float:
+    """Samples a replica with its metrics on ``port`` routed so far (0 until it answers)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streamal_samples_total{")
+    )
+
+
 def test_exactly_once_through_repeated_sigkills(cluster: Settings, tmp_path: Path) -> None:
     settings = serve_settings(
         cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0.0}
@@ -199,12 +221,21 @@ def test_two_replicas_share_the_partitions_and_route_each_sample_once(
 ) -> None:
     settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
     config = write_config(settings, tmp_path / "serve.yaml")
-    key = "STREAMAL_TRANSPORT__KAFKA__REPLICA_ID"
-    replicas = [run_serve(config, "--idle-timeout", "6", env={key: unique(n)}) for n in "ab"]
+    ports = [free_port(), free_port()]
+    replicas = [
+        run_serve(config, "--idle-timeout", "6", env={
+            "STREAMAL_TRANSPORT__KAFKA__REPLICA_ID": unique(name),
+            "STREAMAL_SERVE__METRICS_ADDRESS": f"127.0.0.1:{port}",
+        })
+        for name, port in zip("ab", ports, strict=True)
+    ]  # fmt: skip
     ids: list[str] = []
-    for chunk in range(30):  # samples keep coming while both replicas join
-        ids += produce_samples(settings, 100, start=chunk * 100, bad=False)
-        time.sleep(0.2)
+    # samples keep coming until each replica routed some (both joined, the partitions shared)
+    for chunk in range(600):
+        ids += produce_samples(settings, 50, start=chunk * 50, bad=False)
+        if all(routed_by(port) > 0 for port in ports):
+            break
+        time.sleep(0.05)
     logs = [replica.communicate(timeout=180)[1] for replica in replicas]
     assert [r.returncode for r in replicas] == [0, 0], [log[-1500:] for log in logs]
     processed = [int(log.rsplit("stopped after ", 1)[1].split()[0]) for log in logs]

@@ -169,3 +169,18 @@ def test_a_full_store_fails_a_write_with_one_line(tmp_path: Path) -> None:
         for i in range(1000):
             labels.add_request(request(f"big{i}", features=(1.0,) * 2, reason="audit"))
     assert labels.counts()["requests"] >= 1  # what was written before stays
+
+
+def test_a_concept_is_dated_by_when_its_first_answers_were_asked(tmp_path: Path) -> None:
+    labels = store(tmp_path)
+    for i in range(30):  # asked a minute apart; answered in order, a few out of order
+        at = datetime.fromtimestamp(60.0 * i, UTC)
+        asked = request(f"s{i}").model_copy(update={"requested_at": at})
+        labels.add_request(asked)
+    order = [*range(12), 14, 12, 13, *range(15, 30)]
+    points = {i: labels.add_label(answer(f"s{i}", "dog"), f"labels:0:{i}") for i in order}
+    start = points[13]  # a concept that starts after the answer to s13 (the 15th answer)
+    assert start is not None
+    assert labels.asked_after(start.seq) == 60.0 * 15  # s15..s24: the earliest asked
+    assert labels.asked_after(points[11].seq, answers=3) == 60.0 * 12  # s14, s12, s13
+    assert labels.asked_after(points[29].seq) is None  # nothing answered since

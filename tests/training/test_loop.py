@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -201,11 +203,19 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     ]
     boosted = [r for r in requests if r.reason == "explore" and int(r.id[1:]) > change]
     assert len(boosted) > 50  # the exploration boost after the drift
+    # the boost dates the new concept (when it began to be served): serve retracts from there
+    dates = re.findall(r"drift since (\S+)", caplog.text)
+    assert dates, caplog.text[-2000:]
+    since = datetime.fromisoformat(dates[0])
+    served = sorted((r.requested_at, int(r.id[1:])) for r in requests)
+    dated = max(i for at, i in served if at <= since)  # the newest sample served by then
+    assert change - 1500 <= dated <= change + 500, dated
     # the boost travels in its own announcement field (serve started it), never in the store
     assert "exploration boost " in caplog.text
     store = ModelStore(settings.model.store, settings.model.name)
     stored = [store.checkpoint(version).thresholds for version in store.versions()]
-    assert all(set(thresholds) <= {"budget", "auto_label"} for thresholds in stored), stored
+    known = {"budget", "auto_label", "auto_label_bound"}
+    assert all(set(thresholds) <= known for thresholds in stored), stored
 
 
 def test_a_payload_deployment_trains_and_hot_swaps(cluster: Settings, tmp_path: Path) -> None:
