@@ -37,7 +37,7 @@ from streamal.config import Settings
 from streamal.messages import LabelRequest, encode, now
 from streamal.testing.kafka_broker import free_port
 from streamal.testing.label_studio import LabelStudio, fetch
-from streamal.transport import Record, open_transport
+from streamal.transport import Record, open_transport, topic_specs
 
 CLASSES = ["cat", "dog"]
 BATCH = 100
@@ -90,16 +90,17 @@ def through_bridge(
     label lag of that many annotations."""
     folder = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
     settings = settings_for(server, folder, size, connect=answers > 0)
-    bridge = LabelStudioBridge(settings)
-    thread = threading.Thread(target=bridge.run, daemon=True)
-    thread.start()
-    while not bridge.ready():  # connected, project created: the import alone is timed
-        time.sleep(0.02)
-    started = time.perf_counter()
     with open_transport(settings) as transport:
+        transport.ensure_topics(topic_specs(settings.topics))
         for r in batch:
             transport.produce(Record(settings.topics.label_requests, encode(r), r.id.encode()))
         transport.flush()
+    bridge = LabelStudioBridge(settings)
+    thread = threading.Thread(target=bridge.run, daemon=True)
+    thread.start()
+    while not bridge.ready():  # connected, project created: the imports alone are timed
+        time.sleep(0.001)
+    started = time.perf_counter()
     value = bridge.metrics.registry.get_sample_value
     while (value("streamal_bridge_tasks_created_total") or 0) < len(batch):
         time.sleep(0.02)
