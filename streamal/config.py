@@ -26,6 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from streamal.bridge.config import BridgeConfig
 from streamal.errors import ConfigError
 from streamal.logs import LogConfig
 from streamal.model.config import ModelConfig
@@ -143,6 +144,7 @@ class Settings(BaseSettings):
     strategy: StrategyConfig = StrategyConfig()
     serve: ServeConfig = ServeConfig()
     train: TrainConfig = TrainConfig()
+    bridge: BridgeConfig = BridgeConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="after")

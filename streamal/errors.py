@@ -37,3 +37,7 @@ class RegistryError(StreamalError):
 
 class ModelError(StreamalError):
     """A model or checkpoint is unusable (corrupt, mismatched, foreign); the old one stays."""
+
+
+class BridgeError(StreamalError):
+    """An annotation tool is unreachable, refused the bridge's token, or failed a call."""

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 ROUTES = ("oracle", "auto_label", "skip", "dead_letter")
 HELD_BACK = ("shift", "audits", "stale")  # why auto-labeling is held back
 STOPPING_RULES = ("accuracy_plateau", "stable_predictions", "low_uncertainty", "budget_spent")
+ANSWER_PATHS = ("webhook", "reconciliation")  # how an annotation reached the bridge
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -143,5 +144,54 @@ class Metrics:
             self.training_runs.labels(outcome)
         self.training_seconds = Histogram(
             "streamal_training_seconds", "Duration of a training round", buckets=_SLOW_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.bridge_tasks_created = Counter(
+            "streamal_bridge_tasks_created", "Label requests imported as Label Studio tasks",
+            registry=r,
+        )  # fmt: skip
+        self.bridge_requests_known = Counter(
+            "streamal_bridge_requests_known",
+            "Label requests read again whose task already exists (replays), not imported again",
+            registry=r,
+        )  # fmt: skip
+        self.bridge_answers = Counter(
+            "streamal_bridge_answers",
+            "Annotations turned into labels, by the path that brought them", ["path"],
+            registry=r,
+        )  # fmt: skip
+        for path in ANSWER_PATHS:
+            self.bridge_answers.labels(path)
+        self.bridge_reconciliations = Counter(
+            "streamal_bridge_reconciliations", "Passes over every annotation of the project done",
+            registry=r,
+        )  # fmt: skip
+        self.bridge_dead_letters = Counter(
+            "streamal_bridge_dead_letters",
+            "Label requests or annotations sent to dead-letter (unreadable, unknown class)",
+            registry=r,
+        )  # fmt: skip
+        self.bridge_annotations_deleted = Counter(
+            "streamal_bridge_annotations_deleted",
+            "Annotations deleted in Label Studio (their labels stay; see the README)",
+            registry=r,
+        )  # fmt: skip
+        self.bridge_task_lag_seconds = Histogram(
+            "streamal_bridge_task_lag_seconds", "From a label request to its task in Label Studio",
+            buckets=_SLOW_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.bridge_answer_lag_seconds = Histogram(
+            "streamal_bridge_answer_lag_seconds", "From an annotation to its label on labels",
+            buckets=_SLOW_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.bridge_predictions = Counter(
+            "streamal_bridge_predictions",
+            "Predictions served to Label Studio as its ML backend, or refreshed after a new "
+            "model version", ["kind"], registry=r,
+        )  # fmt: skip
+        for kind in ("ml_backend", "refresh"):
+            self.bridge_predictions.labels(kind)
+        self.bridge_failures = Counter(
+            "streamal_bridge_failures", "Calls to Label Studio or the transport that failed",
             registry=r,
         )  # fmt: skip

@@ -12,6 +12,8 @@ import pytest
 
 from streamal.config import Settings
 from streamal.testing.kafka_broker import BrokerError, KafkaBroker
+from streamal.testing.label_studio import LabelStudio, LabelStudioError
+from streamal.testing.label_studio import fetch as fetch_label_studio
 from streamal.transport import TopicSpec, Transport, open_transport
 
 
@@ -33,6 +35,21 @@ def kafka_broker() -> Iterator[KafkaBroker | None]:
         pytest.skip(f"no Kafka broker: {error}")
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio() -> Iterator[LabelStudio]:
+    """A real Label Studio server started for this session (installed on first use).
+
+    A server that cannot start fails the tests that need it, never skips them.
+    """
+    try:
+        fetch_label_studio()
+        server = LabelStudio().start()
+    except LabelStudioError as error:
+        pytest.fail(f"Label Studio could not start: {error}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

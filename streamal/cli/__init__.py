@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     # The commands and tools import streamal.cli.common, which importing this package runs
     # first: imported here, not at the top, so importing common never imports a command.
-    from streamal.cli import config, pool, schema, serve, simulate, train
+    from streamal.cli import bridge, config, pool, schema, serve, simulate, train
     from streamal.tools import annotate, feed, tail
 
     parser = argparse.ArgumentParser(
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_parser(commands)
     tail.add_parser(commands)
     annotate.add_parser(commands)
+    bridge.add_parser(commands)
     schema.add_parser(commands)
     return parser
 

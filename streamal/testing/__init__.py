@@ -1,1 +1,1 @@
-"""Harnesses for tests and benchmarks: a real Kafka broker."""
+"""Harnesses for tests and benchmarks: a real Kafka broker, a real Label Studio."""

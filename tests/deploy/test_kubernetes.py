@@ -35,6 +35,7 @@ KUBERNETES_VERSION = (
     else kubernetes_validate.latest_version()
 )
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+DEPLOYMENTS = ("streamal-serve", "streamal-train", "streamal-label-studio-bridge")
 KUBECTL = shutil.which("kubectl")
 
 _LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -225,8 +226,9 @@ def test_every_object_is_valid_core_kinds_strictly_and_crds_structurally(
 ) -> None:
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
-        ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "PersistentVolumeClaim",
-         "PersistentVolumeClaim", "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
+        ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment",
+         "PersistentVolumeClaim", "PersistentVolumeClaim", "PersistentVolumeClaim",
+         "PodDisruptionBudget", "PrometheusRule", "Secret", "Secret", "Service", "Service",
          "Service", "ServiceMonitor"]
     )  # fmt: skip
     for obj in objects:
@@ -349,7 +351,7 @@ def test_every_referenced_configmap_secret_and_claim_exists(
     objects: list[dict[str, Any]],
 ) -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    for deployment in ("streamal-serve", "streamal-train"):
+    for deployment in DEPLOYMENTS:
         spec = pod_spec(objects, deployment)
         for volume in spec["volumes"]:
             if "configMap" in volume:
@@ -365,7 +367,7 @@ def test_every_referenced_configmap_secret_and_claim_exists(
 
 
 def test_the_pods_run_unprivileged(objects: list[dict[str, Any]]) -> None:
-    for deployment in ("streamal-serve", "streamal-train"):
+    for deployment in DEPLOYMENTS:
         spec = pod_spec(objects, deployment)
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
@@ -379,7 +381,7 @@ def test_the_pods_run_unprivileged(objects: list[dict[str, Any]]) -> None:
 
 
 def test_each_replica_gets_its_pod_name_as_replica_id(objects: list[dict[str, Any]]) -> None:
-    for deployment in ("streamal-serve", "streamal-train"):
+    for deployment in DEPLOYMENTS:
         [container] = pod_spec(objects, deployment)["containers"]
         replica = env_of(container)["STREAMAL_TRANSPORT__KAFKA__REPLICA_ID"]
         assert replica == {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -396,7 +398,7 @@ def test_the_configmap_is_configs_kafka_yaml_and_the_pods_load_it(
         "cp configs/kafka.yaml deploy/kubernetes/kafka.yaml"
     )
     config_map = one(objects, "ConfigMap", "streamal-config")
-    for deployment in ("streamal-serve", "streamal-train"):
+    for deployment in DEPLOYMENTS:
         [container] = pod_spec(objects, deployment)["containers"]
         env = env_of(container)
         config = PurePosixPath(env["STREAMAL_CONFIG"])
@@ -447,3 +449,24 @@ def test_the_credentials_secret_is_empty_in_the_base() -> None:
         DEPLOY / "kubernetes" / "kafka-credentials.env"
     ).read_text(encoding="utf-8")
     assert (ROOT / "Dockerfile").is_file()
+
+
+def test_the_label_studio_bridge_waits_for_its_settings_and_keeps_its_ledger(
+    objects: list[dict[str, Any]],
+) -> None:
+    bridge = one(objects, "Deployment", "streamal-label-studio-bridge")
+    assert bridge["spec"]["replicas"] == 0  # until an overlay gives Label Studio's URL and token
+    assert bridge["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = bridge["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["bridge", "label-studio"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["STREAMAL_BRIDGE__LABEL_STUDIO__LISTEN"].endswith(f":{ports['label-studio']}")
+    assert env["STREAMAL_BRIDGE__LABEL_STUDIO__METRICS_ADDRESS"].endswith(f":{ports['metrics']}")
+    service = one(objects, "Service", "streamal-label-studio-bridge")
+    public = env["STREAMAL_BRIDGE__LABEL_STUDIO__PUBLIC_URL"]
+    assert public == f"http://{service['metadata']['name']}:{ports['label-studio']}"
+    state = PurePosixPath(env["STREAMAL_BRIDGE__LABEL_STUDIO__STATE"])
+    assert mount_paths(objects, "streamal-label-studio-bridge")["state"] == str(state.parent)
+    secret = one(objects, "Secret", "streamal-label-studio")
+    assert not secret.get("data")  # the token comes from an overlay

@@ -1,0 +1,1 @@
+"""Bridges between streamal's topics and annotation tools: Label Studio (`label_studio`)."""
