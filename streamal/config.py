@@ -30,6 +30,7 @@ from streamal.bridge.config import BridgeConfig
 from streamal.errors import ConfigError
 from streamal.logs import LogConfig
 from streamal.model.config import ModelConfig
+from streamal.pool.config import PoolJobConfig
 from streamal.strategies import StrategyConfig
 from streamal.stream.config import LABEL_REQUEST_ROOM, ServeConfig
 from streamal.training.config import TrainConfig
@@ -145,6 +146,7 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
     train: TrainConfig = TrainConfig()
     bridge: BridgeConfig = BridgeConfig()
+    pool: PoolJobConfig = PoolJobConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="after")

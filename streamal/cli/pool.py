@@ -11,6 +11,7 @@ from streamal.strategies import DIVERSITIES, SCORES
 
 if TYPE_CHECKING:
     from streamal.config import Settings
+    from streamal.messages import Sample
     from streamal.strategies import PoolConfig
 
 __all__ = ["add_parser"]
@@ -20,26 +21,30 @@ def _select(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streamal.config import load_settings
-    from streamal.pool import job
-    from streamal.training.labels import LabelStore
+    from streamal.pool import job, proxy
 
     settings = load_settings(args.config)
     config = _pool_config(args, settings)
-    predictor = job.load_model(settings, args.model)
+    labeled = _labeled(settings)
+    if args.proxy:
+        targets = (
+            None if labeled is None else proxy.labeled_targets(*labeled, settings.model.classes)
+        )
+        predictor = proxy.load_proxy(settings, args.proxy, targets)
+        chosen_by = f"proxy {args.proxy}"
+    else:
+        predictor = job.load_model(settings, args.model)
+        chosen_by = f"model v{predictor.version}"
     selector = job.selector_for(config, predictor)
     pool = job.read_pool(Path(args.input))
-    labeled = None
-    if settings.train.label_store.exists():
-        store = LabelStore(settings.train.label_store, settings.model.classes)
-        labeled = store.labeled().samples
-        store.close()
     selection = job.select(
-        settings, pool, args.budget, selector, predictor, labeled, job.print_progress
-    )
+        settings, pool, args.budget, selector, predictor,
+        None if labeled is None else labeled[0], job.print_progress,
+    )  # fmt: skip
     job.write_selection(Path(args.output), pool, selection)
     print(
         f"selected {len(selection.indices):,} of {len(pool.ids):,} items "
-        f"({args.strategy}, diversity {args.diversity}, model v{predictor.version}) "
+        f"({args.strategy}, diversity {args.diversity}, {chosen_by}) "
         f"in {selection.seconds:.1f}s -> {args.output}",
         file=sys.stderr,
     )
@@ -48,6 +53,20 @@ def _select(args: argparse.Namespace) -> int:
         sent = job.send_to_annotators(settings, pool, selection, predictor)
         print(f"sent {sent:,} label requests to {settings.topics.label_requests}", file=sys.stderr)
     return EXIT_OK
+
+
+def _labeled(settings: Settings) -> tuple[list[Sample], list[str]] | None:
+    """The label store's labeled samples and their labels, if it exists."""
+    from streamal.training.labels import LabelStore
+
+    if not settings.train.label_store.exists():
+        return None
+    store = LabelStore(settings.train.label_store, settings.model.classes)
+    try:
+        labeled = store.labeled()
+    finally:
+        store.close()
+    return labeled.samples, labeled.labels
 
 
 def _pool_config(args: argparse.Namespace, settings: Settings) -> PoolConfig:
@@ -92,6 +111,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         "by import path (default: none)")  # fmt: skip
     select.add_argument("--model", default="latest", metavar="latest|PATH",
                         help="the newest stored model (default) or a checkpoint file")  # fmt: skip
+    select.add_argument("--proxy", metavar="fit|latest|PATH",
+                        help="select with the small proxy model of pool.proxy instead (selection "
+                        "via proxy): trained now on the label store's labels (fit), its newest "
+                        "stored version, or a checkpoint file")  # fmt: skip
     select.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl or .csv")
     select.add_argument("--to-topic", action="store_true",
                         help="also send the picks to annotators as label requests")  # fmt: skip
