@@ -48,6 +48,8 @@ class Featurizer:
         )
 
     def __call__(self, samples: Sequence[Sample]) -> Featurized:
+        if isinstance(samples, FeatureRows) and samples.readable(self._width):
+            return Featurized(samples.matrix, list(range(len(samples))))
         rows: dict[int, np.ndarray] = {}
         rejected: list[tuple[int, str]] = []
         payloads: list[int] = []
@@ -101,15 +103,27 @@ class Featurizer:
 
 
 class FeatureRows(Sequence[Sample]):
-    """The rows of a feature matrix as samples, made when read (a pool may hold millions).
+    """The rows of a finite float32 feature matrix as samples, made when read (a pool may hold
+    millions); a slice is a `FeatureRows` too, and the `Featurizer` takes its matrix as is.
 
     >>> rows = FeatureRows(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
     >>> len(rows), rows[1].features, [sample.id for sample in rows[:1]]
     (2, [3.0, 4.0], ['a'])
+    >>> Featurizer(ModelConfig(n_features=2))(rows[1:]).matrix.tolist()
+    [[3.0, 4.0]]
     """
 
     def __init__(self, ids: list[str], features: np.ndarray) -> None:
-        self._ids, self._features = ids, features
+        self._ids, self.matrix = ids, features
+
+    def readable(self, width: int) -> bool:
+        """Whether every row is ``width`` finite float32 values (the matrix is the model's)."""
+        matrix = self.matrix
+        return (
+            matrix.dtype == np.float32
+            and matrix.shape[1] == width
+            and bool(np.isfinite(matrix).all())
+        )
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -118,12 +132,12 @@ class FeatureRows(Sequence[Sample]):
     def __getitem__(self, index: int) -> Sample: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[Sample]: ...
+    def __getitem__(self, index: slice) -> FeatureRows: ...
 
-    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
+    def __getitem__(self, index: int | slice) -> Sample | FeatureRows:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            return FeatureRows(self._ids[index], self.matrix[index])
         return Sample.model_construct(
-            id=self._ids[index], features=self._features[index].tolist(), payload=None,
+            id=self._ids[index], features=self.matrix[index].tolist(), payload=None,
             meta=None, ts=None,
         )  # fmt: skip
