@@ -4,7 +4,7 @@ Three ways of choosing the same number of labels, run side by side on the same p
 same random start: each round a model is trained on the labels so far and the pool's next
 ``k`` are the top ``k`` by margin among the unlabeled (`streamal.pool.job.select`):
 
-- ``target``: the target model (an MLP [256, 256]) trains and selects;
+- ``target``: the target model (an MLP [1024, 1024], slow to train and run) trains and selects;
 - ``proxy``: the proxy (``pool.proxy``'s default, an MLP [16]) trains and selects
   (`streamal.pool.proxy.fit_proxy`);
 - ``random``: ``k`` at random.
@@ -90,7 +90,7 @@ def run(
     test = Labeled(list(FeatureRows([f"t{i}" for i in range(len(x_test))], x_test)), y_test)
     settings = Settings(
         model={"n_features": dim, "classes": [str(c) for c in range(classes)],
-               "hidden": [256, 256], "device": "cpu"},
+               "hidden": [1024, 1024], "device": "cpu"},
     )  # fmt: skip
     configs = {"target": settings.model, "proxy": proxy_model(settings)}
     first = np.random.default_rng(seed).choice(pool_size, size=start, replace=False)

@@ -173,6 +173,7 @@ def select(
     embeddings are computed only when the selector reads them."""
     if budget < 1:
         raise PoolError(f"--budget must be >= 1 (got {budget})")
+    check_pool_limit(selector, len(pool.ids), len(predictor.classes))
     started = time.perf_counter()
     config, embed = selector.config, selector.needs_embeddings
     passes = config.mc_passes if selector.score.needs_passes else None
@@ -221,6 +222,14 @@ def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
                 view = None
         monitor.observe(0, labels, checkpoint.metrics["accuracy"], view)
     return monitor
+def check_pool_limit(selector: PoolSelector, items: int, classes: int) -> None:
+    """A one-line `PoolError` if the score takes no pool of ``items`` x ``classes``."""
+    limit = selector.score.pool_limit
+    if limit is not None and items * classes > limit:
+        raise PoolError(
+            f"--strategy {selector.config.score} scores pools of at most {limit:,} items x "
+            f"classes (got {items:,} x {classes}): use a cheaper --strategy"
+        )
 
 
 def write_selection(path: Path, pool: Pool, selection: Selection) -> None:

@@ -28,6 +28,7 @@ from streamal.strategies.config import (
     VariableUncertaintyConfig,
 )
 from streamal.strategies.gradient import expected_gradient_length
+from streamal.strategies.lookahead import expected_error_reduction, expected_model_change
 from streamal.strategies.registry import (
     DIVERSITIES,
     GATES,
@@ -70,7 +71,9 @@ __all__ = [
     "build_selector",
     "consensus_kl",
     "entropy",
+    "expected_error_reduction",
     "expected_gradient_length",
+    "expected_model_change",
     "least_confidence",
     "margin",
     "max_disagreement",

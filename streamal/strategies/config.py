@@ -38,6 +38,8 @@ ScoreName = Literal[
     "consensus_kl",
     "max_disagreement",
     "expected_gradient_length",
+    "expected_error_reduction",
+    "expected_model_change",
     "random",
 ]
 """The registered utility functions (see `streamal.strategies.SCORES`)."""

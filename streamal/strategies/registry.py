@@ -43,6 +43,11 @@ from streamal.strategies.bayesian import (
 )
 from streamal.strategies.config import PoolConfig, StrategyConfig, UserGateConfig
 from streamal.strategies.gradient import expected_gradient_length
+from streamal.strategies.lookahead import (
+    POOL_LIMIT,
+    expected_error_reduction,
+    expected_model_change,
+)
 from streamal.strategies.scores import entropy, least_confidence, margin, random_scores, ratio
 from streamal.strategies.selection import (
     DiversityRule,
@@ -79,6 +84,9 @@ class Score:
         Takes the penultimate embeddings ``[B, D]`` as well.
     seeded
         Draws random numbers; `build_score` passes it its own seeded generator as ``seed=``.
+    pool_limit
+        The largest pool (items x classes) it scores, for a score whose cost grows faster than
+        the pool; a pool job refuses a larger one at start.
     """
 
     name: str
@@ -86,6 +94,7 @@ class Score:
     needs_passes: bool = False
     needs_embeddings: bool = False
     seeded: bool = False
+    pool_limit: int | None = None
 
     def __call__(self, probs: Tensorish, *, embeddings: Tensorish | None = None) -> Any:
         """Utilities for ``probs`` (same kind and device), higher means ask."""
@@ -112,6 +121,18 @@ SCORES = _scores(
     Score("consensus_kl", consensus_kl, needs_passes=True),
     Score("max_disagreement", max_disagreement, needs_passes=True),
     Score("expected_gradient_length", expected_gradient_length, needs_embeddings=True),
+    Score(
+        "expected_error_reduction",
+        expected_error_reduction,
+        needs_embeddings=True,
+        pool_limit=POOL_LIMIT,
+    ),
+    Score(
+        "expected_model_change",
+        expected_model_change,
+        needs_embeddings=True,
+        pool_limit=POOL_LIMIT,
+    ),
     Score("random", random_scores, seeded=True),
 )
 """Score name -> `Score`, in the order of `streamal.strategies.ScoreName`."""
@@ -187,7 +208,8 @@ def build_score(name: str, *, seed: int = 0, field: str = "strategy.score") -> S
     ...
     streamal.errors.RegistryError: unknown score 'smallest_margin'; allowed: least_confidence, \
 margin, ratio, entropy, normalized_entropy, variation_ratio, bald, vote_entropy, consensus_kl, \
-max_disagreement, expected_gradient_length, random
+max_disagreement, expected_gradient_length, expected_error_reduction, expected_model_change, \
+random
     """
     if is_import_path(name):
         found = load_function(name, field)

@@ -57,8 +57,11 @@ def test_only_pass_scores_need_passes() -> None:
         "max_disagreement",
     }
     assert [name for name, s in SCORES.items() if s.needs_embeddings] == [
-        "expected_gradient_length"
-    ]
+        "expected_gradient_length", "expected_error_reduction", "expected_model_change",
+    ]  # fmt: skip
+    assert [name for name, s in SCORES.items() if s.pool_limit] == [
+        "expected_error_reduction", "expected_model_change",
+    ]  # fmt: skip
 
 
 def test_unknown_names_list_the_allowed_ones() -> None:
@@ -120,8 +123,8 @@ def test_invalid_configs_name_the_field(
 
 SCORE_CHOICES = (
     "least_confidence, margin, ratio, entropy, normalized_entropy, variation_ratio, bald, "
-    "vote_entropy, consensus_kl, max_disagreement, expected_gradient_length, random or "
-    "package.module:object"
+    "vote_entropy, consensus_kl, max_disagreement, expected_gradient_length, "
+    "expected_error_reduction, expected_model_change, random or package.module:object"
 )
 GATE_CHOICES = (
     "fixed, variable_uncertainty, randomized_variable_uncertainty, split, quantile "
