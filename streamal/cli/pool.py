@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from streamal.cli.common import EXIT_OK, add_config_option, positive_int
-from streamal.strategies import DIVERSITIES, SCORES
+from streamal.strategies import DIVERSITIES, SCORES, ColdStart
 
 if TYPE_CHECKING:
     from streamal.config import Settings
@@ -21,30 +21,44 @@ def _select(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streamal.config import load_settings
-    from streamal.pool import job, proxy
+    from streamal.model import ModelLoader
+    from streamal.pool import coldstart, job, proxy
 
     settings = load_settings(args.config)
     config = _pool_config(args, settings)
     labeled = _labeled(settings)
-    if args.proxy:
-        targets = (
-            None if labeled is None else proxy.labeled_targets(*labeled, settings.model.classes)
-        )
-        predictor = proxy.load_proxy(settings, args.proxy, targets)
-        chosen_by = f"proxy {args.proxy}"
-    else:
-        predictor = job.load_model(settings, args.model)
-        chosen_by = f"model v{predictor.version}"
+    samples, labels = labeled or ([], [])
+    trained = True
+    try:
+        if args.proxy:
+            targets = proxy.labeled_targets(samples, labels, settings.model.classes)
+            predictor = proxy.load_proxy(settings, args.proxy, targets)
+            chosen_by = f"proxy {args.proxy}"
+        else:
+            predictor = job.load_model(settings, args.model)
+            chosen_by = f"model v{predictor.version}"
+    except job.NoModel:
+        if config.cold_start == "off":
+            raise
+        predictor, trained = ModelLoader(settings.model, settings.strategy.seed).untrained(), False
+        chosen_by = "no model"
     selector = job.selector_for(config, predictor)
     pool = job.read_pool(Path(args.input))
-    selection = job.select(
-        settings, pool, args.budget, selector, predictor,
-        None if labeled is None else labeled[0], job.print_progress,
-    )  # fmt: skip
+    cold = None
+    if config.cold_start != "off":
+        cold = coldstart.cold_reason(trained, labels, settings.model.classes)
+    if cold:
+        selection = coldstart.select_cold(pool, args.budget, config, predictor, samples)
+        chosen_by = f"cold start {config.cold_start}: {cold}"
+    else:
+        chosen_by = f"{args.strategy}, diversity {args.diversity}, {chosen_by}"
+        selection = job.select(
+            settings, pool, args.budget, selector, predictor, samples, job.print_progress
+        )
     job.write_selection(Path(args.output), pool, selection)
     print(
         f"selected {len(selection.indices):,} of {len(pool.ids):,} items "
-        f"({args.strategy}, diversity {args.diversity}, {chosen_by}) "
+        f"({chosen_by}) "
         f"in {selection.seconds:.1f}s -> {args.output}",
         file=sys.stderr,
     )
@@ -80,12 +94,13 @@ def _pool_config(args: argparse.Namespace, settings: Settings) -> PoolConfig:
 
     try:
         return PoolConfig(
-            score=args.strategy, diversity=args.diversity, mc_passes=settings.strategy.mc_passes,
+            score=args.strategy, diversity=args.diversity, subsample=args.subsample,
+            cold_start=args.cold_start, mc_passes=settings.strategy.mc_passes,
             seed=settings.strategy.seed,
         )  # fmt: skip
     except ValidationError as error:
         field, _, problem = one_line(error, PoolConfig).partition(": ")
-        flag = {"score": "--strategy", "diversity": "--diversity"}.get(field, field)
+        flag = {"score": "--strategy", "diversity": "--diversity"}.get(field, f"--{field}")
         raise ConfigError(f"config error: {flag}: {problem}") from None
 
 
@@ -115,6 +130,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         help="select with the small proxy model of pool.proxy instead (selection "
                         "via proxy): trained now on the label store's labels (fit), its newest "
                         "stored version, or a checkpoint file")  # fmt: skip
+    select.add_argument("--subsample", type=positive_int, metavar="N",
+                        help="score only N pool items drawn at random (seeded by strategy.seed): "
+                        "a huge pool costs what N cost, and its outliers stay few")  # fmt: skip
+    select.add_argument("--cold-start", default="kmeans++", choices=get_args(ColdStart),
+                        help="while there is no trained model, or a class has no label yet, pick "
+                        "items that cover the pool: k-means++ draws (default) or greedy k-center "
+                        "over the model's standardized inputs; off: select as usual (and stop "
+                        "without a model)")  # fmt: skip
     select.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl or .csv")
     select.add_argument("--to-topic", action="store_true",
                         help="also send the picks to annotators as label requests")  # fmt: skip

@@ -128,6 +128,10 @@ class FeatureRows(Sequence[Sample]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def take(self, rows: np.ndarray) -> FeatureRows:
+        """The rows at positions ``rows``."""
+        return FeatureRows([self._ids[i] for i in rows], self.matrix[rows])
+
     @overload
     def __getitem__(self, index: int) -> Sample: ...
 

@@ -2,7 +2,7 @@
 
 Top-k by a utility from `streamal.strategies` (random selection is top-k of random scores),
 greedy k-center on embeddings, BADGE on gradient embeddings, and SEALS's restriction of the
-candidates to the neighbours of labeled items.
+candidates to the neighbours of labeled items; random subsampling of the pool before scoring.
 """
 
 from streamal.pool.badge import badge
@@ -10,6 +10,7 @@ from streamal.pool.distances import min_squared_distances, squared_distances
 from streamal.pool.kcenter import k_center
 from streamal.pool.ranking import top_k
 from streamal.pool.seals import seals_candidates
+from streamal.pool.subsample import subsample
 
 __all__ = [
     "badge",
@@ -17,5 +18,6 @@ __all__ = [
     "min_squared_distances",
     "seals_candidates",
     "squared_distances",
+    "subsample",
     "top_k",
 ]

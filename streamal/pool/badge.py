@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from streamal.pool.distances import as_matrix
+from streamal.pool.distances import as_matrix, draw_far
 
 __all__ = ["badge"]
 
@@ -55,19 +55,9 @@ def badge(
     nearest = torch.full_like(sq_norms, torch.inf)
     selected: list[int] = []
     for _ in range(min(k, len(p))):
-        index = _draw(nearest, taken, rng) if selected else int(sq_norms.argmax())
+        index = draw_far(nearest, taken, rng) if selected else int(sq_norms.argmax())
         selected.append(index)
         taken[index] = True
         dots = (residual @ residual[index]) * (h @ h[index])
         torch.minimum(nearest, sq_norms + sq_norms[index] - 2 * dots, out=nearest)
     return np.array(selected, dtype=np.int64)
-
-
-def _draw(nearest: torch.Tensor, taken: np.ndarray, rng: np.random.Generator) -> int:
-    """A point not yet taken, drawn with probability proportional to its squared distance."""
-    weights = nearest.clamp(min=0.0).cpu().numpy().astype(np.float64)
-    weights[taken] = 0.0
-    total = weights.sum()
-    if total > 0:
-        return int(rng.choice(len(weights), p=weights / total))
-    return int(rng.choice(np.flatnonzero(~taken)))  # every point left duplicates a pick

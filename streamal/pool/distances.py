@@ -7,7 +7,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["CHUNK_ELEMENTS", "as_matrix", "min_squared_distances", "squared_distances"]
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "as_matrix",
+    "draw_far",
+    "min_squared_distances",
+    "squared_distances",
+]
 
 CHUNK_ELEMENTS = 1 << 22
 """Default largest distance block, in elements (16 MiB of float32)."""
@@ -58,3 +64,18 @@ def min_squared_distances(
             for rows in row_chunks(len(x), len(centers), chunk_elements)
         ]
     )
+
+
+def draw_far(nearest: torch.Tensor, taken: np.ndarray, rng: np.random.Generator) -> int:
+    """A point not yet ``taken``, drawn with probability proportional to its squared distance
+    ``nearest`` to what was picked (the k-means++ draw).
+
+    >>> draw_far(torch.tensor([0.0, 4.0, 0.0]), np.zeros(3, dtype=bool), np.random.default_rng(0))
+    1
+    """
+    weights = nearest.clamp(min=0.0).cpu().numpy().astype(np.float64)
+    weights[taken] = 0.0
+    total = weights.sum()
+    if total > 0:
+        return int(rng.choice(len(weights), p=weights / total))
+    return int(rng.choice(np.flatnonzero(~taken)))  # every point left duplicates a pick

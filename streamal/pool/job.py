@@ -26,6 +26,7 @@ from streamal.messages import Sample, decode, encode, now
 from streamal.model import ModelLoader, Predictor
 from streamal.model.features import FeatureRows
 from streamal.model.scoring import check_embeddings
+from streamal.pool.subsample import subsample
 from streamal.requests import label_request, top_guesses
 from streamal.strategies import PoolConfig, PoolSelector, build_selector
 from streamal.training.stopping import StoppingMonitor, stop_set_view
@@ -39,12 +40,24 @@ class PoolError(StreamalError):
     """The pool file or the selection request is unusable; the message says why."""
 
 
+class NoModel(PoolError):
+    """No trained model to select with (none stored, or no labels to train a proxy on)."""
+
+
 @dataclass
 class Pool:
     """The items to choose from: their ids and samples."""
 
     ids: list[str]
     samples: Sequence[Sample]
+
+    def take(self, rows: np.ndarray) -> Pool:
+        """The items at positions ``rows``."""
+        samples = self.samples
+        taken = (
+            samples.take(rows) if isinstance(samples, FeatureRows) else [samples[i] for i in rows]
+        )
+        return Pool([self.ids[i] for i in rows], taken)
 
 
 def read_pool(path: Path) -> Pool:
@@ -100,7 +113,7 @@ def load_model(settings: Settings, which: str) -> Predictor:
         return loader.load_file(Path(which))
     newest = loader.newest()
     if newest is None:
-        raise PoolError(
+        raise NoModel(
             f"no usable model in {settings.model.store} (none stored, or none verifies); "
             "train one or pass --model PATH"
         )
@@ -151,6 +164,16 @@ def predict_pool(
     )
 
 
+def drawn(pool: Pool, config: PoolConfig) -> tuple[np.ndarray, Pool]:
+    """The positions and items of ``pool`` a selection scores: ``config.subsample`` of them
+    drawn at random, or all."""
+    rows = np.arange(len(pool.ids))
+    if config.subsample is None or config.subsample >= len(rows):
+        return rows, pool
+    rows = subsample(len(rows), config.subsample, seed=config.seed)
+    return rows, pool.take(rows)
+
+
 @dataclass
 class Selection:
     """The picked pool positions, in picking order, with their utilities."""
@@ -169,13 +192,15 @@ def select(
     labeled: Sequence[Sample] | None = None,
     progress: Progress | None = None,
 ) -> Selection:
-    """Score ``pool`` and pick ``budget`` items with ``selector`` (see `selector_for`); the
-    embeddings are computed only when the selector reads them."""
+    """Score ``pool`` (or ``selector.config.subsample`` of its items, drawn at random) and pick
+    ``budget`` items with ``selector`` (see `selector_for`); the embeddings are computed only
+    when the selector reads them."""
     if budget < 1:
         raise PoolError(f"--budget must be >= 1 (got {budget})")
-    check_pool_limit(selector, len(pool.ids), len(predictor.classes))
     started = time.perf_counter()
     config, embed = selector.config, selector.needs_embeddings
+    rows, pool = drawn(pool, config)
+    check_pool_limit(selector, len(pool.ids), len(predictor.classes))
     passes = config.mc_passes if selector.score.needs_passes else None
     probabilities, embeddings = predict_pool(predictor, pool.samples, passes, embed, progress)
     labeled_embeddings = None
@@ -194,7 +219,7 @@ def select(
         raise PoolError(str(error)) from None
     utilities = selector.score(probabilities, embeddings=embeddings)
     values = np.asarray(torch.as_tensor(utilities).double())[picked]
-    return Selection(picked, values, time.perf_counter() - started)
+    return Selection(rows[picked], values, time.perf_counter() - started)
 
 
 def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
@@ -228,7 +253,8 @@ def check_pool_limit(selector: PoolSelector, items: int, classes: int) -> None:
     if limit is not None and items * classes > limit:
         raise PoolError(
             f"--strategy {selector.config.score} scores pools of at most {limit:,} items x "
-            f"classes (got {items:,} x {classes}): use a cheaper --strategy"
+            f"classes (got {items:,} x {classes}): pass --subsample {limit // classes} or use a "
+            "cheaper --strategy"
         )
 
 

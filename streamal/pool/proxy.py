@@ -21,7 +21,7 @@ from streamal.messages import Sample
 from streamal.model import Labeled, Predictor
 from streamal.model.config import ModelConfig
 from streamal.model.factory import model_factory
-from streamal.pool.job import PoolError, load_model
+from streamal.pool.job import NoModel, load_model
 from streamal.training.fit import fit
 from streamal.validation import one_line
 
@@ -69,7 +69,7 @@ def fit_proxy(
     """A fresh proxy of ``config`` trained on ``labeled`` (held-out share as the trainer's)."""
     result = fit(model_factory(config), labeled, validation_share, None, seed)
     if result is None:
-        raise PoolError(
+        raise NoModel(
             "--proxy fit trains the proxy on labeled items: the label store has none it reads"
         )
     return Predictor(result.challenger, 0)

@@ -13,6 +13,7 @@ from streamal.strategies.bayesian import (
 )
 from streamal.strategies.config import (
     AutoLabelConfig,
+    ColdStart,
     Diversity,
     DiversityChoice,
     FixedThresholdConfig,
@@ -48,6 +49,7 @@ __all__ = [
     "GATES",
     "SCORES",
     "AutoLabelConfig",
+    "ColdStart",
     "Diversity",
     "DiversityChoice",
     "DiversityRule",

@@ -11,6 +11,7 @@ from streamal.plugins import ImportPath, is_import_path, named_or_import_path
 
 __all__ = [
     "AutoLabelConfig",
+    "ColdStart",
     "Diversity",
     "DiversityChoice",
     "FixedThresholdConfig",
@@ -49,6 +50,9 @@ Diversity = Literal["none", "kcenter", "badge", "seals"]
 
 ScoreChoice = Annotated[str, named_or_import_path(get_args(ScoreName))]
 """A registered score's name, or a user's score by import path ``package.module:object``."""
+
+ColdStart = Literal["kmeans++", "kcenter", "off"]
+"""How a pool selection starts without a model or without labels of every class."""
 
 DiversityChoice = Annotated[str, named_or_import_path(get_args(Diversity))]
 """A registered diversity rule, or a user's pool selector by import path."""
@@ -198,5 +202,11 @@ class PoolConfig(_Frozen):
     diversity: DiversityChoice = "none"
     neighbors: int = Field(100, gt=0, description="SEALS: nearest pool items per labeled item")
     chunk_elements: int = Field(1 << 22, gt=0, description="largest distance block")
+    subsample: int | None = Field(
+        None, gt=0, description="score only this many pool items, drawn at random"
+    )
+    cold_start: ColdStart = Field(
+        "kmeans++", description="cover the pool while there is no model or a class has no label"
+    )
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
     seed: int = Field(0, ge=0)

@@ -55,7 +55,8 @@ def label_some(settings: Settings, count: int) -> None:
             prediction=[{"label": "a", "p": 0.6}, {"label": "b", "p": 0.4}], model_version=1,
             requested_at=datetime.now(UTC),
         ))  # fmt: skip
-        store.add_label(OracleLabel(id=f"l{i}", label="a", labeled_at=0), f"labels:0:{i}")
+        label = CLASSES[i % len(CLASSES)]
+        store.add_label(OracleLabel(id=f"l{i}", label=label, labeled_at=0), f"labels:0:{i}")
     store.close()
 
 

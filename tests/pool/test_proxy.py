@@ -81,5 +81,6 @@ def test_pool_select_with_a_proxy_fitted_on_the_label_store(setup, tmp_path: Pat
     assert "proxy fit" in result.stderr
     ids = {json.loads(line)["id"] for line in out.read_text().splitlines()}
     assert len(ids) == 9 and ids <= set(read_pool(pool).ids)
-    bare = pool_select(config, "-i", str(pool), "-k", "9", "--proxy", "latest", "-o", str(out))
+    bare = pool_select(config, "-i", str(pool), "-k", "9", "--proxy", "latest", "--cold-start",
+                       "off", "-o", str(out))  # fmt: skip
     assert bare.returncode == 1 and "no usable model in" in bare.stderr
