@@ -133,9 +133,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     select.add_argument("--subsample", type=positive_int, metavar="N",
                         help="score only N pool items drawn at random (seeded by strategy.seed): "
                         "a huge pool costs what N cost, and its outliers stay few")  # fmt: skip
-    select.add_argument("--cold-start", default="kmeans++", choices=get_args(ColdStart),
+    select.add_argument("--cold-start", default="kcenter", choices=get_args(ColdStart),
                         help="while there is no trained model, or a class has no label yet, pick "
-                        "items that cover the pool: k-means++ draws (default) or greedy k-center "
+                        "items that cover the pool: greedy k-center (default) or k-means++ draws "
                         "over the model's standardized inputs; off: select as usual (and stop "
                         "without a model)")  # fmt: skip
     select.add_argument("-o", "--output", required=True, metavar="FILE", help=".jsonl or .csv")

@@ -1,9 +1,10 @@
 """Diverse cold start of a pool selection: while there is no trained model, or some class has
 no label yet, the first requests cover the pool instead of trusting a model that cannot know.
 
-The picks are k-means++ draws (by default) or greedy k-center over the pool's coordinates: the
-model's input rows, standardized robustly (median and interquartile range of the pool), or the
-model's embeddings when its input is not a feature matrix. Labeled items count as picked
+The picks are greedy k-center (by default: a rare class that sits apart is found first) or
+k-means++ draws (seldom an outlier) over the pool's coordinates: the model's input rows,
+standardized robustly (median and interquartile range of the pool), or the model's embeddings
+when its input is not a feature matrix. Labeled items count as picked
 already, so each round covers what the labels do not.
 """
 

@@ -51,7 +51,7 @@ Diversity = Literal["none", "kcenter", "badge", "seals"]
 ScoreChoice = Annotated[str, named_or_import_path(get_args(ScoreName))]
 """A registered score's name, or a user's score by import path ``package.module:object``."""
 
-ColdStart = Literal["kmeans++", "kcenter", "off"]
+ColdStart = Literal["kcenter", "kmeans++", "off"]
 """How a pool selection starts without a model or without labels of every class."""
 
 DiversityChoice = Annotated[str, named_or_import_path(get_args(Diversity))]
@@ -192,6 +192,10 @@ class StrategyConfig(_Frozen):
     )  # fmt: skip
     auto_label: AutoLabelConfig = Field(default_factory=AutoLabelConfig)
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
+    cold_start: Literal["diverse", "random"] = Field(
+        "diverse",
+        description="before the first trained model: ask to cover the space, or at random",
+    )
     seed: int = Field(0, ge=0)
 
 
@@ -206,7 +210,7 @@ class PoolConfig(_Frozen):
         None, gt=0, description="score only this many pool items, drawn at random"
     )
     cold_start: ColdStart = Field(
-        "kmeans++", description="cover the pool while there is no model or a class has no label"
+        "kcenter", description="cover the pool while there is no model or a class has no label"
     )
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")
     seed: int = Field(0, ge=0)

@@ -21,6 +21,7 @@ import torch
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.gates import Decision, ExploreGate, Reason, Route
+from streamal.gates.coverage import Coverage, feature_matrix
 from streamal.gates.shift import ShiftMonitor
 from streamal.messages import (
     AutoLabel,
@@ -70,13 +71,17 @@ class Plan:
     asked_again: int = 0
     """How many retracted samples (the head of the queue) were asked again."""
     swap_credit: float = 0.0
+    covered: tuple[np.ndarray, np.ndarray] | None = None
+    """The features of a cold batch and which were asked, for the cold start's coverage."""
 
 
 class Router:
     """Routes batches of sample records with the current model and the strategy's gates.
 
-    Before the first trained model (version 0) it explores: samples are asked at random at the
-    budget rate (reason ``explore``) and nothing is auto-labeled. Later the auto-label gate
+    Before the first trained model (version 0) it explores: samples are asked at the budget
+    rate (reason ``explore``), those farthest from the ones asked before (a `Coverage` of the
+    features; at random with ``strategy.cold_start: random`` or without features), and nothing
+    is auto-labeled. Later the auto-label gate
     picks its audits, the exploration gate asks a share of the budget at random
     (``strategy.explore``; more for a while after a drift), and the budget gate, counting
     both as spent where they stand, asks that many fewer: one budget for every request. The
@@ -117,6 +122,8 @@ class Router:
         self._score = build_score(strategy.score, seed=strategy.seed)
         check_embeddings(predictor, self._score.needs_embeddings, "strategy.score", strategy.score)
         self._at_random_score = build_score("random", seed=strategy.seed)
+        diverse = strategy.cold_start == "diverse"
+        self.coverage = Coverage(seed=seed_for(strategy.seed, "cold_start")) if diverse else None
         self._at_random = strategy.score == "random"
         self._passes = strategy.mc_passes
         self._topics = settings.topics
@@ -170,6 +177,8 @@ class Router:
             self.auto_label.update(plan.auto_label)
         if plan.explore is not None:
             self.explore.update(plan.explore)
+        if plan.covered is not None and self.coverage is not None:
+            self.coverage.update(*plan.covered)
         del self._retractions[: plan.retracted]
         del self._ask_again[: plan.asked_again]
         self._swap_credit = plan.swap_credit if self._ask_again else 0.0
@@ -277,6 +286,14 @@ class Router:
         self._watching_model = True
         return confidences
 
+    def _cover(self, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The batch's features and their cold-start utilities, when the cold start covers
+        them: no trained model yet, and samples with features."""
+        if self.coverage is None or self.predictor.version != 0:
+            return None
+        features = feature_matrix(samples)
+        return None if features is None else (features, self.coverage.utilities(features))
+
     def _dead_letter(self, plan: Plan, envelope: Envelope, reason: str) -> None:
         log.warning("dead letter %s: %s", envelope, reason)
         topic, limit = self._topics.dead_letter, self._max_output_bytes
@@ -317,9 +334,14 @@ class Router:
         top_p, top_i = probabilities.max(dim=1)
         top_p_np, top_i_np = top_p.cpu().numpy(), top_i.cpu().numpy()
 
+        cover = self._cover([sample for _, sample in kept])
+        if cover is not None:
+            utilities_np = cover[1]
         routes, reasons = self._decide(plan, utilities_np, top_p_np)
         if self._ask_again:
             self._make_room(plan, routes, reasons, utilities_np)
+        if cover is not None:
+            plan.covered = (cover[0], routes == Route.ORACLE)
         version, at, classes = self.predictor.version, now(), self.predictor.classes
         plan.signals = self._signals([sample for _, sample in kept], top_p_np)
         for audited in np.flatnonzero(reasons == Reason.AUDIT).tolist():

@@ -116,11 +116,11 @@ def test_pool_select_starts_cold_without_a_model_and_while_a_class_lacks_labels(
     out = tmp_path / "picked.jsonl"
     result = pool_select(config, "-i", str(pool), "-k", "6", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    assert "(cold start kmeans++: no trained model yet)" in result.stderr
+    assert "(cold start kcenter: no trained model yet)" in result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len({r["id"] for r in rows}) == 6 and all(r["utility"] > 0 for r in rows)
     off = pool_select(config, "-i", str(pool), "-k", "6", "--cold-start", "off", "-o", str(out))
     assert off.returncode == 1 and "no usable model in" in off.stderr
     label_some(settings, 2)  # classes a and b, no c
     missing = pool_select(config, "-i", str(pool), "-k", "6", "--proxy", "fit", "-o", str(out))
-    assert "(cold start kmeans++: no label of class c yet)" in missing.stderr, missing.stderr
+    assert "(cold start kcenter: no label of class c yet)" in missing.stderr, missing.stderr
