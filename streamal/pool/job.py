@@ -217,7 +217,7 @@ def select(
         )  # fmt: skip
     except ValueError as error:
         raise PoolError(str(error)) from None
-    utilities = selector.score(probabilities, embeddings=embeddings)
+    utilities = selector.utilities(probabilities, embeddings)
     values = np.asarray(torch.as_tensor(utilities).double())[picked]
     return Selection(rows[picked], values, time.perf_counter() - started)
 
@@ -249,11 +249,10 @@ def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
     return monitor
 def check_pool_limit(selector: PoolSelector, items: int, classes: int) -> None:
     """A one-line `PoolError` if the score takes no pool of ``items`` x ``classes``."""
-    limit = selector.score.pool_limit
-    if limit is not None and items * classes > limit:
+    score = selector.score
+    if (why := score.refuses(items, classes)) is not None and score.pool_limit is not None:
         raise PoolError(
-            f"--strategy {selector.config.score} scores pools of at most {limit:,} items x "
-            f"classes (got {items:,} x {classes}): pass --subsample {limit // classes} or use a "
+            f"--strategy {why}: pass --subsample {score.pool_limit // classes} or use a "
             "cheaper --strategy"
         )
 

@@ -96,6 +96,21 @@ class Score:
     seeded: bool = False
     pool_limit: int | None = None
 
+    def refuses(self, items: int, classes: int) -> str | None:
+        """Why it takes no pool (or batch) of ``items`` x ``classes``, or None when it does.
+
+        >>> build_score("expected_model_change").refuses(60_000, 2)
+        'expected_model_change scores pools of at most 50,000 items x classes (got 60,000 x 2)'
+        >>> build_score("margin").refuses(10**9, 10) is None
+        True
+        """
+        if self.pool_limit is None or items * classes <= self.pool_limit:
+            return None
+        return (
+            f"{self.name} scores pools of at most {self.pool_limit:,} items x classes "
+            f"(got {items:,} x {classes})"
+        )
+
     def __call__(self, probs: Tensorish, *, embeddings: Tensorish | None = None) -> Any:
         """Utilities for ``probs`` (same kind and device), higher means ask."""
         if not self.needs_embeddings:

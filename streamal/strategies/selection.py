@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ class PoolSelector:
     config: PoolConfig
     score: Score
     rule: DiversityRule
+    _last: list[Any] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def needs_embeddings(self) -> bool:
@@ -88,7 +89,17 @@ class PoolSelector:
 
     def rank(self, k: int, probs: torch.Tensor, embeddings: Tensorish | None) -> np.ndarray:
         """Top ``k`` by utility alone."""
-        return top_k(self.score(probs, embeddings=embeddings), k)
+        return top_k(self.utilities(probs, embeddings), k)
+
+    def utilities(self, probs: Tensorish, embeddings: Tensorish | None = None) -> Tensorish:
+        """The score of every item; the same arrays again get the last answer, not a second
+        computation (a look-ahead score costs ``O(N^2 C)``)."""
+        last = self._last
+        if last and last[0] is probs and last[1] is embeddings:
+            return last[2]
+        values = self.score(probs, embeddings=embeddings)
+        last[:] = [probs, embeddings, values]
+        return values
 
 
 def _need(value: Tensorish | None, name: str, diversity: str) -> Tensorish:

@@ -20,6 +20,7 @@ import torch
 
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
+from streamal.errors import ConfigError
 from streamal.gates import Decision, ExploreGate, Reason, Route
 from streamal.gates.coverage import Coverage, feature_matrix
 from streamal.gates.shift import ShiftMonitor
@@ -121,6 +122,10 @@ class Router:
         )
         self._score = build_score(strategy.score, seed=strategy.seed)
         check_embeddings(predictor, self._score.needs_embeddings, "strategy.score", strategy.score)
+        if (
+            why := self._score.refuses(settings.serve.max_batch, len(predictor.classes))
+        ) is not None:
+            raise ConfigError(f"config error: strategy.score: {why}: lower serve.max_batch")
         self._at_random_score = build_score("random", seed=strategy.seed)
         diverse = strategy.cold_start == "diverse"
         self.coverage = Coverage(seed=seed_for(strategy.seed, "cold_start")) if diverse else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from streamal.model.default import FeatureModel
 from streamal.model.features import FeatureRows
 from streamal.pool import subsample, top_k
 from streamal.pool.job import Pool, PoolError, select, selector_for
-from streamal.strategies import PoolConfig, margin
+from streamal.strategies import PoolConfig, Score, margin
 from tests.pool.test_job import pool_select, setup  # noqa: F401
 
 SETTINGS = Settings(model={"n_features": 3, "classes": ["a", "b"], "hidden": [8]})
@@ -90,3 +91,16 @@ def test_pool_select_subsamples_a_jsonl_pool(setup, tmp_path: Path) -> None:  # 
     assert {json.loads(line)["id"] for line in out.read_text().splitlines()} <= drawn
     refused = pool_select(config, "-i", str(pool), "-k", "5", "--subsample", "0", "-o", str(out))
     assert refused.returncode == 2 and "--subsample" in refused.stderr
+
+
+def test_the_pools_utilities_are_computed_once_per_selection() -> None:
+    calls = []
+
+    def counted(probs: torch.Tensor) -> torch.Tensor:
+        calls.append(len(probs))
+        return margin(probs)
+
+    model = predictor()
+    selector = replace(selector_for(PoolConfig(), model), score=Score("counted", counted))
+    picked = select(SETTINGS, pool(500), 5, selector, model)
+    assert calls == [500] and len(picked.indices) == 5

@@ -8,7 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from streamal.config import Settings
+from streamal.errors import ConfigError
+from streamal.model import FeatureModel, Predictor
 from streamal.strategies import build_score, expected_error_reduction, expected_model_change, margin
+from streamal.stream.router import Router
 
 TOY_P = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
 TOY_H = np.array([[0.0], [1.0], [2.0], [10.0]])
@@ -81,3 +85,20 @@ def test_a_pool_beyond_the_limit_is_refused_in_one_line() -> None:
         "the pool or use a cheaper score"
     )
     assert build_score("expected_error_reduction").pool_limit == 50_000
+
+
+def test_serve_refuses_at_start_a_batch_larger_than_the_look_ahead_limit() -> None:
+    def settings(max_batch: int) -> Settings:
+        return Settings(
+            model={"n_features": 3, "classes": ["a", "b", "c"], "hidden": [4]},
+            strategy={"score": "expected_error_reduction"},
+            serve={"max_batch": max_batch},
+        )
+
+    assert Router(settings(256), Predictor(FeatureModel(settings(256).model), 1))
+    with pytest.raises(ConfigError) as refused:
+        Router(settings(20_000), Predictor(FeatureModel(settings(20_000).model), 1))
+    assert str(refused.value) == (
+        "config error: strategy.score: expected_error_reduction scores pools of at most 50,000 "
+        "items x classes (got 20,000 x 3): lower serve.max_batch"
+    )
