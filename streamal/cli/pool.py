@@ -57,12 +57,11 @@ def _select(args: argparse.Namespace) -> int:
         )
     job.write_selection(Path(args.output), pool, selection)
     print(
-        f"selected {len(selection.indices):,} of {len(pool.ids):,} items "
-        f"({chosen_by}) "
+        f"selected {len(selection.indices):,} of {len(pool.ids):,} items ({chosen_by}) "
         f"in {selection.seconds:.1f}s -> {args.output}",
         file=sys.stderr,
     )
-    print(job.stopping(settings, pool, len(labeled or [])).summary(), file=sys.stderr)
+    print(job.stopping(settings, pool, len(samples)).summary(), file=sys.stderr)
     if args.to_topic:
         sent = job.send_to_annotators(settings, pool, selection, predictor)
         print(f"sent {sent:,} label requests to {settings.topics.label_requests}", file=sys.stderr)

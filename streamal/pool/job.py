@@ -247,6 +247,8 @@ def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
                 view = None
         monitor.observe(0, labels, checkpoint.metrics["accuracy"], view)
     return monitor
+
+
 def check_pool_limit(selector: PoolSelector, items: int, classes: int) -> None:
     """A one-line `PoolError` if the score takes no pool of ``items`` x ``classes``."""
     score = selector.score
