@@ -35,6 +35,9 @@ bench: install kafka-jars label-studio
 	$(PY) benchmarks/strategies.py --quick
 	$(PY) benchmarks/committee.py --quick
 	$(PY) benchmarks/stopping.py --quick
+	$(PY) benchmarks/proxy.py --quick
+	$(PY) benchmarks/subsample.py --quick
+	$(PY) benchmarks/cold_start.py --quick
 	$(PY) benchmarks/serve.py --quick
 	$(PY) benchmarks/peers.py --quick
 	$(PY) benchmarks/label_studio_bridge.py --quick
