@@ -95,8 +95,9 @@ class Router:
     When audits turned wrong, the auto-labels issued since the last right audit before them
     are retracted, with the next batch (exactly once with it); so are those issued since a
     drift's start as the trainer estimates it (announced with its exploration boost). A
-    retracted sample is asked again (reason ``retracted``, newest first) in the place of the
-    least uncertain of a batch's uncertain picks, up to half of them: the budget stays as spent.
+    sample retracted on its audits is asked again (reason ``retracted``, newest first) in the
+    place of the least uncertain of a batch's uncertain picks, up to half of them: the budget
+    stays as spent.
     """
 
     def __init__(
@@ -153,7 +154,9 @@ class Router:
             self.explore.start_boost(boost.share, boost.samples, boost.id)
             if boost.drift_since is not None:
                 since = boost.drift_since
-                self._retract(lambda _, auto: auto.labeled_at >= since, "a drift began")
+                # dated early on purpose, so it may reach into the old concept: its samples
+                # are not asked again (their answers would train the new concept on the old)
+                self._retract(lambda _, auto: auto.labeled_at >= since, "a drift began", False)
         if self.auto_label is not None:
             self.auto_label.set_active(
                 thresholds.get("auto_label"), thresholds.get("auto_label_bound", 0.0)
@@ -225,15 +228,19 @@ class Router:
             [o.audit.while_auto_labeling for o in outcomes],
         )
         if went_wrong is not None:
-            self._retract(lambda at, _: at >= went_wrong, "audits turned wrong")
+            self._retract(lambda at, _: at >= went_wrong, "audits turned wrong", True)
 
-    def _retract(self, newer: Callable[[float, AutoLabel], bool], why: str) -> None:
+    def _retract(
+        self, newer: Callable[[float, AutoLabel], bool], why: str, ask_again: bool
+    ) -> None:
         """Retract (each once) the newest auto-labels, those ``newer`` says yes to (it gets
-        the clock time each was issued at and the auto-label), and ask their samples again."""
+        the clock time each was issued at and the auto-label), and ask their samples again if
+        ``ask_again``."""
         withdrawn = []
         while self._issued and newer(*self._issued[-1]):
             withdrawn.append(self._issued.pop()[1])
-        again = [s for auto in withdrawn if (s := self._kept_samples.pop(auto.id, None))]
+        kept = [self._kept_samples.pop(auto.id, None) for auto in withdrawn]
+        again = [sample for sample in kept if sample is not None and ask_again]
         self._ask_again = (again + self._ask_again)[:ASKED_AGAIN_KEPT]
         at = now()
         for auto in reversed(withdrawn):
