@@ -167,6 +167,11 @@ class AutoLabelConfig(_Frozen):
     paused_audits: float = Field(
         0.5, ge=0, le=1, description="share of the budget audits take while auto-labeling is held"
     )
+    ask_retracted: bool = Field(
+        False,
+        description="ask the samples of auto-labels retracted on a replica's audits again, in "
+        "the place of uncertain picks",
+    )
     label_noise: float = Field(
         0.0, ge=0, lt=0.5,
         description="share of wrong answers annotators give; the precision bound reads audits "

@@ -97,7 +97,7 @@ class Router:
     drift's start as the trainer estimates it (announced with its exploration boost). A
     sample retracted on its audits is asked again (reason ``retracted``, newest first) in the
     place of the least uncertain of a batch's uncertain picks, up to half of them: the budget
-    stays as spent.
+    stays as spent (``strategy.auto_label.ask_retracted``, off by default).
     """
 
     def __init__(
@@ -118,6 +118,7 @@ class Router:
         self._kept_samples: dict[str, Sample] = {}  # of the newest auto-labels, oldest first
         self._ask_again: list[Sample] = []  # retracted, newest first
         self._swap_credit = 0.0  # uncertain picks a retracted sample may take the place of
+        self._ask_again_on = strategy.auto_label.ask_retracted
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
@@ -228,7 +229,7 @@ class Router:
             [o.audit.while_auto_labeling for o in outcomes],
         )
         if went_wrong is not None:
-            self._retract(lambda at, _: at >= went_wrong, "audits turned wrong", True)
+            self._retract(lambda at, _: at >= went_wrong, "audits turned wrong", self._ask_again_on)
 
     def _retract(
         self, newer: Callable[[float, AutoLabel], bool], why: str, ask_again: bool

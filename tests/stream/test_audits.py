@@ -24,11 +24,10 @@ class Clock:
         return self.now
 
 
-def confident_router(clock: Clock, **strategy: object) -> Router:
+def confident_router(clock: Clock, ask_retracted: bool = False, **strategy: object) -> Router:
+    auto_label = {"audit_share": 0.05, "min_audits": 5000, "max_label_delay_s": 10.0}
     configured = settings(
-        budget=0.2,
-        auto_label={"audit_share": 0.05, "min_audits": 5000, "max_label_delay_s": 10.0},
-        **strategy,
+        budget=0.2, auto_label=auto_label | {"ask_retracted": ask_retracted}, **strategy
     )
     model = predictor_for(configured)
     routing = Router(configured, model, clock)
@@ -172,7 +171,7 @@ def test_samples_retracted_on_their_audits_are_asked_again_in_the_place_of_uncer
     None
 ):
     rng, clock = np.random.default_rng(6), Clock()
-    routing = confident_router(clock, gate={"name": "quantile"})
+    routing = confident_router(clock, ask_retracted=True, gate={"name": "quantile"})
     issued: list[tuple[float, str]] = []
     audits: list[tuple[float, LabelRequest]] = []
     for b in range(30):
@@ -213,7 +212,7 @@ def test_samples_retracted_on_their_audits_are_asked_again_in_the_place_of_uncer
 
 def test_what_a_dated_drift_retracts_is_not_asked_again() -> None:
     rng, clock = np.random.default_rng(7), Clock()
-    routing = confident_router(clock, gate={"name": "quantile"})
+    routing = confident_router(clock, ask_retracted=True, gate={"name": "quantile"})
     issued = issue(routing, rng, 20)
     since = issued[len(issued) // 2].labeled_at  # dated early: it may reach the old concept
     boost = ExploreBoost(share=0.0, samples=1, id="d1", started_at=since, drift_since=since)
