@@ -113,21 +113,30 @@ def test_an_audit_unanswered_for_long_is_forgotten_as_lost() -> None:
     assert ledger.answer("s1", "a") is None
 
 
-def test_audits_that_turn_wrong_retract_the_auto_labels_since_the_last_right_one() -> None:
-    rng, clock = np.random.default_rng(3), Clock()
-    routing = confident_router(clock)
-    assert routing.auto_label is not None
-    issued: list[tuple[float, str]] = []  # (clock, sample id) of every auto-label
+def serve_confident(
+    routing: Router, rng: np.random.Generator, clock: Clock, batches: int
+) -> tuple[list[tuple[float, str]], list[tuple[float, LabelRequest]]]:
+    """Route ``batches`` confident batches, batch ``b`` at clock time ``b``: (clock, sample id)
+    of every auto-label issued, and (clock, request) of every audit asked."""
+    issued: list[tuple[float, str]] = []
     audits: list[tuple[float, LabelRequest]] = []
-    for b in range(30):
+    for b in range(batches):
         clock.now = float(b)
         plan = routing.plan(batch(rng, 64 * b, top=1))
         routing.commit(plan)
         for record in plan.records:
             if record.topic == "auto-labels":
                 issued.append((clock.now, decode(AutoLabel, record.value).id))
-            elif record.topic == "label-requests":
-                audits.append((clock.now, decode(LabelRequest, record.value)))
+            elif (request := decode(LabelRequest, record.value)).reason == "audit":
+                audits.append((clock.now, request))
+    return issued, audits
+
+
+def test_audits_that_turn_wrong_retract_the_auto_labels_since_the_last_right_one() -> None:
+    rng, clock = np.random.default_rng(3), Clock()
+    routing = confident_router(clock)
+    assert routing.auto_label is not None
+    issued, audits = serve_confident(routing, rng, clock, 30)
     # the concept flipped at batch 20: the audits before are right, those since wrong
     routing.learn([(r.id, "b" if at < 20 else "a") for at, r in audits])
     assert routing.auto_label.held_back == "audits"
@@ -172,17 +181,7 @@ def test_samples_retracted_on_their_audits_are_asked_again_in_the_place_of_uncer
 ):
     rng, clock = np.random.default_rng(6), Clock()
     routing = confident_router(clock, ask_retracted=True, gate={"name": "quantile"})
-    issued: list[tuple[float, str]] = []
-    audits: list[tuple[float, LabelRequest]] = []
-    for b in range(30):
-        clock.now = float(b)
-        plan = routing.plan(batch(rng, 64 * b, top=1))
-        routing.commit(plan)
-        for record in plan.records:
-            if record.topic == "auto-labels":
-                issued.append((clock.now, decode(AutoLabel, record.value).id))
-            elif (request := decode(LabelRequest, record.value)).reason == "audit":
-                audits.append((clock.now, request))
+    issued, audits = serve_confident(routing, rng, clock, 30)
     routing.learn([(r.id, "b" if at < 20 else "a") for at, r in audits])  # wrong from 20 on
     last_right = max(at for at, _ in audits if at < 20)
     retracted = [sample_id for at, sample_id in issued if at >= last_right]
