@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from streamal.http import parse_address
+from streamal.http import BackgroundServer, QuietHandler
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ def event_of(payload: Any) -> Event | None:
     return (str(payload["action"]), ids) if ids else None
 
 
-class Endpoints:
+class Endpoints(BackgroundServer):
     """Serves the endpoints from a daemon thread.
 
     Parameters
@@ -67,7 +65,7 @@ class Endpoints:
         predict: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
         model_version: Callable[[], str],
     ) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?")[0].rstrip("/")
                 if path in ("/health", ""):
@@ -114,30 +112,6 @@ class Endpoints:
                     return None
 
             def _json(self, status: int, answer: Any) -> None:
-                body = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send(status, json.dumps(answer).encode(), "application/json")
 
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet: one line per annotation would flood the logs."""
-
-        self._server = ThreadingHTTPServer(parse_address(address), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        """Serve in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(address, Handler)
