@@ -91,7 +91,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         default="abrupt",
         metavar="NAME|FILE",
         help="a built-in stream (stationary, abrupt, gradual, sparse, pixels, many_classes, "
-        "rare, relocated, relocated_gradual, short) or a .jsonl file (default: abrupt)",
+        "rare, relocated, relocated_gradual, rotating, short) or a .jsonl file (default: abrupt)",
     )
     simulate.add_argument(
         "--strategies",

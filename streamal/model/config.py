@@ -17,6 +17,9 @@ from pydantic import (
 
 from streamal.plugins import ImportPath
 
+ONLINE_RATES = (0.01, 0.1)
+"""The default model's online parts: SGD at a steady rate and at a fast one."""
+
 
 class FitConfig(BaseModel):
     """How the default model trains: Adam with early stopping on the held-out labels in full
@@ -32,6 +35,9 @@ class FitConfig(BaseModel):
     update_steps: int = Field(
         50, ge=1, description="optimizer steps of an incremental update (new labels + replay)"
     )
+    blend_memory: float = Field(
+        200, gt=1, description="labels over which the MLP and its online part are weighed"
+    )
 
 
 class ModelConfig(BaseModel):
@@ -46,6 +52,11 @@ class ModelConfig(BaseModel):
     classes: list[str] = Field(["0", "1"], min_length=2)
     hidden: list[Annotated[int, Field(ge=1)]] = Field([64, 64], description="hidden layer sizes")
     dropout: float = Field(0.1, ge=0, lt=1)
+    online: list[Annotated[float, Field(gt=0)]] = Field(
+        list(ONLINE_RATES),
+        description="SGD rates of the linear parts blended with the MLP, each learned online, "
+        "label by label ([]: the MLP alone)",
+    )
     module: ImportPath | None = Field(
         None, description="package.module:function(n_features, n_classes) -> torch.nn.Module"
     )

@@ -27,7 +27,7 @@ def build_network(config: ModelConfig) -> nn.Module:
         if not isinstance(module, nn.Module):
             raise TypeError(f"{config.module} returned {type(module).__name__}, not a torch module")
         return module
-    return MLP(config.n_features, len(config.classes), config.hidden, config.dropout)
+    return MLP(config.n_features, len(config.classes), config.hidden, config.dropout, config.online)
 
 
 class FeatureModel(StreamModel):
@@ -82,23 +82,34 @@ class FeatureModel(StreamModel):
 
         Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
         the training features either way (robust to outliers, see `robust_scaling`), keeping
-        the warm-started function.
+        the warm-started function. The MLP's online parts learn ``train`` anew, once, in order
+        (after a drift, the trainer's ``train`` starts at the new concept).
         """
         recipe = self._recipe
         x_train, y_train = self._tensors(train)
         x_val, y_val = self._tensors(validation)
         if start is not None:
             self.load_state_dict(start.state_dict())
-        if isinstance(self.network, MLP):  # refitted each round: no old outlier is inherited
-            self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
-        train_network(self.network, (x_train, y_train), (x_val, y_val), recipe)
+        if not isinstance(self.network, MLP):
+            train_network(self.network, (x_train, y_train), (x_val, y_val), recipe)
+            return
+        # the scaling is refitted each round: no old outlier is inherited
+        self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
+        self.network.relearn(x_train, y_train)
+        train_network(self.network, (x_train, y_train), (x_val, y_val), recipe, self.network.deep)
 
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """``model.fit.update_steps`` Adam steps, each on every new label and a random fill of
-        replayed ones up to a batch; the input scaling is kept."""
+        replayed ones up to a batch; the input scaling is kept. The MLP first weighs its two
+        parts by how they predict the new labels, then its online part learns them, in order.
+        """
         recipe = self._recipe
         x_new, y_new = self._tensors(new)
         x_old, y_old = self._tensors(replay)
+        if isinstance(self.network, MLP):
+            self.network.weigh(x_new, y_new, recipe.blend_memory)
+            self.network.learn(x_new, y_new)
+        deep = self.network.deep if isinstance(self.network, MLP) else self.network
         fill = max(0, recipe.batch_size - len(y_new))
         optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
         loss_of = nn.CrossEntropyLoss()
@@ -107,7 +118,7 @@ class FeatureModel(StreamModel):
             pick = torch.randperm(len(y_old))[:fill].to(self.device)
             optimizer.zero_grad()
             inputs, targets = torch.cat([x_new, x_old[pick]]), torch.cat([y_new, y_old[pick]])
-            loss_of(self.network(inputs), targets).backward()
+            loss_of(deep(inputs), targets).backward()
             optimizer.step()
         self.network.eval()
         return True

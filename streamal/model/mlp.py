@@ -1,11 +1,17 @@
-"""The default model: a multilayer perceptron over ``Sample.features``."""
+"""The default model: a multilayer perceptron over ``Sample.features``, blended with linear
+models that learn online, label by label."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from streamal.model.config import ONLINE_RATES
 from streamal.model.scaling import robust_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
@@ -13,13 +19,24 @@ INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value
 
 class MLP(nn.Module):
     """Standardize and clip, then ``Linear -> ReLU -> Dropout`` per hidden layer, then a
-    linear head.
+    linear head; beside it, one online linear part per learning rate in ``online``.
+
+    The parts are complementary learners. The MLP (`deep`) trains in full rounds on every
+    label of the concept, and is the better one once it has many labels of a concept that
+    stays put. Each online part is a logistic regression that learns each new label once, in
+    order, by SGD at its own rate (`learn`): useful after a few labels, and following a
+    concept that moves (a slow rate is steadier, a fast one follows faster). The model
+    predicts their mixture, weighted by how often each part predicted the latest labels right
+    before learning them (`weigh`), so the better learner of the moment leads, whatever the
+    stream.
 
     The input scaling lives in buffers (``mean`` holds the center, ``std`` the scale), so it
-    travels with the checkpoint; ``embed`` returns the last hidden layer for embedding-based
-    strategies.
+    travels with the checkpoint, as do the online rates and the mixture's log-weights;
+    ``embed`` returns the last hidden layer for embedding-based strategies.
 
     >>> model = MLP(n_features=3, n_classes=2, hidden=[8], dropout=0.1)
+    >>> len(model.online), model.rates
+    (2, tensor([0.0100, 0.1000]))
     >>> model(torch.zeros(5, 3)).shape
     torch.Size([5, 2])
     >>> model.embed(torch.zeros(5, 3)).shape
@@ -29,10 +46,15 @@ class MLP(nn.Module):
     tensor([[ 0., 10.,  3.]])
     """
 
-    def __init__(self, n_features: int, n_classes: int, hidden: list[int], dropout: float) -> None:
+    def __init__(
+        self, n_features: int, n_classes: int, hidden: list[int], dropout: float,
+        online: Sequence[float] = ONLINE_RATES,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.mean: torch.Tensor
         self.std: torch.Tensor
+        self.rates: torch.Tensor
+        self.log_weights: torch.Tensor
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         layers: list[nn.Module] = []
@@ -42,21 +64,32 @@ class MLP(nn.Module):
             width = size
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_classes)
+        self.online = nn.ModuleList(nn.Linear(n_features, n_classes) for _ in online)
+        for part in self._linear_parts():
+            nn.init.zeros_(part.weight)
+            nn.init.zeros_(part.bias)
+        self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
+        self.register_buffer("log_weights", torch.zeros(1 + len(online)))
 
     @torch.no_grad()
     def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
         """Set the input scaling from ``features`` [N, n_features] (see `robust_scaling`).
 
-        ``keep_function`` (a warm start) adapts the first layer to the new scaling, so the
-        model computes what it did (but for the clipping) and its training goes on from there.
+        ``keep_function`` (a warm start) adapts the layers that read the input to the new
+        scaling, so the model computes what it did (but for the clipping) and its training
+        goes on from there.
         """
         center, scale = (torch.as_tensor(values) for values in robust_scaling(features))
         if keep_function:
-            first = next(m for m in self.modules() if isinstance(m, nn.Linear))
-            first.bias.add_(first.weight @ ((center - self.mean) / self.std))
-            first.weight.mul_(scale / self.std)
+            first = next(m for m in [*self.body, self.head] if isinstance(m, nn.Linear))
+            for layer in [first, *self._linear_parts()]:
+                layer.bias.add_(layer.weight @ ((center - self.mean) / self.std))
+                layer.weight.mul_(scale / self.std)
         self.mean.copy_(center)
         self.std.copy_(scale)
+
+    def _linear_parts(self) -> list[nn.Linear]:
+        return [cast(nn.Linear, part) for part in self.online]
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` centered, scaled and clipped to ``+-INPUT_BOUND``."""
@@ -66,6 +99,74 @@ class MLP(nn.Module):
         """The penultimate representation of ``x``."""
         return self.body(self.standardize(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits of ``x`` [B, n_features] -> [B, n_classes]."""
+    def deep(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP's own logits of ``x``: what full rounds train."""
         return self.head(self.embed(x))
+
+    def parts(self, x: torch.Tensor) -> torch.Tensor:
+        """Every part's logits ``[P, B, C]``: the MLP's, then the online parts'."""
+        z = self.standardize(x)
+        return torch.stack([self.head(self.body(z)), *(part(z) for part in self.online)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of ``x`` [B, n_features] -> [B, n_classes]: the log of the mixture of
+        the parts' probabilities (the MLP's logits when it has no online part)."""
+        if not len(self.online):
+            return self.deep(x)
+        weights = torch.log_softmax(self.log_weights, 0)[:, None, None]
+        return torch.logsumexp(torch.log_softmax(self.parts(x), -1) + weights, 0)
+
+    @torch.no_grad()
+    def weigh(self, x: torch.Tensor, y: torch.Tensor, memory: float) -> None:
+        """Score the parts on labels they have not learned yet (``x``, class indices ``y``, in
+        arrival order) by Hedge with fixed share: a label costs each part that predicted it
+        wrong 1 (a bounded loss: one confident mistake cannot decide alone), at Hedge's rate
+        for this many parts over ``memory`` labels, and each label shares ``1 / memory`` of
+        the weight equally, so that a part that led long ago can lead again within about
+        ``memory`` labels of a change.
+
+        >>> model = MLP(n_features=1, n_classes=2, hidden=[4], dropout=0.0, online=[0.1])
+        >>> model.online[0].bias.data = torch.tensor([1.0, -1.0])  # it says class 0
+        >>> model.weigh(torch.zeros(10, 1), torch.zeros(10, dtype=torch.long), memory=100)
+        >>> bool(model.log_weights[1] >= model.log_weights[0])
+        True
+        """
+        wrong = (self.parts(x).argmax(-1) != y).to(self.log_weights.dtype)
+        count = len(wrong)
+        if count < 2:
+            return
+        rate, share = math.sqrt(8 * math.log(count) / memory), 1.0 / memory
+        shared = torch.tensor(math.log(share / count))
+        weights = torch.log_softmax(self.log_weights, 0)
+        for loss in wrong.T:  # one label at a time, in order
+            weights = torch.log_softmax(weights - rate * loss, 0)
+            weights = torch.logaddexp(weights + math.log1p(-share), shared)
+        self.log_weights.copy_(weights)
+
+    @torch.no_grad()
+    def relearn(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Start the online parts over and have them `learn` ``x``, ``y`` (in arrival order):
+        what they would know had they seen only these labels."""
+        for part in self._linear_parts():
+            part.weight.zero_()
+            part.bias.zero_()
+        self.learn(x, y)
+
+    @torch.no_grad()
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One SGD step of each online part, at its rate, on cross-entropy per label, in order
+        (online logistic regressions: each label is learned once, the latest weigh most)."""
+        parts = self._linear_parts()
+        if not parts:
+            return
+        weight = torch.stack([part.weight for part in parts])  # [P, C, F]
+        bias = torch.stack([part.bias for part in parts])  # [P, C]
+        rates = self.rates[:, None]
+        targets = nn.functional.one_hot(y, self.head.out_features).to(weight.dtype)
+        for row, target in zip(self.standardize(x), targets, strict=True):
+            error = rates * (torch.softmax(weight @ row + bias, -1) - target)  # [P, C]
+            weight.sub_(error[:, :, None] * row)
+            bias.sub_(error)
+        for part, w, b in zip(parts, weight, bias, strict=True):
+            part.weight.copy_(w)
+            part.bias.copy_(b)

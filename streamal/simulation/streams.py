@@ -16,7 +16,7 @@ from streamal.messages import Sample
 
 BUILTIN = (
     "stationary", "abrupt", "gradual", "sparse", "pixels", "many_classes", "rare",
-    "relocated", "relocated_gradual", "short",
+    "relocated", "relocated_gradual", "rotating", "short",
 )  # fmt: skip
 SHORT = 1200
 """The length of the ``short`` stream, whatever the length asked."""
@@ -260,6 +260,33 @@ def relocated_classes(
     return _stream(features, labels, n_classes, () if drift_at is None else (drift_at,))
 
 
+def rotating(
+    n: int, *, n_features: int = 8, turns: float = 0.5, noise: float = 0.05, seed: int = 0
+) -> LabeledStream:
+    """Two classes on either side of a hyperplane through the origin that turns steadily, by
+    ``turns`` of a full turn over the stream (incremental drift: no single change point), with
+    a share ``noise`` of the labels flipped.
+
+    >>> stream = rotating(2000, seed=1)
+    >>> stream.features.shape, stream.classes, stream.drifts
+    ((2000, 8), ['c0', 'c1'], ())
+    >>> x, y = stream.features, 2.0 * stream.labels - 1  # a boundary fitted on the start
+    >>> w = np.linalg.lstsq(x[:200], y[:200], rcond=None)[0]
+    >>> right = np.sign(x @ w) == y
+    >>> round(float(right[:200].mean()), 1), round(float(right[-200:].mean()), 1)  # then at the end
+    (0.9, 0.2)
+    """
+    rng = np.random.default_rng(seed)
+    start, toward = np.linalg.qr(rng.normal(size=(n_features, 2)))[0].T
+    angle = 2 * np.pi * turns * np.arange(n) / n
+    normal = np.cos(angle)[:, None] * start + np.sin(angle)[:, None] * toward
+    features = rng.normal(size=(n, n_features))
+    labels = ((features * normal).sum(1) > 0).astype(np.int64)
+    flipped = rng.random(n) < noise
+    labels[flipped] = 1 - labels[flipped]
+    return _stream(features, labels, 2)
+
+
 def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
     """A generated stream of ``n`` samples (``short``: at most `SHORT`) by name (`BUILTIN`):
 
@@ -272,6 +299,8 @@ def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
     - ``rare``: 3 classes, one of them 3% of the samples, between the other two;
     - ``relocated``, ``relocated_gradual``: 3 classes with non-linear boundaries that move far
       away at half the stream (gradual: over a fifth of it, centered on the half);
+    - ``rotating``: 2 classes split by a hyperplane that turns by half a turn over the stream
+      (incremental drift that no detector sees as one change), 5% of labels flipped;
     - ``short``: 4 classes of two blobs each, at most `SHORT` samples.
     """
     gradual = {"drift_at": n // 2 - n // 10, "drift_width": n // 5}
@@ -293,6 +322,8 @@ def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
         return relocated_classes(n, drift_at=n // 2, seed=seed)
     if name == "relocated_gradual":
         return relocated_classes(n, **gradual, seed=seed)
+    if name == "rotating":
+        return rotating(n, seed=seed)
     if name == "short":
         return gaussian_classes(min(n, SHORT), n_classes=4, centroids=2, spread=1.5, seed=seed)
     raise ConfigError(f"unknown stream {name!r}; use {', '.join(BUILTIN)} or a .jsonl file")

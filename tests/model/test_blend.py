@@ -1,0 +1,61 @@
+"""The default model blends the MLP with linear parts learned online, weighed by how each part
+predicted the latest labels: the better learner of the moment leads, whatever the stream."""
+
+from __future__ import annotations
+
+import torch
+
+from streamal.config import Settings
+from streamal.model.mlp import MLP
+from streamal.simulation.ceiling import all_labels
+from streamal.simulation.streams import builtin
+
+
+def accuracy(stream_name: str, n: int, online: list[float] | None = None) -> float:
+    """Prequential accuracy of the default model learning every label (the trainer's recipe),
+    or of the MLP with the given online parts."""
+    model = {} if online is None else {"online": online}
+    run = all_labels(Settings(model=model), builtin(stream_name, n, seed=3), chunk=30)
+    return float(run["prequential_accuracy"])
+
+
+def test_the_blend_follows_a_boundary_that_keeps_turning() -> None:
+    # a linear boundary that turns steadily: the MLP's rounds fit every label since the start
+    # (no drift is ever detected), the online parts follow the turn
+    blend, mlp_alone = accuracy("rotating", 2000), accuracy("rotating", 2000, online=[])
+    assert blend >= mlp_alone + 0.05
+
+
+def test_the_blend_keeps_the_mlp_where_it_is_the_better_learner() -> None:
+    # classes around prototypes (non-linear boundaries) that move far at half the stream: no
+    # linear model separates them, the MLP does, and the drift detectors see the change
+    blend, mlp_alone = accuracy("relocated", 2000), accuracy("relocated", 2000, online=[])
+    assert blend >= mlp_alone - 0.01
+
+
+def test_a_part_that_led_long_ago_leads_again_within_its_memory_of_a_change() -> None:
+    model = MLP(n_features=1, n_classes=2, hidden=[], dropout=0.0, online=[0.1])
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([-1.0, 1.0]))  # the MLP always says class 1
+        model.online[0].bias.copy_(torch.tensor([1.0, -1.0]))  # the online part class 0
+    x = torch.zeros(1, 1)
+    for _ in range(2000):  # a long time in which the online part is right
+        model.weigh(x, torch.tensor([0]), memory=100)
+    assert torch.softmax(model.log_weights, 0)[1] > 0.95
+    switched = None
+    for label in range(1, 301):  # then the MLP is
+        model.weigh(x, torch.tensor([1]), memory=100)
+        if switched is None and model(x).argmax().item() == 1:
+            switched = label
+    assert switched is not None and switched <= 100
+
+
+def test_online_parts_relearn_a_rounds_labels_in_order_from_scratch() -> None:
+    model = MLP(n_features=2, n_classes=2, hidden=[4], dropout=0.0)
+    x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 20), torch.tensor([0, 1] * 20)
+    model.learn(x, y)
+    learned = [part.weight.clone() for part in model.online]
+    model.learn(x, y)  # more of the same: the parts move on
+    model.relearn(x, y)  # from scratch: as after the first pass
+    assert all(torch.equal(part.weight, w) for part, w in zip(model.online, learned, strict=True))
+    assert (model(x).argmax(1) == y).all()
