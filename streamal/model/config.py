@@ -17,9 +17,6 @@ from pydantic import (
 
 from streamal.plugins import ImportPath
 
-ONLINE_RATES = (0.01, 0.1)
-"""The default model's online parts: SGD at a steady rate and at a fast one."""
-
 
 class FitConfig(BaseModel):
     """How the default model trains: Adam with early stopping on the held-out labels in full
@@ -53,9 +50,9 @@ class ModelConfig(BaseModel):
     hidden: list[Annotated[int, Field(ge=1)]] = Field([64, 64], description="hidden layer sizes")
     dropout: float = Field(0.1, ge=0, lt=1)
     online: list[Annotated[float, Field(gt=0)]] = Field(
-        list(ONLINE_RATES),
-        description="SGD rates of the linear parts blended with the MLP, each learned online, "
-        "label by label ([]: the MLP alone)",
+        [],
+        description="SGD rates of linear parts blended with the MLP, each learned online, "
+        "label by label (e.g. [0.01, 0.1]; []: the MLP alone)",
     )
     module: ImportPath | None = Field(
         None, description="package.module:function(n_features, n_classes) -> torch.nn.Module"

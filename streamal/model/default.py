@@ -82,8 +82,8 @@ class FeatureModel(StreamModel):
 
         Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
         the training features either way (robust to outliers, see `robust_scaling`), keeping
-        the warm-started function. The MLP's online parts learn ``train`` anew, once, in order
-        (after a drift, the trainer's ``train`` starts at the new concept).
+        the warm-started function. The MLP's online parts, if any (``model.online``), learn
+        ``train`` anew, once, in order (after a drift, ``train`` starts at the new concept).
         """
         recipe = self._recipe
         x_train, y_train = self._tensors(train)
@@ -100,8 +100,9 @@ class FeatureModel(StreamModel):
 
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """``model.fit.update_steps`` Adam steps, each on every new label and a random fill of
-        replayed ones up to a batch; the input scaling is kept. The MLP first weighs its two
-        parts by how they predict the new labels, then its online part learns them, in order.
+        replayed ones up to a batch; the input scaling is kept. With online parts, the MLP first
+        weighs its parts by how they predict the new labels, then its online parts learn them,
+        in order.
         """
         recipe = self._recipe
         x_new, y_new = self._tensors(new)

@@ -1,5 +1,5 @@
-"""The default model: a multilayer perceptron over ``Sample.features``, blended with linear
-models that learn online, label by label."""
+"""The default model: a multilayer perceptron over ``Sample.features``, optionally blended with
+linear models that learn online, label by label (``model.online``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamal.model.config import ONLINE_RATES
 from streamal.model.scaling import robust_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
@@ -19,7 +18,8 @@ INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value
 
 class MLP(nn.Module):
     """Standardize and clip, then ``Linear -> ReLU -> Dropout`` per hidden layer, then a
-    linear head; beside it, one online linear part per learning rate in ``online``.
+    linear head; beside it, one online linear part per learning rate in ``online`` (none by
+    default).
 
     The parts are complementary learners. The MLP (`deep`) trains in full rounds on every
     label of the concept, and is the better one once it has many labels of a concept that
@@ -31,10 +31,11 @@ class MLP(nn.Module):
     stream.
 
     The input scaling lives in buffers (``mean`` holds the center, ``std`` the scale), so it
-    travels with the checkpoint, as do the online rates and the mixture's log-weights;
+    travels with the checkpoint, as do the online rates and the mixture's log-weights (only
+    with online parts: the MLP alone keeps the checkpoint it always had);
     ``embed`` returns the last hidden layer for embedding-based strategies.
 
-    >>> model = MLP(n_features=3, n_classes=2, hidden=[8], dropout=0.1)
+    >>> model = MLP(n_features=3, n_classes=2, hidden=[8], dropout=0.1, online=[0.01, 0.1])
     >>> len(model.online), model.rates
     (2, tensor([0.0100, 0.1000]))
     >>> model(torch.zeros(5, 3)).shape
@@ -48,7 +49,7 @@ class MLP(nn.Module):
 
     def __init__(
         self, n_features: int, n_classes: int, hidden: list[int], dropout: float,
-        online: Sequence[float] = ONLINE_RATES,
+        online: Sequence[float] = (),
     ) -> None:  # fmt: skip
         super().__init__()
         self.mean: torch.Tensor
@@ -68,8 +69,9 @@ class MLP(nn.Module):
         for part in self._linear_parts():
             nn.init.zeros_(part.weight)
             nn.init.zeros_(part.bias)
-        self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
-        self.register_buffer("log_weights", torch.zeros(1 + len(online)))
+        if online:  # a checkpoint of the MLP alone holds no more than it did before the blend
+            self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
+            self.register_buffer("log_weights", torch.zeros(1 + len(online)))
 
     @torch.no_grad()
     def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
@@ -131,10 +133,10 @@ class MLP(nn.Module):
         >>> bool(model.log_weights[1] >= model.log_weights[0])
         True
         """
+        if not len(self.online):
+            return
         wrong = (self.parts(x).argmax(-1) != y).to(self.log_weights.dtype)
         count = len(wrong)
-        if count < 2:
-            return
         rate, share = math.sqrt(8 * math.log(count) / memory), 1.0 / memory
         shared = torch.tensor(math.log(share / count))
         weights = torch.log_softmax(self.log_weights, 0)

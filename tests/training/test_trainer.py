@@ -199,10 +199,7 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
 ) -> None:
     auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
     settings = settings.model_copy(
-        update={
-            "strategy": Settings(strategy={"auto_label": auto_label}).strategy,
-            "model": settings.model.model_copy(update={"online": []}),  # the MLP alone diverges
-        }
+        update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy}
     )
     produce_labeled(settings, 300, spread=3.0)  # overlapping classes: no perfect model
     Trainer(settings, max_rounds=1).run()
