@@ -39,7 +39,7 @@ from typing import Any
 
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
-from streamal.simulation.run import Options, simulate
+from streamal.simulation.run import ROLLING, Options, simulate
 from streamal.simulation.streams import BUILTIN, PEERS, builtin, peer
 
 PEER_ANCHORS = {  # accuracy at budget 0.1, measured with the peers' own code: random (linear
@@ -59,10 +59,19 @@ RUNS = {"default": (None, 0.1), "random": ("random", 0.1), "margin": ("margin", 
 
 
 def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
-    """Labels spent when the rolling accuracy first reaches ``target`` (None: never)."""
-    series = report["series"]
-    for accuracy, labels in zip(series["accuracy"], series["labels_used"], strict=True):
-        if accuracy >= target:
+    """Labels spent when the rolling accuracy first reaches ``target`` where its window is
+    full (a mean of the first few samples can touch it by chance); None: never.
+
+    >>> series = {"position": [0, 600, 1200], "accuracy": [1.0, 0.7, 0.9],
+    ...           "labels_used": [1, 60, 120]}
+    >>> labels_to_reach({"series": series, "samples": 1200}, 0.8)
+    120
+    """
+    series, start = report["series"], min(ROLLING, report["samples"] - 1)
+    for position, accuracy, labels in zip(
+        series["position"], series["accuracy"], series["labels_used"], strict=True
+    ):
+        if position >= start and accuracy >= target:
             return int(labels)
     return None
 
