@@ -33,7 +33,7 @@ class FitConfig(BaseModel):
         50, ge=1, description="optimizer steps of an incremental update (new labels + replay)"
     )
     blend_memory: float = Field(
-        200, gt=1, description="labels over which the MLP and its online part are weighed"
+        200, gt=1, description="labels over which the MLP and its online parts are weighed"
     )
 
 

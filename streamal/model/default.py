@@ -107,10 +107,11 @@ class FeatureModel(StreamModel):
         recipe = self._recipe
         x_new, y_new = self._tensors(new)
         x_old, y_old = self._tensors(replay)
+        deep: Callable[[torch.Tensor], torch.Tensor] = self.network
         if isinstance(self.network, MLP):
             self.network.weigh(x_new, y_new, recipe.blend_memory)
             self.network.learn(x_new, y_new)
-        deep = self.network.deep if isinstance(self.network, MLP) else self.network
+            deep = self.network.deep
         fill = max(0, recipe.batch_size - len(y_new))
         optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)
         loss_of = nn.CrossEntropyLoss()

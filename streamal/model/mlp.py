@@ -107,7 +107,7 @@ class MLP(nn.Module):
 
     def parts(self, x: torch.Tensor) -> torch.Tensor:
         """Every part's logits ``[P, B, C]``: the MLP's, then the online parts'."""
-        z = self.standardize(x)
+        z = self.standardize(x)  # once for every part
         return torch.stack([self.head(self.body(z)), *(part(z) for part in self.online)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
