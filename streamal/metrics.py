@@ -56,6 +56,11 @@ class Metrics:
         self.label_budget = Gauge(
             "streamal_label_budget", "Target share of samples sent to the oracle", registry=r
         )
+        self.over_budget = Counter(
+            "streamal_requests_over_budget",
+            "Label requests the gates wanted and the label allowance refused (skipped), by reason",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.model_version = Gauge("streamal_model_version", "Model version in use", registry=r)
         self.model_swaps = Counter("streamal_model_swaps", "Models hot-swapped in", registry=r)
         self.model_rejections = Counter(

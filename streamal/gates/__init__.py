@@ -2,13 +2,13 @@
 
 The auto-label gate turns confident samples into auto-labels, auditing a share of them; the
 exploration gate asks a share of the budget at random; a budget gate then routes each sample
-to the oracle or skips it, counting the samples those two already asked, so that one budget
-covers every request whatever the gate.
+to the oracle or skips it, counting the samples those two already asked; every request,
+whatever its gate, is paid from one `LabelAllowance`.
 """
 
 from streamal.gates.autolabel import AutoLabelGate
 from streamal.gates.base import BudgetGate, Decision, Gate, Reason, Route
-from streamal.gates.budget import SlidingWindowBudget
+from streamal.gates.budget import LabelAllowance, SlidingWindowBudget
 from streamal.gates.explore import ExploreGate
 from streamal.gates.precision import BoundMethod, precision_lower_bound, select_threshold
 from streamal.gates.quantile import QuantileBudget
@@ -24,6 +24,7 @@ __all__ = [
     "ExploreGate",
     "FixedThreshold",
     "Gate",
+    "LabelAllowance",
     "QuantileBudget",
     "RandomizedVariableUncertainty",
     "Reason",

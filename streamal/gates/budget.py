@@ -1,10 +1,15 @@
-"""Label spend over a sliding window, the budget accounting the stream gates share."""
+"""Label spend: over a sliding window (what the budget gates aim at) and as one account
+(`LabelAllowance`, what every request is paid from)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Self
 
-__all__ = ["SlidingWindowBudget"]
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["LabelAllowance", "SlidingWindowBudget"]
 
 
 class SlidingWindowBudget:
@@ -74,3 +79,47 @@ class SlidingWindowBudget:
         twin._position = self._position
         twin._asked = self._asked
         return twin
+
+
+@dataclass(frozen=True)
+class LabelAllowance:
+    """The one account every request is paid from, whatever its reason: each sample seen earns
+    ``budget`` of a label, at most ``bank`` labels stay unspent, and a request is granted only
+    when a whole label is there. Over any stretch the labels asked stay within ``budget`` x
+    the samples seen plus what was banked before it; from a fresh start, within ``budget`` x
+    the samples seen (the peers' protocol).
+
+    Immutable: `grant` returns the account after the batch, to keep once the batch commits.
+
+    Examples
+    --------
+    >>> allowance = LabelAllowance(0.25, bank=2.0)
+    >>> granted, after = allowance.grant([True] * 8)
+    >>> granted.astype(int).tolist(), after.earned
+    ([0, 0, 0, 1, 0, 0, 0, 1], 0.0)
+    >>> granted, banked = after.grant([False] * 20)
+    >>> banked.earned, banked.grant([True] * 3)[0].tolist()
+    (2.0, [True, True, False])
+    """
+
+    budget: float
+    bank: float
+    earned: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.budget <= 1:
+            raise ValueError(f"budget must be > 0 and <= 1, got {self.budget}")
+        if self.bank < 1:
+            raise ValueError(f"bank must be >= 1 label, got {self.bank}")
+
+    def grant(self, wanted: ArrayLike) -> tuple[np.ndarray, LabelAllowance]:
+        """Which of the batch's ``wanted`` requests are granted, in stream order, and the
+        account after it."""
+        asks = np.asarray(wanted, dtype=bool)
+        granted = np.zeros(len(asks), dtype=bool)
+        earned = self.earned
+        for i, ask in enumerate(asks.tolist()):
+            earned = min(self.bank, earned + self.budget)
+            if ask and earned >= 1 - 1e-9:
+                granted[i], earned = True, earned - 1
+        return granted, replace(self, earned=earned)

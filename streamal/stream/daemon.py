@@ -239,6 +239,8 @@ class Daemon:
             metrics.samples.labels(route).inc(count)
         metrics.auto_labels_retracted.inc(plan.retracted)
         metrics.retracted_asked_again.inc(plan.asked_again)
+        for reason, count in plan.over_budget.items():
+            metrics.over_budget.labels(reason).inc(count)
         self._summary.update(plan.routes)
         metrics.batch_size.observe(len(batch))
         if plan.predict_seconds:

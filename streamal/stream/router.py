@@ -21,7 +21,7 @@ import torch
 from streamal.config import Settings
 from streamal.deadletters import dead_letter
 from streamal.errors import ConfigError
-from streamal.gates import Decision, ExploreGate, Reason, Route
+from streamal.gates import Decision, ExploreGate, LabelAllowance, Reason, Route
 from streamal.gates.coverage import Coverage, feature_matrix
 from streamal.gates.shift import ShiftMonitor
 from streamal.messages import (
@@ -48,6 +48,7 @@ ISSUED_KEPT = 200_000  # auto-labels remembered for retraction
 ASKED_AGAIN_KEPT = 2_000  # samples of the newest auto-labels kept to ask again when retracted
 ASKED_AGAIN_MAX_BYTES = 64 * 1024  # a bigger sample is retracted, not asked again
 ASKED_AGAIN_SHARE = 0.5  # of the uncertain picks a retracted sample may take the place of
+BANKED_SAMPLES = 1000  # the label allowance keeps what this many samples earn, unspent
 
 
 @dataclass
@@ -72,6 +73,10 @@ class Plan:
     asked_again: int = 0
     """How many retracted samples (the head of the queue) were asked again."""
     swap_credit: float = 0.0
+    allowance: LabelAllowance | None = None
+    """The label allowance after the batch."""
+    over_budget: Counter[str] = field(default_factory=Counter)
+    """Requests the allowance refused, by reason."""
     covered: tuple[np.ndarray, np.ndarray] | None = None
     """The features of a cold batch and which were asked, for the cold start's coverage."""
 
@@ -85,8 +90,10 @@ class Router:
     is auto-labeled. Later the auto-label gate
     picks its audits, the exploration gate asks a share of the budget at random
     (``strategy.explore``; more for a while after a drift), and the budget gate, counting
-    both as spent where they stand, asks that many fewer: one budget for every request. The
-    random utility's picks are all ``explore``.
+    both as spent where they stand, asks that many fewer. Every request, whatever its reason,
+    is then paid from one `LabelAllowance` (``strategy.budget`` per sample seen, what
+    ``BANKED_SAMPLES`` earn kept unspent): a request it cannot pay is skipped, so audits and
+    exploration too stay within the budget. The random utility's picks are all ``explore``.
 
     Auto-labeling pauses when the served inputs shift (the samples' features, or the model's
     confidences when they have none, watched by a `ShiftMonitor`) until the audits asked since
@@ -119,6 +126,9 @@ class Router:
         self._ask_again: list[Sample] = []  # retracted, newest first
         self._swap_credit = 0.0  # uncertain picks a retracted sample may take the place of
         self._ask_again_on = strategy.auto_label.ask_retracted
+        self.allowance = LabelAllowance(
+            self.gate.budget, bank=max(2.0, self.gate.budget * BANKED_SAMPLES)
+        )
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
@@ -188,6 +198,8 @@ class Router:
             self.explore.update(plan.explore)
         if plan.covered is not None and self.coverage is not None:
             self.coverage.update(*plan.covered)
+        if plan.allowance is not None:
+            self.allowance = plan.allowance
         del self._retractions[: plan.retracted]
         del self._ask_again[: plan.asked_again]
         self._swap_credit = plan.swap_credit if self._ask_again else 0.0
@@ -269,7 +281,7 @@ class Router:
         self, plan: Plan, utilities: np.ndarray, confidences: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Routes and reasons of the batch: audits and exploration first, then the budget gate
-        with those counted; the decisions go into ``plan``."""
+        with those counted, then the allowance; the decisions go into ``plan``."""
         n = len(utilities)
         routes, reasons = np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
         cold = self.predictor.version == 0
@@ -285,6 +297,11 @@ class Router:
         routes[asked], reasons[asked] = Route.ORACLE, plan.gate.reasons[asked]
         if cold or self._at_random:
             reasons[reasons == Reason.UNCERTAIN] = Reason.EXPLORE
+        wanted = routes == Route.ORACLE
+        granted, plan.allowance = self.allowance.grant(wanted)
+        refused = wanted & ~granted
+        plan.over_budget.update(Reason(r).label for r in reasons[refused].tolist())
+        routes[refused], reasons[refused] = Route.SKIP, Reason.NONE
         return routes, reasons
 
     def _signals(self, samples: list[Sample], confidences: np.ndarray) -> np.ndarray | None:

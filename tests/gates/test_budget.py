@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamal.gates import (
     BudgetGate,
     FixedThreshold,
+    LabelAllowance,
     QuantileBudget,
     RandomizedVariableUncertainty,
     SlidingWindowBudget,
@@ -130,3 +134,26 @@ def test_the_quantile_gate_spends_its_budget_on_adversarial_utilities(kind: str)
     utilities = adversarial(kind, 5_000, np.random.default_rng(0))
     asked = decide_in_batches(QuantileBudget(budget=BUDGET), utilities, 100)
     assert abs(asked.mean() - BUDGET) <= 0.1 * BUDGET, asked.mean()
+
+
+@given(
+    wanted=st.lists(st.booleans(), max_size=400),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    budget=st.sampled_from([0.05, 0.1, 0.3, 1.0]),
+)
+def test_the_allowance_never_grants_ahead_of_what_was_earned(
+    wanted: list[bool], cuts: list[int], budget: float
+) -> None:
+    """Over every prefix of the stream the labels granted stay within the budget times the
+    samples seen, and how the stream is cut into batches changes nothing."""
+    allowance = LabelAllowance(budget, bank=budget * 100)
+    whole, _ = allowance.grant(wanted)
+    assert (np.cumsum(whole) <= budget * np.arange(1, len(wanted) + 1) + 1e-9).all()
+    pieces = []
+    for start, end in itertools.pairwise([0, *sorted(cuts), len(wanted)]):
+        granted, allowance = allowance.grant(wanted[start:end])
+        pieces.append(granted)
+    assert np.concatenate([whole[:0], *pieces]).tolist() == whole.tolist()
+    # asked all along, it grants every label as soon as it is earned
+    always, _ = LabelAllowance(budget, bank=2.0).grant([True] * len(wanted))
+    assert always.sum() == int(budget * len(wanted) + 1e-9)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -24,11 +26,12 @@ class Clock:
         return self.now
 
 
-def confident_router(clock: Clock, ask_retracted: bool = False, **strategy: object) -> Router:
+def confident_router(
+    clock: Clock, ask_retracted: bool = False, paused_audits: float = 0.5, **strategy: object
+) -> Router:
     auto_label = {"audit_share": 0.05, "min_audits": 5000, "max_label_delay_s": 10.0}
-    configured = settings(
-        budget=0.2, auto_label=auto_label | {"ask_retracted": ask_retracted}, **strategy
-    )
+    auto_label |= {"ask_retracted": ask_retracted, "paused_audits": paused_audits}
+    configured = settings(budget=0.2, auto_label=auto_label, **strategy)
     model = predictor_for(configured)
     routing = Router(configured, model, clock)
     routing.use(model, {"auto_label": 0.9})
@@ -201,9 +204,10 @@ def test_samples_retracted_on_their_audits_are_asked_again_in_the_place_of_uncer
         assert len(again) <= len(uncertain) + 1  # at most half of the gate's uncertain picks
         assert plan.routes["oracle"] == len(requests) - len(again)  # the batch's own samples
         assert plan.gate is not None
-        # each re-ask took the place of one of the budget gate's picks: the spend is the gate's
+        # each re-ask took the place of one of the budget gate's picks the allowance granted
         others = sum(r.reason in ("audit", "explore") for r in requests)
-        assert len(requests) == others + int((plan.gate.routes == Route.ORACLE).sum())
+        granted = int((plan.gate.routes == Route.ORACLE).sum()) - plan.over_budget["uncertain"]
+        assert len(requests) == others + granted
         asked_again += again
     assert len(asked_again) > 150  # newest first, each once, until the queue is through
     assert asked_again == list(reversed(retracted))[: len(asked_again)]
@@ -221,3 +225,29 @@ def test_what_a_dated_drift_retracts_is_not_asked_again() -> None:
         routing.commit(plan)
         requests = [decode(LabelRequest, r.value) for r in plan.records if "requests" in r.topic]
         assert not [r for r in requests if r.reason == "retracted"]
+
+
+def test_audits_and_exploration_are_paid_from_the_one_budget() -> None:
+    """Held back after a drift, audits drawn at random to take the whole budget are at times
+    ahead of it, and exploration and the budget gate want their share: every request is paid
+    from one allowance, never ahead of what the samples seen earned."""
+    rng, clock = np.random.default_rng(3), Clock()
+    routing = confident_router(clock, paused_audits=1.0, explore=0.2)
+    assert routing.auto_label is not None
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    boost = ExploreBoost(share=1.0, samples=100_000, id="d1", started_at=started)
+    routing.use(routing.predictor, {"auto_label": 0.9}, boost)
+    routing.auto_label.pause("shift")
+    reasons: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    batches = 40
+    for b in range(batches):
+        plan = routing.plan(batch(rng, 64 * b, top=1))
+        routing.commit(plan)
+        requests = [r for r in plan.records if r.topic.endswith("requests")]
+        reasons.update(decode(LabelRequest, r.value).reason for r in requests)
+        refused += plan.over_budget
+        assert sum(reasons.values()) <= 0.2 * 64 * (b + 1)  # never ahead of what was earned
+    assert sum(reasons.values()) >= 0.9 * 0.2 * 64 * batches  # and the budget is used
+    assert reasons["audit"] > 0.8 * sum(reasons.values())
+    assert refused["audit"] > 0, refused  # the allowance held them back
