@@ -56,6 +56,8 @@ class ModelWatcher(TopicFollower):
     A new announcement of the version in use with other thresholds or a new exploration boost
     is passed on without a model. A boost that started before the watcher did is history (the
     replica restarted since): it is not passed on, so a restart never reruns an old boost.
+    Announcements read before the last is taken add up: the newest model and thresholds, and
+    the boost of any.
     """
 
     def __init__(
@@ -107,8 +109,7 @@ class ModelWatcher(TopicFollower):
         ):
             boost = self._news(announcement.explore_boost)
             self._thresholds = dict(announcement.thresholds)  # same model, new thresholds
-            with self._lock:
-                self._ready = Loaded(None, self._thresholds, boost)
+            self._offer(Loaded(None, self._thresholds, boost))
             return
         if announcement.version <= self._newest:
             return
@@ -118,10 +119,21 @@ class ModelWatcher(TopicFollower):
             log.error("refused model v%d, keeping the current one: %s", announcement.version, error)
             return
         self._newest, self._thresholds = announcement.version, dict(announcement.thresholds)
-        boost = self._news(announcement.explore_boost)
-        with self._lock:
-            self._ready = Loaded(predictor, dict(announcement.thresholds), boost)
+        self._offer(
+            Loaded(predictor, dict(announcement.thresholds), self._news(announcement.explore_boost))
+        )
         log.info("model v%d verified and ready to swap in", announcement.version)
+
+    def _offer(self, loaded: Loaded) -> None:
+        """Make ``loaded`` the next to take, keeping a model or boost of one not taken yet."""
+        with self._lock:
+            if self._ready is not None:
+                loaded = Loaded(
+                    loaded.predictor or self._ready.predictor,
+                    loaded.thresholds,
+                    loaded.boost or self._ready.boost,
+                )
+            self._ready = loaded
 
     def _is_news(self, boost: ExploreBoost | None) -> bool:
         """Whether ``boost`` is not passed on already and started after the watcher."""

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +47,20 @@ log = logging.getLogger(__name__)
 
 class LabelStoreError(StreamalError):
     """The label store file is corrupt, belongs to something else, or cannot be written."""
+
+
+@dataclass(frozen=True)
+class PendingDrift:
+    """A drift the trainer found and has not announced yet."""
+
+    id: str
+    """Names its exploration boost: announced again after a crash, it starts once."""
+    concept_start: int
+    """The store point where the new concept's labels start."""
+    evidence_start: int
+    """The store point after which audits are evidence for the new concept's threshold."""
+    since: float | None
+    """When the new concept began to be served (epoch seconds), if known."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,25 @@ class LabelStore:
         with self._writing():
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", entries.items())
 
+    def record_drift(self, drift: PendingDrift) -> None:
+        """Note a drift found and not announced yet: a trainer restarted before announcing it
+        announces it (the labels that showed it are stored, so they are not seen again)."""
+        with self._writing():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('pending_drift', ?)",
+                (json.dumps(asdict(drift)),),
+            )
+
+    def pending_drift(self) -> PendingDrift | None:
+        """The drift `record_drift` noted, until `drift_announced`."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'pending_drift'").fetchone()
+        return None if row is None else PendingDrift(**json.loads(row[0]))
+
+    def drift_announced(self) -> None:
+        """The pending drift is announced: forget it."""
+        with self._writing():
+            self._db.execute("DELETE FROM meta WHERE key = 'pending_drift'")
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """A write transaction; a failed write (a full disk, say) raises `LabelStoreError`."""
@@ -234,14 +267,23 @@ class LabelStore:
         correct = np.array([self.label_of(row[0]) == row[1] for row in rows], dtype=bool)
         return confidences, correct
 
-    def asked_after(self, point: int, answers: int = 10) -> float | None:
-        """When the earliest of the first ``answers`` answered after store ``point`` was asked
-        (epoch seconds; None: none answered yet): where a concept that starts at ``point``
-        began to be served, estimated early rather than late."""
+    def asked_after(self, point: int, answers: int = 10, reach_back: int = 0) -> float | None:
+        """When the earliest of the first ``answers`` answered after store ``point`` (and of
+        the last ``reach_back`` answered up to it) was asked (epoch seconds; None: none
+        answered after it yet): where a concept that starts at ``point`` began to be served,
+        estimated early rather than late."""
+        after = self._asked("seq > ? ORDER BY seq", point, answers)
+        if after is None:
+            return None
+        before = self._asked("seq <= ? ORDER BY seq DESC", point, reach_back)
+        return after if before is None else min(after, before)
+
+    def _asked(self, votes: str, point: int, count: int) -> float | None:
+        """The earliest time the ``count`` answers ``votes`` selects (from ``point``) were asked."""
         row = self._db.execute(
-            "SELECT min(r.requested_at) FROM requests r JOIN (SELECT id FROM votes WHERE seq > ?"
-            " ORDER BY seq LIMIT ?) v ON v.id = r.id",
-            (point, answers),
+            "SELECT min(r.requested_at) FROM requests r JOIN (SELECT id FROM votes WHERE"
+            f" {votes} LIMIT ?) v ON v.id = r.id",
+            (point, count),
         ).fetchone()
         return None if row[0] is None else float(row[0])
 

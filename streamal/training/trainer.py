@@ -10,6 +10,9 @@ soon as it has doubled (the first after ``first_round_labels``), so the first mo
 after a few labels. A challenger is published only if it
 does no worse than the champion on the same held-out labels.
 
+A drift the detectors find is noted in the label store until it is announced (with the next
+version, or the champion again): a trainer stopped in between announces it at its restart.
+
 A broker that is unreachable, stalled or rebalancing, or a label store that cannot be written
 (a full disk), does not stop the trainer: it logs one line, backs off, and consumes again from
 the committed offsets, so the batch in hand is stored again rather than lost.
@@ -20,12 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from math import ceil
 from types import FrameType
 
 import numpy as np
@@ -44,7 +47,13 @@ from streamal.model.store import Checkpoint
 from streamal.strategies import build_score
 from streamal.training.drift import DriftMonitor
 from streamal.training.fit import accuracy, fit, held_out, warm_up
-from streamal.training.labels import Joined, LabeledSet, LabelStore, LabelStoreError
+from streamal.training.labels import (
+    Joined,
+    LabeledSet,
+    LabelStore,
+    LabelStoreError,
+    PendingDrift,
+)
 from streamal.training.stopping import StoppingMonitor, stop_set_view
 from streamal.training.thresholds import auto_label_threshold, budget_threshold
 from streamal.transport import (
@@ -61,6 +70,7 @@ log = logging.getLogger(__name__)
 ACCURACY_WINDOW = 500
 REPLAY_MIN, REPLAY_PER_NEW = 64, 4  # older labels replayed in an update: at least, per new one
 HEALTHY_WITHIN_S = 300.0  # a round on many labels may take minutes
+AUTO_LABEL = ("auto_label", "auto_label_bound")  # the thresholds that turn auto-labeling on
 
 
 class Trainer:
@@ -104,7 +114,11 @@ class Trainer:
         self._reader = self._loader.fresh()  # checks that the model reads a request
         self.champion = self._load_champion()
         warm_up()
-        self._drift = DriftMonitor(config.drift)
+        self._detectors = DriftMonitor(config.drift)
+        # answers to two serve batches' requests: a new concept's first samples are served
+        # mixed with the old one's (partitions are read at different offsets), and the
+        # detectors date the change amid the mix; its auto-labels are retracted from before it
+        self._mixed = ceil(2 * settings.serve.max_batch * settings.strategy.budget)
         self._recent = deque[bool](maxlen=ACCURACY_WINDOW)
         # labels since the last round (a restart picks up those a stopped trainer never used)
         # and the label-store point where the current concept's labels start
@@ -112,6 +126,12 @@ class Trainer:
         # the store point after which audits are evidence for the auto-label threshold: those
         # answered since the last drift was detected (the concept's estimated start may be early)
         self._evidence_start = self._concept_start
+        # a drift found and not announced yet (a predecessor's, if it stopped before that)
+        self._drift = self.labels.pending_drift()
+        self._drifted = self._drift is not None
+        if self._drift is not None:
+            self._concept_start = max(self._concept_start, self._drift.concept_start)
+            self._evidence_start = self._drift.evidence_start
         # labels of the current concept the last round learned from (the next is due when
         # as many more came: rounds come early while the labeled set is small)
         stored = len(self.labels.labeled(since=self._concept_start).samples)
@@ -122,9 +142,6 @@ class Trainer:
         self._updates = config.update_labels > 0
         self._last_publish = -float("inf")
         self._rounds = 0
-        self._drifted = False
-        self._boost_pending = False
-        self._drift_since: float | None = None  # the pending boost's estimated concept start
         self.drift_events: list[tuple[float, str]] = []  # (clock time, detector)
         self._stop = StoppingMonitor(config.stopping)
         self.stop_events: list[tuple[float, str]] = []  # (clock time, rule that began to hold)
@@ -170,7 +187,8 @@ class Trainer:
 
     def connect(self) -> Transport:
         """A transport subscribed to requests and labels, once the champion (if any) is
-        announced again in case the last run stopped before announcing it."""
+        announced again in case the last run stopped before announcing it (or a drift it
+        found: then with its boost, and without auto-labeling until retrained)."""
         settings = self.settings
         transport = open_transport(settings, group=settings.train.group)
         try:
@@ -178,7 +196,10 @@ class Trainer:
             transport.subscribe([settings.topics.label_requests, settings.topics.labels])
             if self.champion is not None:
                 checkpoint = self.champion.checkpoint
-                self._announce(transport, checkpoint, checkpoint.thresholds)
+                thresholds = checkpoint.thresholds
+                if self._drift is not None:
+                    thresholds = {k: v for k, v in thresholds.items() if k not in AUTO_LABEL}
+                self._announce(transport, checkpoint, thresholds)
         except TransportError:
             _close(transport)
             raise
@@ -291,7 +312,7 @@ class Trainer:
         self._recent.append(correct)
         self.metrics.answered_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
-        drifts = self._drift.update(joined)
+        drifts = self._detectors.update(joined)
         for detector in drifts:
             log.warning(
                 "drift detected by the %s detector: exploring more, training early", detector
@@ -300,11 +321,16 @@ class Trainer:
             self.drift_events.append((self._clock(), detector))
         if drifts:
             self._drifted = True
-            self._boost_pending = True
             # the old concept's labels now mislead: train (and judge) on the new one's only
             self._concept_start = max(self._concept_start, min(drifts.values()))
             self._evidence_start = self.labels.position
-            self._drift_since = self.labels.asked_after(min(drifts.values()))
+            self._drift = PendingDrift(
+                id=f"drift-{self.labels.position}",
+                concept_start=self._concept_start,
+                evidence_start=self._evidence_start,
+                since=self.labels.asked_after(min(drifts.values()), reach_back=self._mixed),
+            )
+            self.labels.record_drift(self._drift)
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -464,7 +490,7 @@ class Trainer:
         thresholds = self._thresholds(self.champion.predictor, data)
         if thresholds != self.champion.checkpoint.thresholds:
             self.champion.checkpoint = self.models.retune(self.champion.checkpoint, thresholds)
-        elif not self._boost_pending:
+        elif self._drift is None:
             return
         self._announce(transport, self.champion.checkpoint, thresholds)
 
@@ -476,7 +502,7 @@ class Trainer:
         window = self.settings.strategy.auto_label.window
         confidences, correct = self.labels.audits(since=self._evidence_start, newest=window)
         auto = auto_label_threshold(self.settings, confidences, correct)
-        if auto is not None and not self._boost_pending:  # after a drift: off until retrained
+        if auto is not None and self._drift is None:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto
             thresholds["auto_label_bound"] = round(bound, 6)  # serve audits fewer when high
             self.metrics.auto_label_precision_lower_bound.set(bound)
@@ -485,21 +511,26 @@ class Trainer:
     def _announce(
         self, transport: Transport, checkpoint: Checkpoint, thresholds: dict[str, float]
     ) -> None:
-        boost = None
-        if self._boost_pending:  # announced once, with the next version (or the champion again)
-            drift = self.settings.train.drift
-            since = self._drift_since
+        found, boost = self._drift, None
+        if found is not None:  # announced once, with the next version (or the champion again)
+            config = self.settings.train.drift
+            since = None if found.since is None else datetime.fromtimestamp(found.since, UTC)
             boost = ExploreBoost(
-                share=drift.explore_boost, samples=drift.boost_samples,
-                id=uuid.uuid4().hex, started_at=now(),
-                drift_since=None if since is None else datetime.fromtimestamp(since, UTC),
+                share=config.explore_boost, samples=config.boost_samples, id=found.id,
+                started_at=now(), drift_since=since,
             )  # fmt: skip
-        self._boost_pending = False
         record = announcement_record(
             self.settings.topics.models, replace(checkpoint, thresholds=thresholds), boost
         )
         transport.produce(record)
         transport.flush()
+        if boost is not None:
+            began = "its start" if boost.drift_since is None else boost.drift_since.isoformat()
+            log.info(
+                "announced %s: exploring more, retracting auto-labels since %s", boost.id, began
+            )
+            self._drift = None
+            self.labels.drift_announced()
 
     def _count(self, outcome: str, message: str, *args: object) -> None:
         self.metrics.training_runs.labels(outcome).inc()

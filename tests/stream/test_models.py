@@ -184,3 +184,29 @@ def test_a_drift_boost_is_passed_on_once_and_never_from_before_the_replica_start
                 break
     assert read == 3
     assert [(t.predictor, t.thresholds, t.boost) for t in taken] == [(None, thresholds, new)]
+
+
+def test_announcements_read_before_the_replica_takes_them_lose_no_model_and_no_boost(
+    cluster: Settings, tmp_path: Path
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=0.1)
+    store = ModelStore(settings.model.store, settings.model.name)
+    v1 = store.save(weights(), CLASSES, thresholds={"budget": 0.4})
+    v2 = store.save(weights(), CLASSES, thresholds={"budget": 0.3})
+    loader = ModelLoader(settings.model, settings.strategy.seed, Metrics())
+    watcher = ModelWatcher(settings, loader, v1.version, dict(v1.thresholds), Metrics())
+    boost = ExploreBoost(share=1.0, samples=500, id="drift", started_at=now())
+    announce(settings, replace(v1, thresholds={"budget": 0.4, "auto_label": 0.0}), boost=boost)
+    announce(settings, v2, replace(v2, thresholds={"budget": 0.2}))  # then a retune of v2
+    with open_transport(settings) as transport:
+        transport.subscribe([settings.topics.models])
+        read = 0
+        for _ in range(200):  # bounded: until the three announcements are read, none taken
+            read += watcher.read(transport, 0.2)
+            if read >= 3:
+                break
+    assert read == 3
+    taken = watcher.take()
+    assert taken is not None and taken.predictor is not None
+    assert (taken.predictor.version, taken.thresholds, taken.boost) == (2, {"budget": 0.2}, boost)
+    assert watcher.take() is None

@@ -183,4 +183,5 @@ def test_a_concept_is_dated_by_when_its_first_answers_were_asked(tmp_path: Path)
     assert start is not None
     assert labels.asked_after(start.seq) == 60.0 * 15  # s15..s24: the earliest asked
     assert labels.asked_after(points[11].seq, answers=3) == 60.0 * 12  # s14, s12, s13
+    assert labels.asked_after(start.seq, reach_back=4) == 60.0 * 11  # and s11, s14, s12, s13
     assert labels.asked_after(points[29].seq) is None  # nothing answered since

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -26,7 +27,7 @@ from streamal.messages import (
 )
 from streamal.model import ModelStore
 from streamal.simulation.streams import gaussian_classes
-from streamal.training.labels import LabelStore
+from streamal.training.labels import LabelStore, PendingDrift
 from streamal.training.trainer import Trainer
 from streamal.transport import Record, open_transport, topic_specs
 from tests.conftest import settings_for, unique
@@ -305,4 +306,83 @@ def test_a_user_score_that_does_not_load_stops_the_trainer_at_start(settings: Se
         Trainer(settings.model_copy(update={"strategy": strategy}))
     assert str(caught.value) == (
         "config error: strategy.score: module 'tests.plugins_for_tests' has no attribute 'nope'"
+    )
+
+
+def produce_audits(settings: Settings, first: int, count: int, right: bool) -> None:
+    """``count`` audits, served at confidence 0.97, answered right or all wrong."""
+    stream = gaussian_classes(first + count, seed=1)
+    at = datetime.now(UTC)
+    with open_transport(settings) as producer:
+        producer.ensure_topics(topic_specs(settings.topics))
+        for i in range(first, first + count):
+            truth = stream.classes[stream.labels[i]]
+            predicted = truth if right else stream.classes[stream.labels[i] - 1]
+            request = LabelRequest(
+                id=f"s{i}", features=stream.features[i].tolist(), utility=0.0, reason="audit",
+                prediction=[{"label": predicted, "p": 0.97}], model_version=1, requested_at=at,
+            )  # fmt: skip
+            answer = OracleLabel(id=f"s{i}", label=truth, labeled_at=at)
+            key = f"s{i}".encode()
+            producer.produce(Record(settings.topics.label_requests, encode(request), key=key))
+            producer.produce(Record(settings.topics.labels, encode(answer), key=key))
+        producer.flush()
+
+
+def announced_drifts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The drifts the trainer announced (with an exploration boost), as it logged them."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("announced drift")]
+
+
+def test_a_drift_is_announced_once_with_its_start_and_then_forgotten(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamal.training.trainer")
+    produce_audits(settings, 0, 300, right=True)
+    produce_audits(settings, 300, 80, right=False)  # confidently wrong: a drift
+    trainer = Trainer(settings, idle_timeout_s=1)
+    trainer.run()
+    assert trainer.drift_events
+    (announced,) = announced_drifts(caplog)
+    assert "since 20" in announced  # dated: when the new concept began to be served
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert labels.pending_drift() is None  # announced: nothing left to announce
+    labels.close()
+    Trainer(settings, idle_timeout_s=1).run()  # a restart announces the champion, no boost
+    assert len(announced_drifts(caplog)) == 1
+
+
+def test_a_drift_found_by_a_trainer_stopped_before_announcing_it_is_announced_at_restart(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamal.training.trainer")
+    produce_labeled(settings, 300)
+    Trainer(settings, max_rounds=1).run()  # a champion, announced without a boost
+    assert announced_drifts(caplog) == []
+    # what a trainer killed between finding a drift and announcing it leaves in its store
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    drift = PendingDrift(
+        id="drift-250", concept_start=250, evidence_start=300, since=since.timestamp()
+    )
+    labels.record_drift(drift)
+    labels.close()
+    with open_transport(settings) as reader:  # what a replica reads at the restart
+        reader.subscribe([settings.topics.models])
+        restarted = Trainer(settings)
+        with restarted.connect():  # it announces the champion again, with the drift
+            (record,) = reader.poll(10, 5.0)
+        restarted.labels.close()
+    announced = decode(ModelAnnouncement, record.value)
+    assert announced.version == 1 and announced.explore_boost is not None
+    assert announced.explore_boost.id == "drift-250"  # a replica starts each boost once
+    assert announced.explore_boost.drift_since == since
+    assert "auto_label" not in announced.thresholds  # off until a round on the new concept
+    labels = LabelStore(settings.train.label_store, settings.model.classes)
+    assert labels.pending_drift() is None
+    labels.close()
+    Trainer(settings, idle_timeout_s=1).run()  # announced: not again
+    (logged,) = announced_drifts(caplog)
+    assert logged.startswith("announced drift-250:") and logged.endswith(
+        "since 2026-01-01T00:00:00+00:00"
     )
