@@ -7,7 +7,8 @@ share of wrong answers (label noise). Reported per stream, against the ground tr
 - ``auto_label_precision``: the share of auto-labels that were right, as issued;
 - ``standing_precision``: the same over the auto-labels that stand after retractions;
 - ``retracted``: how many auto-labels were retracted;
-- ``auto_labeled_share``: auto-labels over the stream's samples;
+- ``auto_labeled_share``: auto-labels over the stream's samples (and over its second half,
+  ``auto_labeled_share_second_half``: once the model had time to become good);
 - ``longest_wrong_run``: the longest run of consecutive wrong auto-labels, as issued;
 - ``auto_label_pauses``: the pauses of auto-labeling, by reason;
 - ``meets_target``: standing precision at or above ``strategy.auto_label.target_precision``;
@@ -34,6 +35,7 @@ from streamal.simulation.streams import BUILTIN, PEERS, builtin, peer
 
 KEYS = (
     "auto_label_precision", "standing_precision", "retracted", "auto_labeled_share",
+    "auto_labeled_share_second_half",
     "longest_wrong_run", "auto_label_pauses", "prequential_accuracy",
 )  # fmt: skip
 

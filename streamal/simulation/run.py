@@ -264,7 +264,11 @@ def measure(
         "final_accuracy": round(float(correct[-min(ROLLING * 2, n) :].mean()), 4),
         "labels_used": int(labels_used[-1]),
         "label_rate": round(float(labels_used[-1] / n), 4),
-        **auto_label_outcomes([a.label == truth[a.id] for a in in_stream_order], n),
+        **auto_label_outcomes(
+            [a.label == truth[a.id] for a in in_stream_order],
+            [position[a.id] for a in in_stream_order],
+            n,
+        ),
         "retracted": len(retracted),
         "standing_precision": _precision(
             [a.label == truth[a.id] for a in autos if a.id not in retracted]
@@ -336,18 +340,24 @@ def stopping_outcomes(
     return {"flattened": None if flat is None else point(flat), "rules": rules}
 
 
-def auto_label_outcomes(right: list[bool], samples: int) -> dict[str, Any]:
+def auto_label_outcomes(right: list[bool], positions: list[int], samples: int) -> dict[str, Any]:
     """How the auto-labels of a run of ``samples`` did as issued, from whether each was right
-    (in the order they were issued).
+    and where in the stream its sample was (in stream order); the share is also given over the
+    stream's second half, once the model had time to become good.
 
-    >>> auto_label_outcomes([True, False, False, True, False], 10)
-    {'auto_labeled_share': 0.5, 'auto_label_precision': 0.4, 'longest_wrong_run': 2}
+    >>> auto_label_outcomes([True, False, False, True, False], [0, 2, 5, 6, 9], 10)
+    {'auto_labeled_share': 0.5, 'auto_labeled_share_second_half': 0.6, \
+'auto_label_precision': 0.4, 'longest_wrong_run': 2}
     """
     wrong = np.concatenate([[0], ~np.asarray(right, dtype=bool), [0]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(wrong))
     runs = edges[1::2] - edges[::2]
+    half = samples // 2
     return {
         "auto_labeled_share": round(len(right) / samples, 4),
+        "auto_labeled_share_second_half": round(
+            sum(p >= half for p in positions) / max(1, samples - half), 4
+        ),
         "auto_label_precision": _precision(right),
         "longest_wrong_run": int(runs.max()) if len(runs) else 0,
     }
