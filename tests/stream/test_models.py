@@ -66,6 +66,25 @@ def announce(
             producer.produce(announcement_record(settings.topics.models, checkpoint, boost))
 
 
+def read_announcements(
+    settings: Settings, watcher: ModelWatcher, count: int, taking: bool
+) -> list[Loaded]:
+    """Have ``watcher`` read the ``count`` announcements on ``models`` (bounded by polls); what
+    the replica took after each poll, if ``taking``."""
+    taken: list[Loaded] = []
+    with open_transport(settings) as transport:
+        transport.subscribe([settings.topics.models])
+        read = 0
+        for _ in range(200):
+            read += watcher.read(transport, 0.2)
+            if taking and (loaded := watcher.take()) is not None:
+                taken.append(loaded)
+            if read >= count:
+                break
+    assert read == count
+    return taken
+
+
 def served_versions(settings: Settings, count: int) -> Counter[int]:
     """How many label requests each model version made; every one of ``count`` samples once."""
     found = outputs(settings, count)[settings.topics.label_requests]
@@ -172,17 +191,7 @@ def test_a_drift_boost_is_passed_on_once_and_never_from_before_the_replica_start
     new = ExploreBoost(share=1.0, samples=500, id="after", started_at=now())
     announce(settings, v1, boost=new)
     announce(settings, v1, boost=new)  # the same announcement again: a rewind, a re-read
-    taken: list[Loaded] = []
-    with open_transport(settings) as transport:
-        transport.subscribe([settings.topics.models])
-        read = 0
-        for _ in range(200):  # bounded: until the three announcements are read
-            read += watcher.read(transport, 0.2)
-            if (loaded := watcher.take()) is not None:
-                taken.append(loaded)
-            if read >= 3:
-                break
-    assert read == 3
+    taken = read_announcements(settings, watcher, 3, taking=True)
     assert [(t.predictor, t.thresholds, t.boost) for t in taken] == [(None, thresholds, new)]
 
 
@@ -198,14 +207,7 @@ def test_announcements_read_before_the_replica_takes_them_lose_no_model_and_no_b
     boost = ExploreBoost(share=1.0, samples=500, id="drift", started_at=now())
     announce(settings, replace(v1, thresholds={"budget": 0.4, "auto_label": 0.0}), boost=boost)
     announce(settings, v2, replace(v2, thresholds={"budget": 0.2}))  # then a retune of v2
-    with open_transport(settings) as transport:
-        transport.subscribe([settings.topics.models])
-        read = 0
-        for _ in range(200):  # bounded: until the three announcements are read, none taken
-            read += watcher.read(transport, 0.2)
-            if read >= 3:
-                break
-    assert read == 3
+    assert read_announcements(settings, watcher, 3, taking=False) == []
     taken = watcher.take()
     assert taken is not None and taken.predictor is not None
     assert (taken.predictor.version, taken.thresholds, taken.boost) == (2, {"budget": 0.2}, boost)
