@@ -94,7 +94,9 @@ class KafkaTransportConfig(Section):
     partitions: int = Field(6, ge=1, description="partitions of topics it creates")
     replication_factor: int = Field(1, ge=1, description="replication of topics it creates")
     connect_timeout_ms: int = Field(30_000, ge=100, description="wait for a first broker this long")
-    request_timeout_ms: int = Field(30_000, ge=1_000)
+    request_timeout_ms: int = Field(
+        30_000, ge=1_000, description="the longest a request, or a call of the client, waits"
+    )
     session_timeout_ms: int = Field(45_000, ge=1_000)
     transaction_timeout_ms: int = Field(60_000, ge=1_000)
     linger_ms: int = Field(5, ge=0)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +20,18 @@ from streamal.errors import TransportError
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.testing.kafka_broker import KafkaBroker
 from streamal.training.labels import LabelStore
-from streamal.transport import Transport, open_transport
+from streamal.transport import (
+    Envelope,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+    next_offsets,
+    open_transport,
+)
 from streamal.transport.kafka import KafkaTransport
 from tests.conftest import settings_for, unique
-from tests.helpers import write_config
+from tests.helpers import drain, read_all, write_config
 from tests.stream.test_daemon import CLASSES, outputs, produce_samples, routed_ids, serve_settings
 from tests.training.test_trainer import produce_labeled, trainer_settings
 
@@ -211,3 +220,47 @@ def test_a_refused_sasl_handshake_is_reported_as_an_authentication_failure(
         f"kafka: SASL SCRAM-SHA-256 authentication failed at {kafka_bootstrap}: "
     ), message
     assert "hunter2" not in message and "\n" not in message
+
+
+def test_a_transaction_the_frozen_broker_never_answers_fails_and_its_records_come_again(
+    pausable_broker: KafkaBroker,
+) -> None:
+    """kafka-python waits for ever for a transaction's commit, abort or committed offsets; the
+    transport gives up after ``request_timeout_ms``, and its next poll rewinds first."""
+    prefix = unique("frozen")
+    source, sink = f"{prefix}-in", f"{prefix}-out"
+    kafka = {
+        "bootstrap_servers": [pausable_broker.bootstrap],
+        "request_timeout_ms": 1000,
+        "connect_timeout_ms": 1000,
+    }
+    settings = Settings(transport={"kind": "kafka", "kafka": kafka})
+    with open_transport(settings) as producer:
+        producer.ensure_topics({source: TopicSpec(partitions=1), sink: TopicSpec(partitions=1)})
+        for i in range(2):
+            producer.produce(Record(source, f"v{i}".encode(), key=b"k"))
+    failed: list[BaseException] = []
+
+    def commit(batch: list[Envelope]) -> None:
+        try:
+            transport.produce_and_commit([Record(sink, b"lost")], next_offsets(batch))
+        except TransportError as error:
+            failed.append(error)
+
+    with open_transport(settings, group=f"{prefix}-g", transactional=True) as transport:
+        transport.subscribe([source])
+        first, second = drain(transport, 2)
+        transport.produce_and_commit([Record(sink, b"kept")], next_offsets([first]))
+        pausable_broker.pause()
+        try:
+            attempt = threading.Thread(target=commit, args=([second],))
+            attempt.start()
+            attempt.join(timeout=120)  # without the bound: until the broker comes back
+            assert not attempt.is_alive() and len(failed) == 1, "the commit waited for ever"
+        finally:
+            pausable_broker.resume()
+        again = drain(transport, 1, timeout_s=60)
+        assert [e.value for e in again] == [b"v1"]  # from the committed offset, once
+        transport.produce_and_commit([Record(sink, b"kept")], next_offsets(again))
+        assert transport.committed([TopicPartition(source, 0)]) == {TopicPartition(source, 0): 2}
+    assert [e.value for e in read_all(settings, sink)] == [b"kept", b"kept"]

@@ -19,6 +19,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import (
     IllegalSaslStateError,
     KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
     UnsupportedSaslMechanismError,
@@ -135,6 +136,7 @@ class KafkaTransport(Transport):
         self._config = config
         self._max_record_bytes = max_record_bytes
         self._settings = client_settings(config)
+        self._wait_ms = config.request_timeout_ms  # the longest a call waits for the broker
         self._group = group
         self._transactional_id = transactional_id
         self._reset = auto_offset_reset
@@ -144,6 +146,7 @@ class KafkaTransport(Transport):
         self._txn: _KafkaTransaction | None = None
         self._implicit_txn = False
         self._rejoin = False  # the group forgot this member: join again as a new one
+        self._rewind_owed = False  # an abort's rewind that has not happened yet
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -224,6 +227,7 @@ class KafkaTransport(Transport):
         }
 
     def poll(self, max_records: int, timeout_s: float) -> list[Envelope]:
+        self._settle_rewind()
         with self._errors("polling"):
             fetched = self._consumer_client().poll(
                 timeout_ms=int(timeout_s * 1000), max_records=max_records
@@ -245,7 +249,10 @@ class KafkaTransport(Transport):
     def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         consumer = self._consumer_client()
         with self._errors("reading committed offsets"):
-            return {tp: consumer.committed(KafkaTopicPartition(*tp)) for tp in partitions}
+            return {
+                tp: consumer.committed(KafkaTopicPartition(*tp), timeout_ms=self._wait_ms)
+                for tp in partitions
+            }
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         with self._errors("committing offsets"):
@@ -258,7 +265,7 @@ class KafkaTransport(Transport):
         if not assigned:
             return
         for tp in assigned:
-            offset = consumer.committed(tp)
+            offset = consumer.committed(tp, timeout_ms=self._wait_ms)
             if offset is not None:
                 consumer.seek(tp, offset)
             elif self._reset == "earliest":
@@ -271,17 +278,23 @@ class KafkaTransport(Transport):
     def _producer_client(self) -> KafkaProducer:
         if self._producer is None:
             with self._errors("connecting the producer"):
-                self._producer = KafkaProducer(
+                producer = KafkaProducer(
                     acks="all",
                     enable_idempotence=True,
                     transactional_id=self._transactional_id,
                     transaction_timeout_ms=self._config.transaction_timeout_ms,
                     linger_ms=self._config.linger_ms,
                     max_request_size=self._max_record_bytes,
+                    max_block_ms=self._wait_ms,
                     **self._settings,
                 )
                 if self._transactional_id:
-                    self._producer.init_transactions()
+                    try:  # a producer whose transactions failed to start is not kept
+                        producer.init_transactions()
+                    except KafkaError:
+                        _close_broken(producer)
+                        raise
+                self._producer = producer
         return self._producer
 
     def _send(self, record: Record) -> None:
@@ -308,7 +321,7 @@ class KafkaTransport(Transport):
             self._producer.flush(timeout=timeout_s)
             self._check_sent()
             if self._implicit_txn:
-                self._producer.commit_transaction()
+                self._await(self._producer._transaction_manager.begin_commit(), self._producer)
                 self._implicit_txn = False
 
     def _check_sent(self) -> None:
@@ -335,11 +348,14 @@ class KafkaTransport(Transport):
         assert txn is not None and self._producer is not None
         with self._errors("committing a transaction"):
             try:
+                producer = self._producer
+                manager = producer._transaction_manager
                 if txn.offsets:
-                    self._producer.send_offsets_to_transaction(
-                        _kafka_offsets(txn.offsets), self._consumer_client().group_metadata()
-                    )
-                self._producer.commit_transaction()  # flushes; fails if any send of it failed
+                    offsets = _kafka_offsets(txn.offsets)
+                    metadata = self._consumer_client().group_metadata()
+                    self._await(manager.send_offsets_to_transaction(offsets, metadata), producer)
+                # the commit flushes the transaction's records; it fails if any send failed
+                self._await(manager.begin_commit(), producer)
             except KafkaError as error:
                 self._rejoin = "UnknownMemberId" in str(error)
                 raise
@@ -349,15 +365,26 @@ class KafkaTransport(Transport):
     def _abort_transaction(self) -> None:
         self._txn = None
         self._sent = []
+        # the records polled since the last commit come again, whatever happens below
+        self._rewind_owed = self._consumer is not None and self._group is not None
         try:
             self._abort_produced()
-        finally:  # the records polled since the last commit come again, whatever happened above
-            if self._consumer is not None and self._group is not None:
-                with self._errors("rewinding to committed offsets"):
-                    if self._rejoin:
-                        self._join_again(self._consumer)
-                    else:
-                        self._rewind()
+        finally:
+            self._settle_rewind()
+
+    def _settle_rewind(self) -> None:
+        """Rewind to the committed offsets if an abort still owes it: a rewind that failed
+        (the broker did not answer) is tried again before the next poll, which would otherwise
+        go on after the aborted records."""
+        if not self._rewind_owed:
+            return
+        assert self._consumer is not None
+        with self._errors("rewinding to committed offsets"):
+            if self._rejoin:
+                self._join_again(self._consumer)
+            else:
+                self._rewind()
+        self._rewind_owed = False
 
     def _abort_produced(self) -> None:
         """Abort the producer's transaction, or replace a producer that failed fatally."""
@@ -365,13 +392,27 @@ class KafkaTransport(Transport):
         if producer is None:
             return
         try:
-            producer.abort_transaction()
+            self._await(producer._transaction_manager.begin_abort(), producer)
         except KafkaError as error:
             log.warning("abort failed (%s); the producer will be recreated", error)
             self._producer = None
             _close_broken(producer)
             if self._transactional_id:  # its successor fences it and aborts its transaction now,
                 self._producer_client()  # whose pending offsets would hold the rewind
+
+    def _await(self, result: Any, producer: KafkaProducer) -> None:
+        """Wait for ``producer``'s transactional request (a ``TransactionalRequestResult``) at
+        most ``request_timeout_ms``; raise its error, or KafkaTimeoutError.
+
+        kafka-python's own ``commit_transaction``, ``abort_transaction`` and
+        ``send_offsets_to_transaction`` wait for ever (the Java client bounds them since
+        KAFKA-7763): a batch that never completed while the producer bumped its epoch held a
+        serve replica in its commit for good. A timed-out commit aborts, and a timed-out abort
+        replaces the producer, whose successor fences it.
+        """
+        producer._sender.wakeup()
+        if not result.wait(timeout_ms=self._wait_ms):
+            raise KafkaTimeoutError(f"no answer from the transaction in {self._wait_ms} ms")
 
     def _join_again(self, consumer: KafkaConsumer) -> None:
         """Leave and subscribe anew: the next poll joins as a new member, from the committed
