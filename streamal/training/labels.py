@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -107,6 +108,9 @@ class LabelStore:
         self._path = path
         self._duplicates = duplicates
         self._db = _open(path, classes)
+        self.identity = _identity(self._db)
+        """Names this store among every store a trainer ever used (ids it gives, such as a
+        drift's, stay unique when a trainer starts over on a fresh store)."""
         row = self._db.execute(
             "SELECT max(seq) FROM (SELECT seq FROM requests UNION ALL SELECT seq FROM votes)"
         ).fetchone()
@@ -344,6 +348,17 @@ def _open(path: Path, classes: list[str]) -> sqlite3.Connection:
         raise LabelStoreError(f"{path}: made for classes {meta['classes']}, not {classes}")
     _keep_payloads(db, path)
     return db
+
+
+def _identity(db: sqlite3.Connection) -> str:
+    """The store's random name, given once (a store made before names were given gets its
+    own now)."""
+    query = "SELECT value FROM meta WHERE key = 'identity'"
+    if (row := db.execute(query).fetchone()) is None:
+        with write_transaction(db):  # another process may name it first: the first name stays
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (uuid.uuid4().hex[:8],))
+        row = db.execute(query).fetchone()
+    return str(row[0])
 
 
 def _keep_payloads(db: sqlite3.Connection, path: Path) -> None:

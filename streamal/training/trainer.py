@@ -325,7 +325,7 @@ class Trainer:
             self._concept_start = max(self._concept_start, min(drifts.values()))
             self._evidence_start = self.labels.position
             self._drift = PendingDrift(
-                id=f"drift-{self.labels.position}",
+                id=f"drift-{self.labels.identity}-{self.labels.position}",
                 concept_start=self._concept_start,
                 evidence_start=self._evidence_start,
                 since=self.labels.asked_after(min(drifts.values()), reach_back=self._mixed),

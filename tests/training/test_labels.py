@@ -92,6 +92,19 @@ def test_labels_survive_a_restart(tmp_path: Path) -> None:
     assert again.add_label(answer("a", "dog"), "labels:0:0") is None
 
 
+def test_a_store_keeps_its_identity_and_a_fresh_one_has_its_own(tmp_path: Path) -> None:
+    first = store(tmp_path)
+    identity = first.identity
+    first.close()
+    again = store(tmp_path)
+    assert again.identity == identity
+    again.close()
+    (tmp_path / "fresh").mkdir()
+    other = store(tmp_path / "fresh")
+    assert other.identity != identity
+    other.close()
+
+
 def test_a_foreign_file_is_refused_and_untouched(tmp_path: Path) -> None:
     path = tmp_path / "labels.sqlite"
     with sqlite3.connect(path) as db:

@@ -347,6 +347,8 @@ def test_a_drift_is_announced_once_with_its_start_and_then_forgotten(
     assert "since 20" in announced  # dated: when the new concept began to be served
     labels = LabelStore(settings.train.label_store, settings.model.classes)
     assert labels.pending_drift() is None  # announced: nothing left to announce
+    # its id names the store: a trainer on a fresh store cannot repeat a boost replicas know
+    assert announced.startswith(f"announced drift-{labels.identity}-")
     labels.close()
     Trainer(settings, idle_timeout_s=1).run()  # a restart announces the champion, no boost
     assert len(announced_drifts(caplog)) == 1
