@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 from streamal.model.scaling import robust_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
+LOG_TEMPERATURE_BOUND = 3.0  # a part's temperature stays within exp(+-this)
 
 
 class MLP(nn.Module):
@@ -28,12 +29,13 @@ class MLP(nn.Module):
     concept that moves (a slow rate is steadier, a fast one follows faster). The model
     predicts their mixture, weighted by how often each part predicted the latest labels right
     before learning them (`weigh`), so the better learner of the moment leads, whatever the
-    stream.
+    stream; each part at a temperature fitted on the same labels, so the mixture is as sure as
+    its parts where they agree.
 
     The input scaling lives in buffers (``mean`` holds the center, ``std`` the scale), so it
-    travels with the checkpoint, as do the online rates and the mixture's log-weights (only
-    with online parts: the MLP alone keeps the checkpoint it always had);
-    ``embed`` returns the last hidden layer for embedding-based strategies.
+    travels with the checkpoint, as do the online rates, the mixture's log-weights and the
+    parts' log-temperatures (only with online parts: the MLP alone keeps the checkpoint it
+    always had); ``embed`` returns the last hidden layer for embedding-based strategies.
 
     >>> model = MLP(n_features=3, n_classes=2, hidden=[8], dropout=0.1, online=[0.01, 0.1])
     >>> len(model.online), model.rates
@@ -56,6 +58,7 @@ class MLP(nn.Module):
         self.std: torch.Tensor
         self.rates: torch.Tensor
         self.log_weights: torch.Tensor
+        self.log_temperatures: torch.Tensor
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         layers: list[nn.Module] = []
@@ -72,6 +75,7 @@ class MLP(nn.Module):
         if online:  # a checkpoint of the MLP alone holds no more than it did before the blend
             self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
             self.register_buffer("log_weights", torch.zeros(1 + len(online)))
+            self.register_buffer("log_temperatures", torch.zeros(1 + len(online)))
 
     @torch.no_grad()
     def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
@@ -90,6 +94,13 @@ class MLP(nn.Module):
         self.mean.copy_(center)
         self.std.copy_(scale)
 
+    def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        """A blend saved before its parts had temperatures loads at temperature 1."""
+        key = prefix + "log_temperatures"
+        if len(self.online) and key not in state:
+            state[key] = torch.zeros_like(self.log_temperatures)
+        super()._load_from_state_dict(state, prefix, *args)
+
     def _linear_parts(self) -> list[nn.Linear]:
         return [cast(nn.Linear, part) for part in self.online]
 
@@ -106,9 +117,13 @@ class MLP(nn.Module):
         return self.head(self.embed(x))
 
     def parts(self, x: torch.Tensor) -> torch.Tensor:
-        """Every part's logits ``[P, B, C]``: the MLP's, then the online parts'."""
+        """Every part's logits ``[P, B, C]``: the MLP's, then the online parts', each at its
+        temperature (see `weigh`)."""
         z = self.standardize(x)  # once for every part
-        return torch.stack([self.head(self.body(z)), *(part(z) for part in self.online)])
+        logits = torch.stack([self.head(self.body(z)), *(part(z) for part in self.online)])
+        if not len(self.online):
+            return logits
+        return logits / self.log_temperatures.exp()[:, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of ``x`` [B, n_features] -> [B, n_classes]: the log of the mixture of
@@ -135,7 +150,8 @@ class MLP(nn.Module):
         """
         if not len(self.online):
             return
-        wrong = (self.parts(x).argmax(-1) != y).to(self.log_weights.dtype)
+        logits = self.parts(x)
+        wrong = (logits.argmax(-1) != y).to(self.log_weights.dtype)
         count = len(wrong)
         rate, share = math.sqrt(8 * math.log(count) / memory), 1.0 / memory
         shared = torch.tensor(math.log(share / count))
@@ -144,6 +160,30 @@ class MLP(nn.Module):
             weights = torch.log_softmax(weights - rate * loss, 0)
             weights = torch.logaddexp(weights + math.log1p(-share), shared)
         self.log_weights.copy_(weights)
+        self._calibrate(logits * self.log_temperatures.exp()[:, None, None], y, memory)
+
+    def _calibrate(self, raw: torch.Tensor, y: torch.Tensor, memory: float) -> None:
+        """Online temperature scaling of each part: one step per label, in order, on the
+        log-temperature's negative log-likelihood of ``y`` under the part's logits ``raw``
+        ``[P, B, C]`` at rate ``1 / sqrt(memory)`` (each gradient clipped to +-1). Mixed
+        probabilities are only as confident as the least confident part that has weight: a
+        part that is right but soft (a slow SGD part early on) would hold back every
+        confident prediction of the blend.
+
+        >>> model = MLP(n_features=1, n_classes=2, hidden=[], dropout=0.0, online=[0.1])
+        >>> model.online[0].bias.data = torch.tensor([0.5, -0.5])  # right, and soft
+        >>> model.weigh(torch.zeros(50, 1), torch.zeros(50, dtype=torch.long), memory=100)
+        >>> bool(model.log_temperatures[1] < -1)  # sharper: it is always right
+        True
+        """
+        step = 1 / math.sqrt(memory)
+        log_t = self.log_temperatures.clone()
+        for label, row in zip(y.tolist(), raw.unbind(1), strict=True):  # row: [P, C]
+            scaled = row / log_t.exp()[:, None]
+            expected = (torch.softmax(scaled, -1) * scaled).sum(-1)
+            gradient = scaled[:, label] - expected  # d(-log p(label)) / d(log T)
+            log_t -= step * gradient.clamp(-1.0, 1.0)
+        self.log_temperatures.copy_(log_t.clamp(-LOG_TEMPERATURE_BOUND, LOG_TEMPERATURE_BOUND))
 
     @torch.no_grad()
     def relearn(self, x: torch.Tensor, y: torch.Tensor) -> None:

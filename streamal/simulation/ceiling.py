@@ -32,14 +32,15 @@ def all_labels(
     base: Settings, stream: LabeledStream, options: Options | None = None, chunk: int = 30
 ) -> dict[str, Any]:
     """Prequential accuracy (over every sample), the final and the rolling accuracy, and
-    whether each sample was predicted right, when every label is learned ``chunk`` samples
-    after it came, with ``base`` shaped for ``stream`` as `simulate` shapes it."""
+    whether each sample was predicted right and with what confidence, when every label is
+    learned ``chunk`` samples after it came, with ``base`` shaped for ``stream`` as `simulate`
+    shapes it."""
     options = options or Options()
     settings = run_settings(base, stream, Path("."), base.strategy.score, options)
     fresh, train = model_factory(settings.model), settings.train
     share, seed = train.validation_share, settings.strategy.seed
     n, model, concept, trained_on = len(stream.ids), None, 0, 0
-    correct = np.zeros(n, dtype=bool)
+    correct, confidences = np.zeros(n, dtype=bool), np.zeros(n)
     rng, drifts = np.random.default_rng(seed), DriftMonitor(train.drift)
     for start in range(0, n, chunk):
         rows = np.arange(start, min(n, start + chunk))
@@ -47,7 +48,7 @@ def all_labels(
         drifted = False
         if model is not None:
             predicted, confidence = _predicted(model, batch)
-            correct[rows] = predicted == batch.targets
+            correct[rows], confidences[rows] = predicted == batch.targets, confidence
             for row, guess, p in zip(rows.tolist(), predicted, confidence.tolist(), strict=True):
                 label, guessed = stream.classes[stream.labels[row]], stream.classes[guess]
                 answer = Joined(stream.ids[row], label, guessed, p, 0.0, "explore", row)
@@ -75,6 +76,7 @@ def all_labels(
         "final_accuracy": round(float(correct[-min(ROLLING * 2, n) :].mean()), 4),
         "rolling": rolling_mean(correct, ROLLING),
         "correct": correct,
+        "confidence": confidences,
     }
 
 
