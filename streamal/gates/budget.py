@@ -85,9 +85,10 @@ class SlidingWindowBudget:
 class LabelAllowance:
     """The one account every request is paid from, whatever its reason: each sample seen earns
     ``budget`` of a label, at most ``bank`` labels stay unspent, and a request is granted only
-    when a whole label is there. Over any stretch the labels asked stay within ``budget`` x
-    the samples seen plus what was banked before it; from a fresh start, within ``budget`` x
-    the samples seen (the peers' protocol).
+    when a whole label is there. A fresh account holds one label: a request is granted while
+    the labels spent so far stay within ``budget`` x the samples seen (the peers' protocol),
+    so the stream's first sample may be asked. Over any stretch the labels asked stay within
+    ``budget`` x the samples seen plus what was banked before it.
 
     Immutable: `grant` returns the account after the batch, to keep once the batch commits.
 
@@ -96,7 +97,7 @@ class LabelAllowance:
     >>> allowance = LabelAllowance(0.25, bank=2.0)
     >>> granted, after = allowance.grant([True] * 8)
     >>> granted.astype(int).tolist(), after.earned
-    ([0, 0, 0, 1, 0, 0, 0, 1], 0.0)
+    ([1, 0, 0, 1, 0, 0, 0, 1], 0.0)
     >>> granted, banked = after.grant([False] * 20)
     >>> banked.earned, banked.grant([True] * 3)[0].tolist()
     (2.0, [True, True, False])
@@ -104,7 +105,7 @@ class LabelAllowance:
 
     budget: float
     bank: float
-    earned: float = 0.0
+    earned: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.budget <= 1:

@@ -247,7 +247,8 @@ def test_audits_and_exploration_are_paid_from_the_one_budget() -> None:
         requests = [r for r in plan.records if r.topic.endswith("requests")]
         reasons.update(decode(LabelRequest, r.value).reason for r in requests)
         refused += plan.over_budget
-        assert sum(reasons.values()) <= 0.2 * 64 * (b + 1)  # never ahead of what was earned
+        # never ahead of what was earned (a fresh account holds one label: the peers' protocol)
+        assert sum(reasons.values()) <= 0.2 * 64 * (b + 1) + 1
     assert sum(reasons.values()) >= 0.9 * 0.2 * 64 * batches  # and the budget is used
     assert reasons["audit"] > 0.8 * sum(reasons.values())
     assert refused["audit"] > 0, refused  # the allowance held them back
