@@ -10,7 +10,12 @@ from streamal.gates.autolabel import AutoLabelGate
 from streamal.gates.base import BudgetGate, Decision, Gate, Reason, Route
 from streamal.gates.budget import LabelAllowance, SlidingWindowBudget
 from streamal.gates.explore import ExploreGate
-from streamal.gates.precision import BoundMethod, precision_lower_bound, select_threshold
+from streamal.gates.precision import (
+    BoundMethod,
+    current_evidence,
+    precision_lower_bound,
+    select_threshold,
+)
 from streamal.gates.quantile import QuantileBudget
 from streamal.gates.split import Split
 from streamal.gates.threshold import FixedThreshold
@@ -32,6 +37,7 @@ __all__ = [
     "SlidingWindowBudget",
     "Split",
     "VariableUncertainty",
+    "current_evidence",
     "precision_lower_bound",
     "select_threshold",
 ]

@@ -11,7 +11,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from streamal.gates.base import Decision, Gate, Reason, Route, State, as_scores, new_rng_state
-from streamal.gates.precision import BoundMethod, precision_lower_bound, select_threshold
+from streamal.gates.precision import (
+    BoundMethod,
+    current_evidence,
+    precision_lower_bound,
+    select_threshold,
+)
 
 __all__ = ["AutoLabelGate", "AutoLabelState"]
 
@@ -42,7 +47,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
 
     Of these candidates a share ``audit_share``, drawn at random, goes to the oracle instead
     (reason ``AUDIT``). When their human labels arrive, `observe` records whether the model
-    was right and, once ``min_audits`` outcomes are kept, the threshold becomes the lowest one
+    was right and, once ``min_audits`` outcomes of the model now are kept (those of weaker
+    models before it left out: `current_evidence`), the threshold becomes the lowest one
     at which the lower confidence bound of the audited precision meets ``target``
     (`select_threshold`). Until then, or while no threshold meets the target, nothing is
     auto-labeled (candidates are only audited), unless `set_active` adopted a threshold the
@@ -177,13 +183,20 @@ class AutoLabelGate(Gate[AutoLabelState]):
         """The lower bound on the audited precision at the current threshold (nan if none)."""
         return self._bound_at(self.threshold)
 
-    def _bound_at(self, threshold: float) -> float:
+    def _evidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """The audits kept that speak of the model now (`current_evidence`): confidences and
+        outcomes, oldest first."""
         conf = np.fromiter(self._confidences, dtype=np.float64, count=self.audits)
+        right = np.fromiter(self._correct, dtype=bool, count=self.audits)
+        start = current_evidence(right, fewest=self.min_audits)
+        return conf[start:], right[start:]
+
+    def _bound_at(self, threshold: float) -> float:
+        conf, right = self._evidence()
         above = conf >= threshold
         if not above.any():
             return float("nan")
-        right = np.fromiter(self._correct, dtype=bool, count=self.audits)[above]
-        return float(self._bound(right.sum(), len(right)))
+        return float(self._bound(right[above].sum(), above.sum()))
 
     def _bound(self, right: int, total: int) -> float:
         bound = precision_lower_bound(
@@ -289,10 +302,10 @@ class AutoLabelGate(Gate[AutoLabelState]):
             if while_auto_labeling is not None:
                 live = np.asarray(while_auto_labeling, dtype=bool)
             went_wrong = self._watch(state, right[live], np.asarray(times, dtype=np.float64)[live])
-        if self.audits >= self.min_audits:
+        current = self._evidence()
+        if len(current[0]) >= self.min_audits:
             threshold = select_threshold(
-                self._confidences,
-                self._correct,
+                *current,
                 target=self.target,
                 method=self.method,
                 level=self.level,

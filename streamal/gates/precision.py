@@ -6,9 +6,11 @@ from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import betaincinv, ndtri
+from scipy.special import betaincinv, gammaln, ndtri
 
-__all__ = ["BoundMethod", "precision_lower_bound", "select_threshold", "through_noise"]
+__all__ = [
+    "BoundMethod", "current_evidence", "precision_lower_bound", "select_threshold", "through_noise",
+]  # fmt: skip
 
 BoundMethod = Literal["wilson", "clopper_pearson"]
 
@@ -81,6 +83,54 @@ def through_noise(agreement: ArrayLike, noise: float) -> np.ndarray:
     unlucky = a / (1 - noise)  # a wrong answer never names the model's wrong class
     lucky = (a - noise) / (1 - 2 * noise)  # it always does
     return np.clip(np.minimum(unlucky, lucky), 0.0, 1.0)
+
+
+def current_evidence(correct: ArrayLike, *, fewest: int, level: float = 0.99) -> int:
+    """Where the evidence about today's model starts in audit outcomes (oldest first): after
+    the split whose later outcomes are right significantly more often than the earlier ones
+    (one-sided exact test of the errors' split, at ``level`` over every split tried, every
+    ``fewest // 4`` outcomes leaving at least ``fewest``), the most significant one; else 0.
+
+    The first models of a stream are wrong more often than the ones that follow them: their
+    audits would hold the precision's lower bound under the target long after the served
+    model meets it. Only better outcomes since a split forget the earlier ones, so a drop in
+    precision (a drift) stays in view.
+
+    >>> current_evidence([False] * 10 + [True] * 290, fewest=100)
+    25
+    >>> current_evidence(([False] + [True] * 29) * 10, fewest=100)  # errors all along
+    0
+    >>> current_evidence([True] * 200 + [False] * 10 + [True] * 90, fewest=100)  # worse since
+    0
+    """
+    wrong = ~np.asarray(correct, dtype=bool)
+    n, step = len(wrong), max(1, fewest // 4)
+    splits = np.arange(step, n - fewest + 1, step)
+    errors = int(wrong.sum())
+    if not len(splits) or errors == 0:
+        return 0
+    later = errors - np.cumsum(wrong)[splits - 1]  # errors after each split
+    size = n - splits
+    # P(at most `later` of the errors fall after the split | they fall anywhere alike)
+    k = np.arange(errors + 1)[None, :]
+    log_pmf = (
+        _log_choose(errors, k)
+        + _log_choose(n - errors, size[:, None] - k)
+        - _log_choose(n, size)[:, None]
+    )
+    log_pmf = np.where((k <= later[:, None]) & (k <= size[:, None]), log_pmf, -np.inf)
+    p_values = np.exp(np.logaddexp.reduce(log_pmf, axis=1))
+    best = int(np.argmin(p_values))
+    return int(splits[best]) if p_values[best] * len(splits) < 1 - level else 0
+
+
+def _log_choose(n: ArrayLike, k: ArrayLike) -> np.ndarray:
+    """log(n choose k), -inf where k is out of 0..n."""
+    n, k = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
+    valid = (k >= 0) & (k <= n)
+    safe_k = np.where(valid, k, 0.0)
+    value = gammaln(n + 1) - gammaln(safe_k + 1) - gammaln(n - safe_k + 1)
+    return np.where(valid, value, -np.inf)
 
 
 def select_threshold(

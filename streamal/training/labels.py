@@ -259,14 +259,15 @@ class LabelStore:
         return int(untrained.fetchone()[0]), int(meta.get("concept_start", "0"))
 
     def audits(self, since: int, newest: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``newest`` audits answered after point ``since``: the confidence each was served
-        with, and whether its resolved label agreed with the prediction then."""
+        """The ``newest`` audits answered after point ``since``, in the order they were asked:
+        the confidence each was served with, and whether its resolved label agreed with the
+        prediction then."""
         rows = self._db.execute(
             f"SELECT r.id, r.predicted, r.confidence FROM requests r WHERE r.reason='audit'"
             f" AND {HAS_LABEL} AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ?"
             " ORDER BY r.seq DESC LIMIT ?",
             (since, newest),
-        ).fetchall()
+        ).fetchall()[::-1]
         confidences = np.array([row[2] for row in rows], dtype=np.float64)
         correct = np.array([self.label_of(row[0]) == row[1] for row in rows], dtype=bool)
         return confidences, correct

@@ -7,7 +7,9 @@
   adapting from where it is.
 - ``auto_label``: the lowest confidence at which the lower confidence bound of the precision
   on audited samples, as they were served, reaches the target; absent (auto-labeling off) while
-  the evidence is too thin or no threshold qualifies. As served, not scored again by the new
+  the evidence is too thin or no threshold qualifies. The audits before a split after which
+  they are right significantly more often (those of the first, weaker models) are left out
+  (`current_evidence`). As served, not scored again by the new
   model: it learned most of them, and a model is more confident and more often right on what
   it learned than on the samples it will auto-label.
 """
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from streamal.config import Settings
-from streamal.gates import precision_lower_bound, select_threshold
+from streamal.gates import current_evidence, precision_lower_bound, select_threshold
 from streamal.messages import Sample
 from streamal.model import Predictor
 from streamal.model.scoring import probabilities_and_utilities
@@ -48,10 +50,13 @@ def budget_threshold(
 def auto_label_threshold(
     settings: Settings, confidences: np.ndarray, correct: np.ndarray
 ) -> tuple[float, float] | None:
-    """The auto-label threshold for the precision target on audits, each with the confidence it
-    was served with and whether its label agreed, with the precision's lower bound there; None
-    while they are fewer than ``min_audits`` or no threshold qualifies."""
+    """The auto-label threshold for the precision target on audits (in the order asked), each
+    with the confidence it was served with and whether its label agreed, with the precision's
+    lower bound there; None while the current ones are fewer than ``min_audits`` or no
+    threshold qualifies."""
     auto = settings.strategy.auto_label
+    start = current_evidence(correct, fewest=auto.min_audits)
+    confidences, correct = confidences[start:], correct[start:]
     if len(confidences) < auto.min_audits:
         return None
     method, level, noise = auto.bound, auto.confidence_level, auto.label_noise

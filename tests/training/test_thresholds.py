@@ -55,3 +55,16 @@ def test_auto_labeling_waits_for_enough_audits_then_meets_the_target() -> None:
     # calibrated: precision above t is (1 + t) / 2, so the point estimate would stop at 0.90;
     # the lower bound must ask for more, but not absurdly much
     assert 0.9 < threshold < 0.96
+
+
+def test_the_first_models_wrong_audits_do_not_hold_a_better_model_back() -> None:
+    settings = Settings(strategy={"auto_label": {"min_audits": 100}})
+    rng = np.random.default_rng(2)
+    confidences = rng.uniform(0.9, 1.0, 300)
+    first = rng.random(100) < 0.9  # the first model's audits: right 90% of the time
+    correct = np.concatenate([first, np.ones(200, dtype=bool)])  # the better models' since
+    found = auto_label_threshold(settings, confidences, correct)
+    assert found is not None and found[1] >= 0.98
+    assert found[0] <= 0.91  # every confidence seen qualifies
+    # the same outcomes the other way round: a model that got worse keeps auto-labeling off
+    assert auto_label_threshold(settings, confidences, correct[::-1]) is None
