@@ -25,7 +25,8 @@ streamal's own model and trainer, against peers that learn online after every la
 built-in streams keep the simulation's annotator delay (0.2 s of stream time).
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
-[--streams A,B] [--peers [A,B]] [--no-ceiling]`` (``--streams ""``: none of the built-in streams).
+[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling]`` (``--streams ""``: none of the
+built-in streams).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
@@ -112,28 +115,40 @@ def stream_result(
     }
 
 
-def peer_result(name: str, samples: int, rate: float, workdir: Path) -> dict[str, Any]:
+def peer_result(
+    name: str, samples: int, rate: float, workdir: Path, seeds: int = 1
+) -> dict[str, Any]:
+    """The peer stream ``name`` at budget 0.1; with ``seeds`` > 1, means over seeds ``0 ..
+    seeds - 1`` (of the generator, or for a bundled dataset in file order of the model and the
+    draws alone) beside each seed's accuracy: one run of a short stream moves by points."""
     settings = Settings()
-    stream = peer(name, samples, seed=0)
-    accuracy, labels_used, label_rate = {}, {}, {}
-    for run in ("default", "random", "margin"):
-        score, budget = RUNS[run]
-        options = Options(budget=budget, rate=rate, seed=0, **PEERS_PROTOCOL)
-        chosen = score or settings.strategy.score
-        report = simulate(settings, stream, run, chosen, workdir / name / run, options)
-        accuracy[run] = report["prequential_accuracy"]
-        labels_used[run], label_rate[run] = report["labels_used"], report["label_rate"]
-        print(f"{name}/{run}: accuracy {accuracy[run]}", file=sys.stderr)
+    by_seed: dict[str, list[float]] = {run: [] for run in ("default", "random", "margin")}
+    labels_used: dict[str, list[int]] = {run: [] for run in by_seed}
+    for seed in range(seeds):
+        stream = peer(name, samples, seed=seed)
+        for run in by_seed:
+            score, budget = RUNS[run]
+            options = Options(budget=budget, rate=rate, seed=seed, **PEERS_PROTOCOL)
+            chosen = score or settings.strategy.score
+            where = workdir / name / f"{run}-{seed}"
+            report = simulate(settings, stream, run, chosen, where, options)
+            by_seed[run].append(report["prequential_accuracy"])
+            labels_used[run].append(report["labels_used"])
+            print(f"{name}/{run}/seed {seed}: accuracy {by_seed[run][-1]}", file=sys.stderr)
+    accuracy = {run: round(float(np.mean(values)), 4) for run, values in by_seed.items()}
     random, best, best_accuracy = PEER_ANCHORS[name]
-    return {
+    result = {
         "samples": len(stream.ids),
         "accuracy": accuracy,
         "peers": {"random": random, "best": best, "best_accuracy": best_accuracy},
         "default_minus_best_peer": round(accuracy["default"] - best_accuracy, 4),
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-        "labels_used": labels_used,
-        "label_rate": label_rate,
+        "labels_used": {run: round(float(np.mean(n))) for run, n in labels_used.items()},
+        "label_rate": {
+            run: round(float(np.mean(n)) / len(stream.ids), 4) for run, n in labels_used.items()
+        },
     }
+    return result | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
 
 
 def main() -> None:
@@ -145,6 +160,10 @@ def main() -> None:
     parser.add_argument(
         "--peers", nargs="?", const=",".join(PEERS), default="", metavar="LIST",
         help="also the peer-anchor streams (all, or those named, comma-separated)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="peer streams: means over seeds 0 .. N-1 (short streams move by points a run)",
     )  # fmt: skip
     parser.add_argument(
         "--no-ceiling", dest="ceiling", action="store_false",
@@ -164,7 +183,7 @@ def main() -> None:
             )
         if args.peers:
             result["peers"] = {
-                name: peer_result(name, 20_000, args.rate, Path(workdir))
+                name: peer_result(name, 20_000, args.rate, Path(workdir), args.seeds)
                 for name in args.peers.split(",")
             }
     json.dump(result, sys.stdout, indent=2)

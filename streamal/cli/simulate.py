@@ -43,10 +43,12 @@ def _demo(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     rate = 1500.0
     samples = args.samples
-    stream = streams.builtin("abrupt", samples, seed=settings.strategy.seed)
+    stream = streams.builtin("sea", samples, seed=settings.strategy.seed)
     print(
-        f"streamal demo: {samples:,} samples of a 3-class stream whose classes swap places at "
-        f"{stream.drifts[0]:,}; serve + simulated annotator + train on the embedded transport, "
+        f"streamal demo: {samples:,} samples of SEA concepts (2 classes: do the first two of 3 "
+        f"features sum to more than a threshold?) whose threshold moves at {stream.drifts[0]:,}, "
+        "so samples near the boundary change class; serve + simulated annotator + train on the "
+        "embedded transport, "
         f"the configured strategy ({settings.strategy.score}, {settings.strategy.gate.name} gate, "
         f"budget {settings.strategy.budget}) against random at the same budget",
         file=sys.stderr,
@@ -56,7 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
         progress=report.ProgressLine(), time_limit_s=args.seconds / 2,
     )  # fmt: skip
     out = Path(args.out)
-    reports = report.compare(settings, stream, ["default", "random"], out, options, "abrupt")
+    reports = report.compare(settings, stream, ["default", "random"], out, options, "sea")
     report.print_summary(reports, out)
     return EXIT_OK
 
@@ -90,7 +92,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "--stream",
         default="abrupt",
         metavar="NAME|FILE",
-        help="a built-in stream (stationary, abrupt, gradual, sparse, pixels, many_classes, "
+        help="a built-in stream (stationary, abrupt, gradual, sea, sparse, pixels, many_classes, "
         "rare, relocated, relocated_gradual, rotating, short) or a .jsonl file (default: abrupt)",
     )
     simulate.add_argument(

@@ -15,7 +15,7 @@ from streamal.errors import ConfigError
 from streamal.messages import Sample
 
 BUILTIN = (
-    "stationary", "abrupt", "gradual", "sparse", "pixels", "many_classes", "rare",
+    "stationary", "abrupt", "gradual", "sea", "sparse", "pixels", "many_classes", "rare",
     "relocated", "relocated_gradual", "rotating", "short",
 )  # fmt: skip
 SHORT = 1200
@@ -292,6 +292,8 @@ def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
 
     - ``stationary``: 5 Gaussian classes; ``abrupt``, ``gradual``: 3 that swap places at half
       the stream (gradual: over a fifth of it, centered on the half);
+    - ``sea``: SEA concepts without label noise, their threshold moving at half the stream
+      (`sea`; ``sea_abrupt`` among the peers' streams has 10% of its labels flipped);
     - ``sparse``: word counts of 4 topics over 300 words, the last 100 of which appear only
       from a fifth of the stream on (constant zero before);
     - ``pixels``: 10 classes of binary 8 x 8 images, most pixels zero;
@@ -310,6 +312,8 @@ def builtin(name: str, n: int, seed: int = 0) -> LabeledStream:
         return gaussian_classes(n, spread=1.5, drift_at=n // 2, seed=seed)
     if name == "gradual":
         return gaussian_classes(n, spread=1.5, **gradual, seed=seed)
+    if name == "sea":
+        return sea(n, seed=seed)
     if name == "sparse":
         return word_counts(n, late_at=n // 5, seed=seed)
     if name == "pixels":
@@ -340,15 +344,10 @@ def peer(name: str, n: int = 20_000, seed: int = 0) -> LabeledStream:
     from river import datasets
     from river.datasets import synth
 
-    drifts: tuple[int, ...] = ()
     source: Iterable[tuple[dict[str, Any], Any]]
     if name == "sea_abrupt":
-        drifts = (n // 2,)
-        source = synth.ConceptDriftStream(
-            synth.SEA(variant=0, noise=0.1, seed=seed), synth.SEA(variant=3, noise=0.1, seed=seed),
-            position=n // 2, width=100, seed=seed,
-        )  # fmt: skip
-    elif name == "hyperplane":
+        return sea(n, noise=0.1, seed=seed)
+    if name == "hyperplane":
         source = synth.Hyperplane(
             seed=seed, n_features=10, n_drift_features=5, mag_change=0.001,
             noise_percentage=0.05, sigma=0.1,
@@ -361,6 +360,37 @@ def peer(name: str, n: int = 20_000, seed: int = 0) -> LabeledStream:
         source = datasets.ImageSegments()
     else:
         raise ConfigError(f"unknown peer stream {name!r}; use {', '.join(PEERS)}")
+    return _from_river(source, n, ())
+
+
+def sea(n: int, *, noise: float = 0.0, drift_width: int = 100, seed: int = 0) -> LabeledStream:
+    """SEA concepts (river's generator): 3 features uniform in [0, 10], the class whether the
+    first two sum to more than 8, and from half the stream on (over about ``drift_width``
+    samples) to more than 9.5, so about 13% of the samples change class; a share ``noise`` of
+    the labels flipped.
+
+    >>> stream = sea(2000, seed=1)
+    >>> stream.features.shape, stream.classes, stream.drifts
+    ((2000, 3), ['False', 'True'], (1000,))
+    >>> x, y = stream.features, stream.labels
+    >>> bool(((x[:, 0] + x[:, 1] > 8) == (y == 1))[:900].all())
+    True
+    >>> bool(((x[:, 0] + x[:, 1] > 9.5) == (y == 1))[1100:].all())
+    True
+    """
+    from river.datasets import synth
+
+    source = synth.ConceptDriftStream(
+        synth.SEA(variant=0, noise=noise, seed=seed), synth.SEA(variant=3, noise=noise, seed=seed),
+        position=n // 2, width=drift_width, seed=seed,
+    )  # fmt: skip
+    return _from_river(source, n, (n // 2,))
+
+
+def _from_river(
+    source: Iterable[tuple[dict[str, Any], Any]], n: int, drifts: tuple[int, ...]
+) -> LabeledStream:
+    """The first ``n`` samples of a river dataset or generator, its classes in sorted order."""
     rows, names = [], []
     for x, y in itertools.islice(source, n):
         rows.append([float(v) for v in x.values()])

@@ -54,7 +54,9 @@ def test_simulate_compares_strategies_with_the_baselines(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(900)  # a hang guard only: a slow runner takes longer, never cuts the stream
-def test_demo_runs_the_whole_loop_and_its_default_beats_random(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop_and_its_default_beats_random_and_finds_the_drift(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "demo"
     # The README's command on its fixed seed and 20,000 samples, bound by samples, not seconds:
     result = streamal("demo", "--out", str(out), "--seconds", "1e9", timeout=840)
@@ -65,7 +67,10 @@ def test_demo_runs_the_whole_loop_and_its_default_beats_random(tmp_path: Path) -
     assert result.stdout.splitlines()[0].split()[:3] == ["strategy", "labels", "rate"]
     for run in (default, random):  # the same budget, audits and exploration included
         assert abs(run["label_rate"] - 0.1) <= 0.005
-    assert default["prequential_accuracy"] > random["prequential_accuracy"]
+    # SEA's boundary moves at half the stream: the samples that change class sit where the
+    # careful labeler asks, so it sees the change and learns it (seed 0: 0.971 against 0.953)
+    assert default["prequential_accuracy"] >= random["prequential_accuracy"] + 0.01
+    assert default["drift_events"] and default["standing_precision"] >= 0.98
 
 
 def test_a_users_labeled_jsonl_stream(tmp_path: Path) -> None:
