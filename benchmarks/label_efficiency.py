@@ -3,7 +3,8 @@
 For each built-in stream (``streamal simulate --stream NAME``: stationary multi-class, abrupt
 and gradual drift, sparse word counts, binary pixels, many classes, a rare class, boundaries
 that move far, a short stream) the real serve + simulated annotator + train loop runs three
-times on the same samples at budget 0.1: streamal's default strategy, random and margin; and
+times on the same samples at budget 0.1: streamal's default strategy, random, and the default
+strategy with the model's opt-in online parts (``blend``: ``model.online: [0.01, 0.1]``); and
 streamal's own model learns from every label as soon as it is seen (``all_labels``, the
 ceiling: `streamal.simulation.ceiling`, test-then-train with the trainer's recipe, no budget).
 Reported per stream:
@@ -12,13 +13,13 @@ Reported per stream:
   the ceiling's final accuracy, for default and random, and their ratio (below 1: streamal
   needs fewer labels);
 - ``accuracy``: prequential accuracy over the stream at budget 0.1, default against random and
-  margin (and the ceiling);
+  blend (and the ceiling);
 - ``labels_used`` and ``label_rate``: labels spent and their share of the stream (the realized
   budget, audits and exploration included).
 
 With ``--peers``, the peer-anchor streams (``sea_abrupt``, ``hyperplane``, ``rbf5``, ``phishing``,
 ``image_segments``, generated with river as the anchors describe) run too, at budget 0.1 only
-(default, random, margin), beside the peers' measured accuracy under the same prequential
+(default, random, blend), beside the peers' measured accuracy under the same prequential
 protocol (`PEER_ANCHORS`: random, and the best peer), which learns a label as soon as it is
 asked (`PEERS_PROTOCOL`: no annotator delay, a finer lockstep). This is the system level:
 streamal's own model and trainer, against peers that learn online after every label. The
@@ -58,7 +59,18 @@ PEERS_PROTOCOL = {"label_delay_s": 0.0, "tick_s": 0.02}
 """The peers' protocol: a sample's label, once asked, is learned before the next samples (here
 within a tick of the lockstep, 30 samples at the default rate), not after an annotator's delay."""
 
-RUNS = {"default": (None, 0.1), "random": ("random", 0.1), "margin": ("margin", 0.1)}
+RUNS: dict[str, tuple[str | None, dict[str, Any]]] = {  # score (None: the default), settings
+    "default": (None, {}),
+    "random": ("random", {}),
+    "blend": (None, {"model": {"online": [0.01, 0.1]}}),
+}
+
+
+def run_settings(run: str) -> tuple[Settings, str]:
+    """The settings and the score of ``run`` (`RUNS`)."""
+    score, overrides = RUNS[run]
+    settings = Settings(**overrides)
+    return settings, score or settings.strategy.score
 
 
 def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
@@ -82,18 +94,17 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True
 ) -> dict[str, Any]:
-    settings = Settings()
     stream = builtin(name, samples, seed=0)
     reports = {}
-    for run, (score, budget) in RUNS.items():
-        options = Options(budget=budget, rate=rate, seed=0)
-        chosen = score or settings.strategy.score
+    for run in RUNS:
+        settings, chosen = run_settings(run)
+        options = Options(budget=0.1, rate=rate, seed=0)
         reports[run] = simulate(settings, stream, run, chosen, workdir / name / run, options)
         print(f"{name}/{run}: accuracy {reports[run]['prequential_accuracy']}", file=sys.stderr)
     accuracy = {run: report["prequential_accuracy"] for run, report in reports.items()}
     result: dict[str, Any] = {"samples": len(stream.ids)}
     if ceiling:
-        top = all_labels(settings, stream)
+        top = all_labels(Settings(), stream)
         accuracy["all_labels"] = top["prequential_accuracy"]
         print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
         target = 0.95 * top["final_accuracy"]
@@ -109,7 +120,7 @@ def stream_result(
     return result | {
         "accuracy": accuracy,
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-        "default_minus_margin": round(accuracy["default"] - accuracy["margin"], 4),
+        "blend_minus_default": round(accuracy["blend"] - accuracy["default"], 4),
         "labels_used": {run: report["labels_used"] for run, report in reports.items()},
         "label_rate": {run: report["label_rate"] for run, report in reports.items()},
     }
@@ -121,15 +132,13 @@ def peer_result(
     """The peer stream ``name`` at budget 0.1; with ``seeds`` > 1, means over seeds ``0 ..
     seeds - 1`` (of the generator, or for a bundled dataset in file order of the model and the
     draws alone) beside each seed's accuracy: one run of a short stream moves by points."""
-    settings = Settings()
-    by_seed: dict[str, list[float]] = {run: [] for run in ("default", "random", "margin")}
+    by_seed: dict[str, list[float]] = {run: [] for run in RUNS}
     labels_used: dict[str, list[int]] = {run: [] for run in by_seed}
     for seed in range(seeds):
         stream = peer(name, samples, seed=seed)
-        for run in by_seed:
-            score, budget = RUNS[run]
-            options = Options(budget=budget, rate=rate, seed=seed, **PEERS_PROTOCOL)
-            chosen = score or settings.strategy.score
+        for run in RUNS:
+            settings, chosen = run_settings(run)
+            options = Options(budget=0.1, rate=rate, seed=seed, **PEERS_PROTOCOL)
             where = workdir / name / f"{run}-{seed}"
             report = simulate(settings, stream, run, chosen, where, options)
             by_seed[run].append(report["prequential_accuracy"])
@@ -142,6 +151,7 @@ def peer_result(
         "accuracy": accuracy,
         "peers": {"random": random, "best": best, "best_accuracy": best_accuracy},
         "default_minus_best_peer": round(accuracy["default"] - best_accuracy, 4),
+        "blend_minus_best_peer": round(accuracy["blend"] - best_accuracy, 4),
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
         "labels_used": {run: round(float(np.mean(n))) for run, n in labels_used.items()},
         "label_rate": {
