@@ -22,7 +22,7 @@ def _simulate(args: argparse.Namespace) -> int:
         stream = streams.builtin(args.stream, args.samples, seed=settings.strategy.seed)
     else:
         stream = streams.from_jsonl(Path(args.stream))
-    names = report.strategies_with_baselines(args.strategies.split(","))
+    names = report.strategies_with_baselines(args.strategies.split(","), settings.strategy.score)
     options = Options(
         budget=args.budget, label_delay_s=args.label_delay, label_noise=args.label_noise,
         rate=args.rate, seed=settings.strategy.seed, progress=report.ProgressLine(),
@@ -84,8 +84,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         help="replay a labeled stream through serve + train with a simulated annotator",
         description="Replay a labeled stream (built in, or a JSONL file of samples with a "
         "label) through the real serve and train code on the embedded transport, for each "
-        "strategy and the random and margin baselines at the same budget; writes report.json "
-        "and PNG plots.",
+        "strategy and the random and margin baselines at the same budget (margin unless the "
+        "configured score is margin already); writes report.json and PNG plots.",
     )
     add_config_option(simulate)
     simulate.add_argument(

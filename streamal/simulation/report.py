@@ -17,14 +17,20 @@ from streamal.simulation.streams import LabeledStream
 BASELINES = ("random", "margin")
 
 
-def strategies_with_baselines(names: Sequence[str]) -> list[str]:
-    """The requested strategies, then the baselines that are not among them.
+def strategies_with_baselines(names: Sequence[str], configured: str) -> list[str]:
+    """The requested strategies, then the baselines that are not among them; ``default`` (the
+    ``configured`` score) already is the baseline of that name, which would only repeat it.
 
-    >>> strategies_with_baselines(["default", "entropy", "margin"])
+    >>> strategies_with_baselines(["default", "entropy", "margin"], "margin")
     ['default', 'entropy', 'margin', 'random']
+    >>> strategies_with_baselines(["default"], "margin")
+    ['default', 'random']
+    >>> strategies_with_baselines(["default"], "entropy")
+    ['default', 'random', 'margin']
     """
     chosen = list(dict.fromkeys(names))
-    return chosen + [b for b in BASELINES if b not in chosen]
+    covered = set(chosen) | ({configured} if "default" in chosen else set())
+    return chosen + [b for b in BASELINES if b not in covered]
 
 
 def compare(
