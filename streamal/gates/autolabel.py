@@ -181,7 +181,7 @@ class AutoLabelGate(Gate[AutoLabelState]):
     @property
     def precision_lower_bound(self) -> float:
         """The lower bound on the audited precision at the current threshold (nan if none)."""
-        return self._bound_at(self.threshold)
+        return self._bound_at(self.threshold, *self._evidence())
 
     def _evidence(self) -> tuple[np.ndarray, np.ndarray]:
         """The audits kept that speak of the model now (`current_evidence`): confidences and
@@ -191,8 +191,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
         start = current_evidence(right, fewest=self.min_audits)
         return conf[start:], right[start:]
 
-    def _bound_at(self, threshold: float) -> float:
-        conf, right = self._evidence()
+    def _bound_at(self, threshold: float, conf: np.ndarray, right: np.ndarray) -> float:
+        """The bound on the audits ``conf``, ``right`` (see `_evidence`) at ``threshold``."""
         above = conf >= threshold
         if not above.any():
             return float("nan")
@@ -313,7 +313,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
             )
             state.active = threshold is not None
             state.threshold = state.threshold if threshold is None else threshold
-            state.bound = float(np.nan_to_num(self._bound_at(state.threshold)))  # its own now
+            bound = self._bound_at(state.threshold, *current)  # its own now
+            state.bound = float(np.nan_to_num(bound))
         self._commit(state)
         return went_wrong
 
