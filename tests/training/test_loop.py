@@ -78,17 +78,18 @@ def stream_in(
     end: int,
     rate: float,
     caught_up: Callable[[int], bool],
+    start: int = 0,
 ) -> None:
-    """Produce samples ``[0, end)`` of ``stream`` at about ``rate`` per second, and never more
-    than two tenths of a second ahead of the loop (``caught_up(n)``: serve routed ``n``
+    """Produce samples ``[start, end)`` of ``stream`` at about ``rate`` per second, and never
+    more than two tenths of a second ahead of the loop (``caught_up(n)``: serve routed ``n``
     samples and the trainer keeps up with the answers), so how far the loop gets does not
     depend on the machine's speed or load."""
     chunk = max(1, int(rate / 10))
     with open_transport(settings) as producer:
         producer.ensure_topics(topic_specs(settings.topics))
-        for start in range(0, end, chunk):
-            wait_for(lambda: caught_up(start - 2 * chunk), timeout_s=120)  # noqa: B023
-            for sample in stream.samples(range(start, min(start + chunk, end))):
+        for first in range(start, end, chunk):
+            wait_for(lambda: caught_up(first - 2 * chunk), timeout_s=120)  # noqa: B023
+            for sample in stream.samples(range(first, min(first + chunk, end))):
                 producer.produce(
                     Record(settings.topics.samples, encode(sample), key=sample.id.encode())
                 )

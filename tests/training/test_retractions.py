@@ -8,6 +8,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from streamal.config import Settings
 from streamal.messages import AutoLabel, Retraction, decode
 from streamal.metrics import Metrics
@@ -19,12 +21,19 @@ from tests.helpers import read_all, wait_for, write_config
 from tests.training.test_loop import FEATURES, loop_settings, running, stream_in
 from tests.training.test_trainer import run_train, stored_answers
 
+MOST_BEFORE = 14_000  # samples of the first concept at most: auto-labeling began by then
+AFTER = 2500  # samples of the swapped concept
+
 
 def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
     cluster: Settings, tmp_path: Path
 ) -> None:
-    change, end = 8000, 10_500  # every class swaps places at 8,000: confident and wrong
-    stream = gaussian_classes(end, n_features=FEATURES, spread=1.5, drift_at=change, seed=4)
+    # every class swaps places once auto-labeling ran a while (observed, not at a fixed
+    # sample: a loaded machine trains slower per sample), so the replica is confident and wrong
+    n = MOST_BEFORE + AFTER
+    stream = gaussian_classes(n, n_features=FEATURES, spread=1.5, drift_at=n, seed=4)
+    swapped = gaussian_classes(n, n_features=FEATURES, spread=1.5, drift_at=0, seed=4)
+    assert np.array_equal(stream.labels, swapped.labels)  # the same samples, moved
     settings = loop_settings(cluster, tmp_path, stream.classes)
     config = write_config(settings, tmp_path / "train.yaml")
     metrics = Metrics()
@@ -32,6 +41,7 @@ def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
     annotator = SimulatedAnnotator(settings, stream.truth(), delay_s=0.3, group=unique("ann"))
     routed = metrics.registry.get_sample_value
     trainers: list[subprocess.Popen[str]] = [run_train(config)]
+    change: list[int] = []  # where the classes swap, once decided
     asked_at_change: list[float] = []
 
     def total() -> float:
@@ -46,7 +56,7 @@ def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
         assert trainers[-1].poll() is None, trainers[-1].communicate()[1][-2000:]
         asked = routed("streamal_samples_total", {"route": "oracle"}) or 0
         stored = stored_answers(settings.train.label_store)
-        if total() >= change and not asked_at_change:
+        if change and total() >= change[0] and not asked_at_change:
             asked_at_change.append(asked)
         if asked_at_change and len(trainers) == 1 and stored >= asked_at_change[0] + 40:
             trainers[0].send_signal(signal.SIGKILL)
@@ -56,8 +66,14 @@ def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
 
     try:
         with running((daemon.run, daemon.stop), (annotator.run, annotator.stop)):
-            stream_in(settings, stream, end, 1500, caught_up)
-            wait_for(lambda: total() >= end, timeout_s=120)
+            position = 0
+            while (routed("streamal_samples_total", {"route": "auto_label"}) or 0) < 100:
+                assert position < MOST_BEFORE, "auto-labeling never began"
+                stream_in(settings, stream, position + 500, 1500, caught_up, start=position)
+                position += 500
+            change.append(position)
+            stream_in(settings, swapped, position + AFTER, 1500, caught_up, start=position)
+            wait_for(lambda: total() >= position + AFTER, timeout_s=120)
     finally:
         for trainer in trainers:
             if trainer.poll() is None:
@@ -70,9 +86,9 @@ def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
     retracted = Counter(
         decode(Retraction, e.value).id for e in read_all(settings, settings.topics.retractions)
     )
-    assert any(int(a.id[1:]) < change for a in issued)  # auto-labeling ran before the change
+    assert any(int(a.id[1:]) < change[0] for a in issued)  # auto-labeling ran before the change
     assert retracted and set(retracted.values()) == {1}  # each exactly once
-    wrong = {a.id for a in issued if a.label != truth[a.id] and int(a.id[1:]) >= change}
+    wrong = {a.id for a in issued if a.label != truth[a.id] and int(a.id[1:]) >= change[0]}
     assert wrong <= set(retracted)  # every wrong auto-label of the new concept
     standing = [a.label == truth[a.id] for a in issued if a.id not in retracted]
     assert not standing or sum(standing) / len(standing) >= 0.98
