@@ -36,6 +36,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ import numpy as np
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.run import ROLLING, Options, simulate
-from streamal.simulation.streams import BUILTIN, PEERS, builtin, peer
+from streamal.simulation.streams import BUILTIN, PEERS, LabeledStream, builtin, peer
 
 PEER_ANCHORS = {  # accuracy at budget 0.1, measured with the peers' own code: random (linear
     # learner), and the best peer with the better of the two learners (linear, river's ARF)
@@ -92,22 +93,20 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 
 
 def stream_result(
-    name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True
+    name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1
 ) -> dict[str, Any]:
-    stream = builtin(name, samples, seed=0)
-    reports = {}
-    for run in RUNS:
-        settings, chosen = run_settings(run)
-        options = Options(budget=0.1, rate=rate, seed=0)
-        reports[run] = simulate(settings, stream, run, chosen, workdir / name / run, options)
-        print(f"{name}/{run}: accuracy {reports[run]['prequential_accuracy']}", file=sys.stderr)
-    accuracy = {run: report["prequential_accuracy"] for run, report in reports.items()}
-    result: dict[str, Any] = {"samples": len(stream.ids)}
+    """The built-in stream ``name`` at budget 0.1 (and its ceiling, from seed 0); with
+    ``seeds`` > 1, accuracies are means over the generator's seeds ``0 .. seeds - 1``."""
+    by_seed, labels_used, first = runs_over_seeds(name, samples, rate, workdir, seeds, builtin)
+    accuracy = mean_accuracy(by_seed)
+    result: dict[str, Any] = {"samples": first["samples"]}
     if ceiling:
+        stream = builtin(name, samples, seed=0)
         top = all_labels(Settings(), stream)
         accuracy["all_labels"] = top["prequential_accuracy"]
         print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
         target = 0.95 * top["final_accuracy"]
+        reports = first["reports"]
         needed = {run: labels_to_reach(reports[run], target) for run in ("default", "random")}
         ratio = None
         if needed["default"] and needed["random"]:
@@ -117,12 +116,60 @@ def stream_result(
             "labels_to_95": needed,
             "labels_ratio_default_vs_random": ratio,
         }
-    return result | {
-        "accuracy": accuracy,
-        "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-        "blend_minus_default": round(accuracy["blend"] - accuracy["default"], 4),
-        "labels_used": {run: report["labels_used"] for run, report in reports.items()},
-        "label_rate": {run: report["label_rate"] for run, report in reports.items()},
+    return (
+        result
+        | {
+            "accuracy": accuracy,
+            "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
+            "blend_minus_default": round(accuracy["blend"] - accuracy["default"], 4),
+        }
+        | budget_spent(labels_used, first["samples"])
+        | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
+    )
+
+
+def runs_over_seeds(
+    name: str,
+    samples: int,
+    rate: float,
+    workdir: Path,
+    seeds: int,
+    make: Callable[..., LabeledStream],
+    protocol: dict[str, float] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, list[int]], dict[str, Any]]:
+    """Every run (`RUNS`) on stream ``name`` (``make(name, samples, seed=...)``) for seeds
+    ``0 .. seeds - 1``: accuracies and labels used by run, and seed 0's reports."""
+    by_seed: dict[str, list[float]] = {run: [] for run in RUNS}
+    labels_used: dict[str, list[int]] = {run: [] for run in RUNS}
+    first: dict[str, Any] = {"reports": {}}
+    for seed in range(seeds):
+        stream = make(name, samples, seed=seed)
+        first.setdefault("samples", len(stream.ids))
+        for run in RUNS:
+            settings, chosen = run_settings(run)
+            options = Options(budget=0.1, rate=rate, seed=seed, **(protocol or {}))
+            where = workdir / name / f"{run}-{seed}"
+            report = simulate(settings, stream, run, chosen, where, options)
+            if seed == 0:
+                first["reports"][run] = report
+            by_seed[run].append(report["prequential_accuracy"])
+            labels_used[run].append(report["labels_used"])
+            print(f"{name}/{run}/seed {seed}: accuracy {by_seed[run][-1]}", file=sys.stderr)
+    return by_seed, labels_used, first
+
+
+def mean_accuracy(by_seed: dict[str, list[float]]) -> dict[str, float]:
+    """Each run's mean accuracy over seeds."""
+    return {run: round(float(np.mean(values)), 4) for run, values in by_seed.items()}
+
+
+def budget_spent(labels_used: dict[str, list[int]], samples: int) -> dict[str, Any]:
+    """Each run's mean labels used and label rate over seeds."""
+    return {
+        "labels_used": {run: round(float(np.mean(n))) for run, n in labels_used.items()},
+        "label_rate": {
+            run: round(float(np.mean(n)) / samples, 4) for run, n in labels_used.items()
+        },
     }
 
 
@@ -132,32 +179,19 @@ def peer_result(
     """The peer stream ``name`` at budget 0.1; with ``seeds`` > 1, means over seeds ``0 ..
     seeds - 1`` (of the generator, or for a bundled dataset in file order of the model and the
     draws alone) beside each seed's accuracy: one run of a short stream moves by points."""
-    by_seed: dict[str, list[float]] = {run: [] for run in RUNS}
-    labels_used: dict[str, list[int]] = {run: [] for run in by_seed}
-    for seed in range(seeds):
-        stream = peer(name, samples, seed=seed)
-        for run in RUNS:
-            settings, chosen = run_settings(run)
-            options = Options(budget=0.1, rate=rate, seed=seed, **PEERS_PROTOCOL)
-            where = workdir / name / f"{run}-{seed}"
-            report = simulate(settings, stream, run, chosen, where, options)
-            by_seed[run].append(report["prequential_accuracy"])
-            labels_used[run].append(report["labels_used"])
-            print(f"{name}/{run}/seed {seed}: accuracy {by_seed[run][-1]}", file=sys.stderr)
-    accuracy = {run: round(float(np.mean(values)), 4) for run, values in by_seed.items()}
+    by_seed, labels_used, first = runs_over_seeds(
+        name, samples, rate, workdir, seeds, peer, PEERS_PROTOCOL
+    )
+    accuracy = mean_accuracy(by_seed)
     random, best, best_accuracy = PEER_ANCHORS[name]
     result = {
-        "samples": len(stream.ids),
+        "samples": first["samples"],
         "accuracy": accuracy,
         "peers": {"random": random, "best": best, "best_accuracy": best_accuracy},
         "default_minus_best_peer": round(accuracy["default"] - best_accuracy, 4),
         "blend_minus_best_peer": round(accuracy["blend"] - best_accuracy, 4),
         "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-        "labels_used": {run: round(float(np.mean(n))) for run, n in labels_used.items()},
-        "label_rate": {
-            run: round(float(np.mean(n)) / len(stream.ids), 4) for run, n in labels_used.items()
-        },
-    }
+    } | budget_spent(labels_used, first["samples"])
     return result | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
 
 
@@ -173,7 +207,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="N",
-        help="peer streams: means over seeds 0 .. N-1 (short streams move by points a run)",
+        help="means over seeds 0 .. N-1 (one run of a short stream moves by points)",
     )  # fmt: skip
     parser.add_argument(
         "--no-ceiling", dest="ceiling", action="store_false",
@@ -189,7 +223,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="streamal-efficiency-") as workdir:
         for name in filter(None, args.streams.split(",")):
             result["streams"][name] = stream_result(
-                name, samples, args.rate, Path(workdir), args.ceiling
+                name, samples, args.rate, Path(workdir), args.ceiling, args.seeds
             )
         if args.peers:
             result["peers"] = {

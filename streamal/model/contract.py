@@ -7,6 +7,8 @@ A model is a `StreamModel`. streamal gives it batches of `Sample` (``features``,
   samples it cannot read and why (those are dead-lettered; the rest of the batch goes on);
 - `StreamModel.logits` gives class logits ``[B, C]`` of encoded input; `StreamModel.embed`
   (optional) a representation ``[B, H]`` for the scores and selectors that read embeddings;
+  `StreamModel.rounds_logits` (optional) those of the part that learns in rounds only, for a
+  model that also follows the stream by itself (the drift detectors watch it);
 - `StreamModel.fit` trains on labeled samples, on the model's device, with the optimizer, loss
   and schedule of the implementation; `StreamModel.update` (optional) learns a few new labels
   between two rounds, so the served model improves after every few labels;
@@ -62,8 +64,8 @@ class StreamModel(ABC):
     """A model streamal can serve, train, checkpoint and hot-swap.
 
     Subclasses set ``classes`` (the labels, in logit order), ``device`` and ``network``, and
-    implement `encode`, `logits` and `fit`; `update`, `embed`, `stochastic_logits` and
-    `probe` are optional.
+    implement `encode`, `logits` and `fit`; `update`, `embed`, `rounds_logits`,
+    `stochastic_logits` and `probe` are optional.
     """
 
     classes: list[str]
@@ -91,6 +93,14 @@ class StreamModel(ABC):
         ``device``; True if the model changed. Optional: the default returns False, and such
         a model improves in full rounds (`fit`) only."""
         return False
+
+    def rounds_logits(self, inputs: Any) -> torch.Tensor | None:
+        """Logits ``[B, C]`` of the part of the model that learns in rounds, for a model that
+        also follows the stream by itself (e.g. online parts blended in): the drift detectors
+        watch this part, since a model that partly follows a change hides it from them, and a
+        drift is what sends the rounds back to the new concept's labels. Optional: None (the
+        default) means `logits` is that part."""
+        return None
 
     def embed(self, inputs: Any) -> torch.Tensor:
         """A representation ``[B, H]`` of ``inputs``, for embedding-based scores and selectors

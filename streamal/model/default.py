@@ -69,6 +69,11 @@ class FeatureModel(StreamModel):
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         return cast(Any, self.network).embed(inputs)
 
+    def rounds_logits(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """The MLP's own logits when it has online parts (None: it has none)."""
+        network = self.network
+        return network.deep(inputs) if isinstance(network, MLP) and len(network.online) else None
+
     def stochastic_logits(self, inputs: torch.Tensor, passes: int) -> torch.Tensor:
         """All passes in one batched forward pass."""
         return self.network(inputs.repeat(passes, 1)).reshape(passes, inputs.shape[0], -1)

@@ -233,6 +233,13 @@ class LabelStore:
         found = row.fetchone()
         return None if found is None else str(found[0])
 
+    def sample(self, sample_id: str) -> Sample | None:
+        """The sample of the request ``sample_id`` (None: no such request stored)."""
+        row = self._db.execute(
+            "SELECT id, features, payload FROM requests WHERE id=?", (sample_id,)
+        ).fetchone()
+        return None if row is None else _sample(*row)
+
     def labeled(self, since: int = 0) -> LabeledSet:
         """Every request with a label, with its resolved label; ``since`` keeps only those
         labeled after that point (see `Joined.seq`), e.g. the labels of a new concept."""

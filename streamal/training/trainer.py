@@ -312,7 +312,7 @@ class Trainer:
         self._recent.append(correct)
         self.metrics.answered_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
-        drifts = self._detectors.update(joined)
+        drifts = self._detectors.update(self._as_rounds_predict(joined))
         for detector in drifts:
             log.warning(
                 "drift detected by the %s detector: exploring more, training early", detector
@@ -331,6 +331,24 @@ class Trainer:
                 since=self.labels.asked_after(min(drifts.values()), reach_back=self._mixed),
             )
             self.labels.record_drift(self._drift)
+
+    def _as_rounds_predict(self, joined: Joined) -> Joined:
+        """``joined`` with the prediction of the champion's part that learns in rounds, for
+        a model that also follows the stream by itself (`StreamModel.rounds_logits`): such a
+        model is unsure where its parts disagree and partly right after a change, which would
+        hide from the detectors a change that the rounds must restart at."""
+        if self.champion is None or (sample := self.labels.sample(joined.id)) is None:
+            return joined
+        model = self.champion.predictor.model
+        encoded = model.encode([sample])
+        if not encoded.kept:
+            return joined
+        with torch.inference_mode():
+            logits = model.rounds_logits(encoded.inputs)
+        if logits is None:
+            return joined
+        confidence, best = torch.softmax(logits[0].float(), -1).max(-1)
+        return replace(joined, predicted=model.classes[int(best)], confidence=float(confidence))
 
     # -- rounds ---------------------------------------------------------------------------
 
