@@ -1,6 +1,6 @@
 """What the default model's online parts (``model.online``) cost; prints one JSON object, the
-blend (``--online``, by default the rates the README suggests) and the MLP alone (the default,
-``model.online: []``) measured side by side, alternating, in this run.
+blend (``--online``, by default the default rates) and the MLP alone (``model.online: []``)
+measured side by side, alternating, in this run.
 
 - ``forward_us``: microseconds per forward pass of a serving batch (``--batch`` rows of
   ``--features`` floats, the default hidden layers), and the blend's ratio to the MLP alone;
@@ -50,7 +50,8 @@ def timed(work: Callable[[], object], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--online", default="0.01,0.1", help="the blend's online rates")
+    rates = ",".join(str(rate) for rate in ModelConfig().online)
+    parser.add_argument("--online", default=rates, help="the blend's online rates")
     parser.add_argument("--batch", type=int, default=256, help="rows per forward pass")
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--labels", type=int, default=2000, help="labels of a full round")

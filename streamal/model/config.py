@@ -50,9 +50,9 @@ class ModelConfig(BaseModel):
     hidden: list[Annotated[int, Field(ge=1)]] = Field([64, 64], description="hidden layer sizes")
     dropout: float = Field(0.1, ge=0, lt=1)
     online: list[Annotated[float, Field(gt=0)]] = Field(
-        [],
+        [0.01, 0.1],
         description="SGD rates of linear parts blended with the MLP, each learned online, "
-        "label by label (e.g. [0.01, 0.1]; []: the MLP alone)",
+        "label by label ([]: the MLP alone)",
     )
     module: ImportPath | None = Field(
         None, description="package.module:function(n_features, n_classes) -> torch.nn.Module"

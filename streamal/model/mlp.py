@@ -15,6 +15,7 @@ from streamal.model.scaling import robust_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
 LOG_TEMPERATURE_BOUND = 3.0  # a part's temperature stays within exp(+-this)
+BLANK_LOG_WEIGHT = -10.0  # an online part added to a checkpoint of the MLP alone weighs e^-10
 
 
 class MLP(nn.Module):
@@ -95,10 +96,19 @@ class MLP(nn.Module):
         self.std.copy_(scale)
 
     def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        """A blend saved before its parts had temperatures loads at temperature 1."""
-        key = prefix + "log_temperatures"
-        if len(self.online) and key not in state:
-            state[key] = torch.zeros_like(self.log_temperatures)
+        """A checkpoint of the MLP alone (a store kept from before the online parts) loads
+        into a blend whose online parts are blank and weigh next to nothing until labels show
+        them right (see `weigh`); a blend saved before its parts had temperatures loads at
+        temperature 1."""
+        if len(self.online) and prefix + "rates" not in state:
+            for i, part in enumerate(self._linear_parts()):
+                state[f"{prefix}online.{i}.weight"] = torch.zeros_like(part.weight)
+                state[f"{prefix}online.{i}.bias"] = torch.zeros_like(part.bias)
+            state[prefix + "rates"] = self.rates.clone()
+            blank = torch.full((len(self.online),), BLANK_LOG_WEIGHT)
+            state[prefix + "log_weights"] = torch.cat([torch.zeros(1), blank])
+        if len(self.online):
+            state.setdefault(prefix + "log_temperatures", torch.zeros_like(self.log_temperatures))
         super()._load_from_state_dict(state, prefix, *args)
 
     def _linear_parts(self) -> list[nn.Linear]:

@@ -87,6 +87,18 @@ def test_a_blend_saved_before_its_parts_had_temperatures_loads_at_temperature_on
     assert torch.equal(model.log_temperatures, torch.zeros(3))
 
 
+def test_a_checkpoint_of_the_mlp_alone_loads_into_a_blend_that_predicts_as_it_did() -> None:
+    torch.manual_seed(0)
+    alone = MLP(n_features=2, n_classes=3, hidden=[4], dropout=0.0)
+    blend = MLP(n_features=2, n_classes=3, hidden=[4], dropout=0.0, online=BLEND)
+    blend.load_state_dict(alone.state_dict())
+    x = torch.randn(20, 2)
+    assert torch.allclose(torch.softmax(blend(x), 1), torch.softmax(alone(x), 1), atol=1e-3)
+    assert torch.equal(blend.rates, torch.tensor(BLEND))
+    blend.learn(x, torch.zeros(20, dtype=torch.long))  # its blank parts learn from there
+    assert all(part.weight.abs().sum() > 0 for part in blend.online)
+
+
 def test_online_parts_relearn_a_rounds_labels_in_order_from_scratch() -> None:
     model = MLP(n_features=2, n_classes=2, hidden=[4], dropout=0.0, online=BLEND)
     x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 20), torch.tensor([0, 1] * 20)

@@ -20,9 +20,11 @@ from streamal.model.loader import size_limit
 
 CLASSES = ["a", "b", "c"]
 
+BLEND = ModelConfig().online  # the default model's online parts
+
 
 def mlp(hidden: int = 8) -> MLP:
-    return MLP(n_features=4, n_classes=3, hidden=[hidden], dropout=0.0)
+    return MLP(n_features=4, n_classes=3, hidden=[hidden], dropout=0.0, online=BLEND)
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ def test_rounds_logits_are_the_mlps_own_only_with_online_parts() -> None:
     blend = FeatureModel(ModelConfig(n_features=3, hidden=[4], online=[0.1]))
     inputs = torch.randn(5, 3)
     assert torch.equal(blend.rounds_logits(inputs), blend.network.deep(inputs))
-    assert FeatureModel(ModelConfig(n_features=3, hidden=[4])).rounds_logits(inputs) is None
+    alone = FeatureModel(ModelConfig(n_features=3, hidden=[4], online=[]))
+    assert alone.rounds_logits(inputs) is None
 
 
 def produce_answered(

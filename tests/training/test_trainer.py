@@ -199,8 +199,9 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
     settings: Settings,
 ) -> None:
     auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
-    settings = settings.model_copy(
-        update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy}
+    alone = settings.model.model_copy(update={"online": []})  # a blend's online parts would
+    settings = settings.model_copy(  # learn on while its MLP diverges, and the challenger win
+        update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy, "model": alone}
     )
     produce_labeled(settings, 300, spread=3.0)  # overlapping classes: no perfect model
     Trainer(settings, max_rounds=1).run()
