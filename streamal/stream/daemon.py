@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from streamal.config import Settings
@@ -26,7 +26,14 @@ from streamal.stream.audits import LabelFollower
 from streamal.stream.follow import TopicFollower, stop_together
 from streamal.stream.models import Loaded, ModelWatcher, initial_model
 from streamal.stream.router import Plan, Router
-from streamal.transport import Envelope, Transport, next_offsets, open_transport, topic_specs
+from streamal.transport import (
+    Envelope,
+    TopicPartition,
+    Transport,
+    next_offsets,
+    open_transport,
+    topic_specs,
+)
 from streamal.transport.retry import Backoff, connect_with_retry
 
 log = logging.getLogger(__name__)
@@ -201,7 +208,15 @@ class Daemon:
     def _process(self, transport: Transport, batch: list[Envelope]) -> None:
         assert self._router is not None
         plan = self._router.plan(batch)
-        transport.produce_and_commit(plan.records, next_offsets(batch))
+        offsets = next_offsets(batch)
+        try:
+            transport.produce_and_commit(plan.records, offsets)
+        except FencedError:
+            raise
+        except TransportError as error:
+            if not landed(transport, offsets):
+                raise
+            log.warning("the batch committed though its commit failed to answer: %s", error)
         self._router.commit(plan)
         self._processed += len(batch)
         self._observe(plan, batch)
@@ -277,3 +292,15 @@ class Daemon:
             version = self._router.predictor.version if self._router else 0
             log.info("routed %s with model v%d", dict(self._summary), version)
             self._summary.clear()
+
+
+def landed(transport: Transport, offsets: Mapping[TopicPartition, int]) -> bool:
+    """Whether a transaction that committed ``offsets`` landed though its commit failed (a
+    commit whose answer was lost, which the broker completes): the group's committed offsets
+    are exactly those (a replica that took the partitions over and went on would be past
+    them). Without an answer either, it did not, as far as anyone can tell."""
+    try:
+        committed = transport.committed(offsets)
+    except TransportError:
+        return False
+    return all(committed.get(tp) == offset for tp, offset in offsets.items())

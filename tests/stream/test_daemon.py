@@ -23,17 +23,21 @@ import numpy as np
 import pytest
 
 from streamal.config import Settings
+from streamal.errors import TransportError
 from streamal.messages import AutoLabel, DeadLetter, LabelRequest, decode
 from streamal.metrics import Metrics
 from streamal.model import MLP, ModelStore
 from streamal.model.announce import announcement_record
 from streamal.stream.daemon import Daemon
-from streamal.transport import Record, open_transport, record_size, topic_specs
+from streamal.transport import Record, Transport, open_transport, record_size, topic_specs
+from streamal.transport.kafka import KafkaTransport
+from streamal.transport.local import LocalTransport
 from tests.conftest import unique
 from tests.helpers import read_all, read_back, wait_for, with_fresh_topics, write_config
 
 ROOT = Path(__file__).parent.parent.parent
 CLASSES = ["a", "b", "c"]
+ROUTES = ("oracle", "auto_label", "skip")
 BAD: list[bytes | None] = [
     b"{nope",
     b'{"id": "short", "features": [1.0]}',
@@ -134,6 +138,40 @@ def test_records_and_metrics_agree_on_every_route(cluster: Settings, tmp_path: P
     assert value("streamal_label_budget") == 0.2
     assert value("streamal_batch_size_count") >= len(ids) / 64
     assert value("streamal_end_to_end_seconds_count") == len(ids)  # every valid one had a ts
+
+
+def test_a_commit_that_landed_though_its_answer_was_lost_counts_once(
+    cluster: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker completed a batch's transaction but its answer never came: the batch is not
+    read again (its offsets are committed), so the replica must learn from it as from any
+    other, or what it issued there (auto-labels it may have to retract, audits it awaits)
+    would be unknown to it."""
+    settings = serve_settings(cluster, tmp_path, budget=0.2, auto_label={"audit_share": 0.1})
+    store_model(settings, {"auto_label": 0.4})
+    kind = KafkaTransport if settings.transport.kind == "kafka" else LocalTransport
+    commit, lost = kind._commit_transaction, []
+
+    def answer_lost(transport: Transport) -> None:
+        commit(transport)
+        if not lost:
+            lost.append(True)
+            raise TransportError("no answer from the transaction (fault injected)")
+
+    monkeypatch.setattr(kind, "_commit_transaction", answer_lost)
+    ids = produce_samples(settings, 300, bad=False)
+    metrics = Metrics()
+    Daemon(settings, metrics=metrics, idle_timeout_s=2.0).run()
+
+    assert lost
+    found = outputs(settings, 0)
+    assert set(routed_ids(settings, found).values()) == {1}  # committed once, not read again
+    value = metrics.registry.get_sample_value
+    routes = {route: value("streamal_samples_total", {"route": route}) for route in ROUTES}
+    assert routes["oracle"] == len(found[settings.topics.label_requests])
+    assert routes["auto_label"] == len(found[settings.topics.auto_labels]) > 0
+    assert sum(routes.values()) == len(ids)  # the lost answer's batch counted, once
+    assert value("streamal_batch_failures_total") == 0
 
 
 def run_serve(config: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
