@@ -26,6 +26,9 @@ class FitResult:
     champion_accuracy: float | None
     train_size: int
     validation_size: int
+    learned_held_out: bool = False
+    """Whether the challenger learned from every label, the held-out ones too (a few labels):
+    as champion, it cannot be judged on them."""
 
     @property
     def better_or_equal(self) -> bool:
@@ -78,7 +81,8 @@ def fit(
     if not len(labeled):
         return None
     validation = held_out([s.id for s in labeled.samples], validation_share)
-    if validation.sum() < MIN_HELD_OUT or validation.all():  # a few labels: learn from all
+    learned_all = bool(validation.sum() < MIN_HELD_OUT or validation.all())
+    if learned_all:  # a few labels: learn from all
         train_part = validation_part = labeled
     else:
         train_part, validation_part = _split(labeled, ~validation), _split(labeled, validation)
@@ -90,6 +94,7 @@ def fit(
         champion_accuracy=None if champion is None else accuracy(champion, validation_part),
         train_size=len(train_part),
         validation_size=len(validation_part),
+        learned_held_out=learned_all,
     )
 
 

@@ -7,8 +7,8 @@ offset is committed, and the store ignores a record it already has, so a crash a
 loses no label and counts none twice. A round runs every ``interval_s`` (when labels came), as
 soon as ``min_new_labels`` came, or early after a drift; while the labeled set is small, as
 soon as it has doubled (the first after ``first_round_labels``), so the first models come
-after a few labels. A challenger is published only if it
-does no worse than the champion on the same held-out labels.
+after a few labels. A challenger is published only if it does no worse than the champion on
+the same held-out labels (always, after a champion that learned them: see `_Champion`).
 
 A drift the detectors find is noted in the label store until it is announced (with the next
 version, or the champion again): a trainer stopped in between announces it at its restart.
@@ -405,7 +405,9 @@ class Trainer:
             self._count("rejected", "round %d: %s; keeping the champion", error)
             return
         self.metrics.training_seconds.observe(time.monotonic() - started)
-        checkpoint = self._publish(transport, predictor, {"updated_with": len(new)}, data)
+        learned_judges = self.champion.learned_judges  # what it learned since stays held out
+        updated_with: dict[str, float] = {"updated_with": len(new)}
+        checkpoint = self._publish(transport, predictor, updated_with, data, learned_judges)
         self.metrics.training_runs.labels("updated").inc()
         log.info("updated: published v%d (learned %d new labels)", checkpoint.version, len(new))
 
@@ -420,14 +422,16 @@ class Trainer:
         predictor: Predictor,
         metrics: dict[str, float],
         data: LabeledSet,
+        learned_judges: bool,
     ) -> Checkpoint:
         """Store ``predictor``'s model as the next version, with its thresholds, make it the
-        champion and announce it."""
+        champion and announce it; ``learned_judges``: it learned the labels held out to judge
+        it (see `_Champion`)."""
         thresholds = self._thresholds(predictor, data)
         classes = self.settings.model.classes
         checkpoint = self.models.save(predictor.model.state_dict(), classes, metrics, thresholds)
         predictor.version = checkpoint.version
-        self.champion = _Champion(checkpoint, predictor)
+        self.champion = _Champion(checkpoint, predictor, learned_judges)
         self._announce(transport, checkpoint, thresholds)
         self._last_publish = self._clock()
         return checkpoint
@@ -448,6 +452,8 @@ class Trainer:
         if result is None:
             self._count("too_few_labels", "round %d: too few labels (%d)", len(data.samples))
             return
+        if self.champion is not None and self.champion.learned_judges:
+            result = replace(result, champion_accuracy=None)  # no fair comparison: it learned them
         metrics = {"accuracy": result.accuracy}
         if self._recent:
             metrics["answered_accuracy"] = sum(self._recent) / len(self._recent)
@@ -468,7 +474,7 @@ class Trainer:
             if self.champion is not None:
                 self._retune_champion(transport, data)
             return
-        checkpoint = self._publish(transport, predictor, metrics, data)
+        checkpoint = self._publish(transport, predictor, metrics, data, result.learned_held_out)
         self._count(
             "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
             checkpoint.version, result.accuracy, result.validation_size,
@@ -573,8 +579,13 @@ def _close(transport: Transport) -> None:
 
 
 class _Champion:
-    """The published model the next challenger has to match."""
+    """The published model the next challenger has to match, on held-out labels, unless it
+    learned them (``learned_judges``: a first round on a few labels learns from all of them),
+    which would keep out a challenger of twice the labels on its memory of a few."""
 
-    def __init__(self, checkpoint: Checkpoint, predictor: Predictor) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, predictor: Predictor, learned_judges: bool = False
+    ) -> None:
         self.checkpoint = checkpoint
         self.predictor = predictor
+        self.learned_judges = learned_judges

@@ -195,6 +195,26 @@ def test_answers_that_came_before_their_requests_count_once_they_meet_them(
     assert latest is not None and latest.version == 1
 
 
+def test_a_champion_that_learned_its_judges_is_not_judged_on_them(settings: Settings) -> None:
+    trainer = Trainer(settings)
+    store = ModelStore(settings.model.store, settings.model.name)
+    with trainer.connected() as transport:
+        produce_labeled(settings, 8)  # 4 would be held out: a first round learns from all 8
+        assert trainer.step(transport, 1.0) and store.versions() == [1]
+        assert trainer.champion is not None and trainer.champion.learned_judges
+        produce_labeled(settings, 300)  # the same 8 first, 4 of them among the held-out now
+        while trainer.step(transport, 1.0):
+            pass
+        second = store.checkpoint(2)  # published whatever v1 scores on labels it learned
+        assert "champion_accuracy" not in second.metrics and second.metrics.get("accuracy")
+        produce_labeled(settings, 600)  # v2 held its judges out: it is judged from now on
+        while trainer.step(transport, 1.0):
+            pass
+    runs = trainer.metrics.registry.get_sample_value
+    judged = [v for v in store.versions()[2:] if "champion_accuracy" in store.checkpoint(v).metrics]
+    assert judged or runs("streamal_training_runs_total", {"outcome": "rejected"})
+
+
 def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_round(
     settings: Settings,
 ) -> None:
