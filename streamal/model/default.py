@@ -86,9 +86,10 @@ class FeatureModel(StreamModel):
         """Adam on cross-entropy, keeping the epoch with the lowest validation loss.
 
         Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
-        the training features either way (robust to outliers, see `robust_scaling`), keeping
-        the warm-started function. The MLP's online parts, if any (``model.online``), learn
-        ``train`` anew, once, in order (after a drift, ``train`` starts at the new concept).
+        the training features either way (one outlier cannot set it, see
+        `winsorized_standard_scaling`), keeping the warm-started function. The MLP's online
+        parts, if any (``model.online``), learn ``train`` anew, once, in order (after a drift,
+        ``train`` starts at the new concept).
         """
         recipe = self._recipe
         x_train, y_train = self._tensors(train)

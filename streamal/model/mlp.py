@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamal.model.scaling import robust_scaling
+from streamal.model.scaling import winsorized_standard_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
 LOG_TEMPERATURE_BOUND = 3.0  # a part's temperature stays within exp(+-this)
@@ -80,13 +80,16 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
-        """Set the input scaling from ``features`` [N, n_features] (see `robust_scaling`).
+        """Set the input scaling from ``features`` [N, n_features] (see
+        `winsorized_standard_scaling`).
 
         ``keep_function`` (a warm start) adapts the layers that read the input to the new
         scaling, so the model computes what it did (but for the clipping) and its training
         goes on from there.
         """
-        center, scale = (torch.as_tensor(values) for values in robust_scaling(features))
+        center, scale = (
+            torch.as_tensor(values) for values in winsorized_standard_scaling(features, INPUT_BOUND)
+        )
         if keep_function:
             first = next(m for m in [*self.body, self.head] if isinstance(m, nn.Linear))
             for layer in [first, *self._linear_parts()]:
