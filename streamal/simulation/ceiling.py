@@ -64,6 +64,7 @@ def all_labels(
                          share, model, seed)  # fmt: skip
             if result is not None and (drifted or result.better_or_equal):
                 model = result.challenger
+                drifts.rearm()
             trained_on = labeled
         else:
             old = concept + rng.permutation(start - concept)
@@ -71,6 +72,7 @@ def all_labels(
             replay = Labeled(stream.samples(old), stream.labels[old])
             torch.manual_seed(seed + seen)
             model.update(batch, replay)
+            drifts.rearm()
     return {
         "prequential_accuracy": round(float(correct.mean()), 4),
         "final_accuracy": round(float(correct[-min(ROLLING * 2, n) :].mean()), 4),

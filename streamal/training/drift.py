@@ -14,6 +14,10 @@ against what the model expected:
   says, whatever made the sample be asked (the selection is on the confidence, which this
   takes out), and up when it turns confidently wrong: the boundary moved.
 
+And a sequential test on every label finds a large change in a few labels where the detectors
+above need tens: ``overconfidence``, Page's CUSUM of the likelihood ratio that the model's errors
+run at `ODDS` times the odds its confidence states (see `Overconfidence`).
+
 A detector reports a change in either direction; only a change for the worse (more errors, less
 confidence) counts as a drift, since a model that improves with training changes all three too.
 A drift means: explore more for a while, and train early on the labels since the change.
@@ -21,6 +25,7 @@ A drift means: explore more for a while, and train early on the labels since the
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -81,6 +86,65 @@ class _Watch:
         return min(int(np.argmin(cusum)), len(self.values) - 1)
 
 
+ODDS = 5.0  # the alternative: errors at this many times the odds the confidence states
+ALARM = math.log(10_000)  # at most one false alarm in about 10,000 labels (Lorden's bound)
+CALIBRATION = 500  # labels the model's usual excess of errors over its confidence is a mean of
+PRIOR = 50  # labels of that mean needed before the test is armed
+
+
+class Overconfidence:
+    """Page's CUSUM of the log-likelihood ratio, label by label, that the model's errors run at
+    `ODDS` times the odds its confidence states, against what it states.
+
+    Each label's stated error ``1 - confidence`` is first raised by the model's usual excess
+    (the mean of ``wrong - (1 - confidence)`` over the last `CALIBRATION` labels, when
+    positive), so a model that is as over-confident as ever (label noise, an MLP sure far from
+    its boundary) is not drifting. While its confidence means what it says the statistic
+    drifts down, and an alarm comes at most once in about ``exp(ALARM)`` labels; when the
+    model turns confidently wrong it climbs by about 1 to 3 a wrong answer, and an alarm comes
+    within a few labels. The test is armed once `PRIOR` labels set the excess, and after an
+    alarm until `rearm` (the labels still judged by the model the change made wrong would
+    raise it again and again).
+
+    >>> test = Overconfidence()
+    >>> [test.update(0.1, wrong=i % 10 == 0, point=i) for i in range(2000)].count(None)
+    2000
+    >>> found = [test.update(0.1, wrong=True, point=2000 + i) for i in range(20)]
+    >>> [(i, start) for i, start in enumerate(found) if start is not None]  # 8 labels in
+    [(7, 1999)]
+    """
+
+    def __init__(self) -> None:
+        self.alarm = 0.0
+        self.excess = 0.0  # the mean of wrong - stated error
+        self.count = 0
+        self.armed = True
+        self.run_from = 0  # the first point of the current rise
+
+    def update(self, stated_error: float, wrong: bool, point: int) -> int | None:
+        """Add a label at store ``point``: the point before the rise began, if this is an
+        alarm."""
+        if not self.armed:
+            return None
+        p0 = min(max(stated_error + max(self.excess, 0.0), 1e-3), 1 - 1e-3)
+        p1 = ODDS * p0 / (1 - p0 + ODDS * p0)
+        self.count += 1
+        self.excess += (wrong - stated_error - self.excess) / min(self.count, CALIBRATION)
+        if self.count <= PRIOR:
+            return None
+        if self.alarm == 0.0:
+            self.run_from = point
+        self.alarm = max(0.0, self.alarm + math.log(p1 / p0 if wrong else (1 - p1) / (1 - p0)))
+        if self.alarm <= ALARM:
+            return None
+        self.alarm, self.armed = 0.0, False
+        return self.run_from - 1
+
+    def rearm(self) -> None:
+        """Watch again: a model trained since the alarm judges the labels from now on."""
+        self.armed = True
+
+
 class DriftMonitor:
     """Feeds each label to the detectors that watch its kind; reports the drifts it completes.
 
@@ -92,7 +156,7 @@ class DriftMonitor:
     True
     >>> found = [monitor.update(label(1200 + i, correct=i < 600)) for i in range(1200)]
     >>> [(i, drifts) for i, drifts in enumerate(found) if drifts]  # detector: new concept's start
-    [(609, {'surprise': 1799, 'error': 1799})]
+    [(607, {'overconfidence': 1799}), (609, {'surprise': 1799, 'error': 1799})]
     """
 
     def __init__(self, config: DriftConfig) -> None:
@@ -102,6 +166,7 @@ class DriftMonitor:
             "confidence": _Watch(config, worse=-1),
             "surprise": _Watch(config, worse=+1),
         }
+        self._overconfidence = Overconfidence()
 
     def update(self, joined: Joined) -> dict[str, int]:
         """One label met its request; detector -> store point where the new concept starts,
@@ -113,4 +178,11 @@ class DriftMonitor:
         elif joined.reason == "audit":
             values |= {"audit": error}
         found = {name: self._watches[name].update(v, joined.seq) for name, v in values.items()}
+        found["overconfidence"] = self._overconfidence.update(
+            1.0 - joined.confidence, bool(error), joined.seq
+        )
         return {name: point for name, point in found.items() if point is not None}
+
+    def rearm(self) -> None:
+        """A new model judges the labels from now on (see `Overconfidence.rearm`)."""
+        self._overconfidence.rearm()

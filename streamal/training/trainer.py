@@ -432,6 +432,7 @@ class Trainer:
         checkpoint = self.models.save(predictor.model.state_dict(), classes, metrics, thresholds)
         predictor.version = checkpoint.version
         self.champion = _Champion(checkpoint, predictor, learned_judges)
+        self._detectors.rearm()
         self._announce(transport, checkpoint, thresholds)
         self._last_publish = self._clock()
         return checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamal.training.config import DriftConfig
-from streamal.training.drift import DriftMonitor
+from streamal.training.drift import DriftMonitor, Overconfidence
 from streamal.training.labels import Joined
 
 
@@ -26,38 +26,60 @@ def test_errors_their_confidence_expected_are_not_drift_evidence() -> None:
     assert not any(found)
 
 
+def first_found(monitor: DriftMonitor, labels: list[Joined]) -> dict[str, tuple[int, int]]:
+    """Each detector's first drift: (the label that completed it, the start it dated)."""
+    first: dict[str, tuple[int, int]] = {}
+    for i, joined in enumerate(labels):
+        for name, start in monitor.update(joined).items():
+            first.setdefault(name, (i, start))
+    return first
+
+
 def test_confidently_wrong_answers_are_a_drift_whatever_made_them_asked() -> None:
     """The boundary moved: labels asked as uncertain at confidence 0.7 turn wrong far more
-    often than 30%."""
-    monitor = DriftMonitor(DriftConfig())
+    often than 30%. The sequential test sees it first, in about 20 labels; the surprise
+    detector in about 40."""
     rng = np.random.default_rng(2)
-    found: dict[str, int] = {}
-    for i in range(1500):
-        wrong = rng.random() < (0.3 if i < 1000 else 0.8)
-        if found := monitor.update(label(i, "uncertain", correct=not wrong, confidence=0.7)):
-            break
-    assert set(found) == {"surprise"}
-    assert 1000 < i < 1100 and 950 <= found["surprise"] <= 1050
+    wrong = rng.random(1500) < np.where(np.arange(1500) < 1000, 0.3, 0.8)
+    found = first_found(DriftMonitor(DriftConfig()), [
+        label(i, "uncertain", correct=not w, confidence=0.7) for i, w in enumerate(wrong)
+    ])  # fmt: skip
+    assert set(found) == {"overconfidence", "surprise"}
+    (test_at, test_start), (adwin_at, adwin_start) = found["overconfidence"], found["surprise"]
+    assert 1000 < test_at < 1030 and 990 <= test_start <= 1010
+    assert test_at < adwin_at < 1100 and 950 <= adwin_start <= 1050
 
 
 def test_a_jump_in_audit_errors_is_a_drift_dated_near_its_start() -> None:
-    monitor = DriftMonitor(DriftConfig())
     rng = np.random.default_rng(1)
-    found = {}
-    for i in range(600):
-        wrong = rng.random() < (0.02 if i < 400 else 0.9)
-        found = monitor.update(label(i, "audit", correct=not wrong))
-        if found:
-            break
-    assert "audit" in found
-    assert 400 < i < 420  # a few audits after the change
-    assert 390 <= found["audit"] <= 410  # where the new concept's labels start, about
+    wrong = rng.random(600) < np.where(np.arange(600) < 400, 0.02, 0.9)
+    found = first_found(
+        DriftMonitor(DriftConfig()), [label(i, "audit", correct=not w) for i, w in enumerate(wrong)]
+    )
+    assert {"audit", "overconfidence"} <= set(found)
+    for at, start in found.values():
+        assert 400 < at < 420  # a few audits after the change
+        assert 390 <= start <= 410  # where the new concept's labels start, about
+    assert found["overconfidence"][0] < found["audit"][0]
 
 
-def test_less_confidence_on_random_labels_is_a_drift() -> None:
-    monitor = DriftMonitor(DriftConfig())
-    found = [
-        monitor.update(label(i, "explore", correct=True, confidence=0.95 if i < 500 else 0.5))
-        for i in range(700)
-    ]
-    assert {name for drifts in found for name in drifts} == {"confidence"}
+def test_the_sequential_test_holds_still_while_the_model_is_as_over_confident_as_ever() -> None:
+    """A model whose answers are wrong three times as often as its confidence says, all along
+    (label noise, say), over 20,000 labels: no alarm. The same model wrong on every answer
+    sets it off within 25 labels, once, and again only once a new model judges (`rearm`)."""
+    rng = np.random.default_rng(3)
+    monitor = Overconfidence()
+    confidence = rng.uniform(0.6, 0.999, size=20_000)
+    wrong = rng.random(20_000) < 3 * (1 - confidence)
+    assert all(monitor.update(1 - c, bool(w), i) is None
+               for i, (c, w) in enumerate(zip(confidence, wrong, strict=True)))  # fmt: skip
+
+    def alarms(start: int) -> list[int]:
+        found = [monitor.update(1 - c, True, start + i) for i, c in enumerate(confidence[:100])]
+        return [i for i, began in enumerate(found) if began is not None]
+
+    first = alarms(20_000)
+    assert len(first) == 1 and first[0] < 25  # disarmed after it
+    monitor.rearm()
+    again = alarms(20_100)
+    assert len(again) == 1 and again[0] < 25
