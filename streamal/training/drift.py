@@ -88,7 +88,7 @@ class _Watch:
 
 ODDS = 5.0  # the alternative: errors at this many times the odds the confidence states
 ALARM = math.log(10_000)  # at most one false alarm in about 10,000 labels (Lorden's bound)
-CALIBRATION = 500  # labels the model's usual excess of errors over its confidence is a mean of
+CALIBRATION = 500  # about how many labels the model's usual excess of errors is a mean of
 PRIOR = 50  # labels of that mean needed before the test is armed
 
 
@@ -97,14 +97,14 @@ class Overconfidence:
     `ODDS` times the odds its confidence states, against what it states.
 
     Each label's stated error ``1 - confidence`` is first raised by the model's usual excess
-    (the mean of ``wrong - (1 - confidence)`` over the last `CALIBRATION` labels, when
-    positive), so a model that is as over-confident as ever (label noise, an MLP sure far from
-    its boundary) is not drifting. While its confidence means what it says the statistic
+    (a running mean of ``wrong - (1 - confidence)``, over about the last `CALIBRATION` labels,
+    when positive), so a model that is as over-confident as ever (label noise, an MLP sure far
+    from its boundary) is not drifting. While its confidence means what it says the statistic
     drifts down, and an alarm comes at most once in about ``exp(ALARM)`` labels; when the
-    model turns confidently wrong it climbs by about 1 to 3 a wrong answer, and an alarm comes
-    within a few labels. The test is armed once `PRIOR` labels set the excess, and after an
-    alarm until `rearm` (the labels still judged by the model the change made wrong would
-    raise it again and again).
+    model turns confidently wrong it climbs by up to ``log(ODDS)`` a wrong answer, and an
+    alarm comes within a few labels. The test is armed once `PRIOR` labels set the excess,
+    and after an alarm until `rearm` (the labels still judged by the model the change made
+    wrong would raise it again and again).
 
     >>> test = Overconfidence()
     >>> [test.update(0.1, wrong=i % 10 == 0, point=i) for i in range(2000)].count(None)
