@@ -442,7 +442,7 @@ class Trainer:
         self._rounds += 1
         self._last_round = self._clock()
         self._new_labels, self._drifted = 0, False
-        self._unlearned, self._learned_through = 0, self.labels.position
+        position = self.labels.position  # a rejected round leaves these to the next update
         data = self.labels.labeled(since=self._concept_start)
         self._trained_on = len(data.samples)
         champion = self.champion.predictor.model if self.champion else None
@@ -476,6 +476,7 @@ class Trainer:
                 self._retune_champion(transport, data)
             return
         checkpoint = self._publish(transport, predictor, metrics, data, result.learned_held_out)
+        self._unlearned, self._learned_through = 0, position
         self._count(
             "published", "round %d: published v%d (accuracy %.3f on %d held-out labels)",
             checkpoint.version, result.accuracy, result.validation_size,

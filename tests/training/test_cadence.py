@@ -148,3 +148,35 @@ def test_a_model_that_does_not_update_improves_in_rounds_only(
     assert runs(trainer, "updated") == 0 and runs(trainer, "published") == 1
     assert caplog.text.count("does not learn incrementally") == 1
     assert np.isfinite(trainer.champion.checkpoint.metrics["accuracy"])  # type: ignore[union-attr]
+
+
+class LearnsOnce(FeatureModel):
+    """The default model, but a warm-started round learns nothing: every challenger after the
+    first loses to the champion."""
+
+    def fit(self, train: Labeled, validation: Labeled, start: FeatureModel | None) -> None:
+        if start is None:
+            super().fit(train, validation, start)
+
+
+def learns_once(classes: list[str], device: torch.device) -> LearnsOnce:
+    return LearnsOnce(ModelConfig(n_features=10, classes=classes), device)
+
+
+def test_the_labels_of_a_rejected_round_are_learned_by_the_champion_s_next_update(
+    settings: Settings,
+) -> None:
+    settings = with_train(
+        settings, min_new_labels=1000, interval_s=3600.0, update_labels=5, publish_interval_s=0.0
+    )
+    model = settings.model.model_copy(update={"factory": f"{__name__}:learns_once"})
+    settings = settings.model_copy(update={"model": model})
+    with stepping(settings) as (trainer, transport):
+        label(settings, STREAM, range(64))
+        settle(trainer, transport)  # the first round: the champion
+        label(settings, STREAM, range(64, 128))  # as many again: a round, which it loses
+        settle(trainer, transport)
+    assert runs(trainer, "published") == 1 and runs(trainer, "rejected") == 1
+    assert trainer.champion is not None and runs(trainer, "updated") == 1
+    ids = [STREAM.ids[i] for i in range(64, 128)]  # all learned, but the held-out ones
+    assert trainer.champion.checkpoint.metrics["updated_with"] == (~held_out(ids, 0.2)).sum()
