@@ -180,8 +180,9 @@ class ModelAnnouncement(Message):
     """A new model version on the compacted ``models`` topic (key: the model name).
 
     ``thresholds`` belong to the model and are stored with it. ``explore_boost``, a drift's
-    exploration boost, is an event: it travels only in the announcement that starts it, never
-    in the stored model, so a replica that starts later from the store does not rerun it.
+    exploration boost, is an event: it travels in the announcements from the one that starts
+    it on (a compacted topic may keep only the newest), never in the stored model, so a
+    replica that starts later from the store does not rerun it.
     """
 
     version: int = Field(ge=1)

@@ -129,6 +129,7 @@ class Trainer:
         # a drift found and not announced yet (a predecessor's, if it stopped before that)
         self._drift = self.labels.pending_drift()
         self._drifted = self._drift is not None
+        self._boost: ExploreBoost | None = None  # the last drift's, announced with each version
         if self._drift is not None:
             self._concept_start = max(self._concept_start, self._drift.concept_start)
             self._evidence_start = self._drift.evidence_start
@@ -537,23 +538,28 @@ class Trainer:
     def _announce(
         self, transport: Transport, checkpoint: Checkpoint, thresholds: dict[str, float]
     ) -> None:
-        found, boost = self._drift, None
-        if found is not None:  # announced once, with the next version (or the champion again)
+        """Announce ``checkpoint`` with ``thresholds``, and with the exploration boost of the
+        last drift this trainer found: a new one starts with this announcement, and rides on
+        every later one, since ``models`` is compacted and a replica that reads after the next
+        version was announced finds that one only (replicas start each boost once)."""
+        found = self._drift
+        if found is not None:
             config = self.settings.train.drift
             since = None if found.since is None else datetime.fromtimestamp(found.since, UTC)
-            boost = ExploreBoost(
+            self._boost = ExploreBoost(
                 share=config.explore_boost, samples=config.boost_samples, id=found.id,
                 started_at=now(), drift_since=since,
             )  # fmt: skip
         record = announcement_record(
-            self.settings.topics.models, replace(checkpoint, thresholds=thresholds), boost
+            self.settings.topics.models, replace(checkpoint, thresholds=thresholds), self._boost
         )
         transport.produce(record)
         transport.flush()
-        if boost is not None:
-            began = "its start" if boost.drift_since is None else boost.drift_since.isoformat()
+        if found is not None and self._boost is not None:
+            drift_since = self._boost.drift_since
+            began = "its start" if drift_since is None else drift_since.isoformat()
             log.info(
-                "announced %s: exploring more, retracting auto-labels since %s", boost.id, began
+                "announced %s: exploring more, retracting auto-labels since %s", found.id, began
             )
             self._drift = None
             self.labels.drift_announced()

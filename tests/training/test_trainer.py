@@ -375,6 +375,32 @@ def test_a_drift_is_announced_once_with_its_start_and_then_forgotten(
     assert len(announced_drifts(caplog)) == 1
 
 
+def test_a_drift_s_boost_rides_on_every_later_announcement(settings: Settings) -> None:
+    # `models` is compacted (the embedded transport compacts at once): were the boost only in
+    # the announcement that starts it, a replica reading after the next version would miss it
+    settings = settings.model_copy(
+        update={"train": settings.train.model_copy(update={"publish_interval_s": 0.0})}
+    )
+    produce_audits(settings, 0, 300, right=True)
+    produce_audits(settings, 300, 80, right=False)  # confidently wrong: a drift
+    trainer = Trainer(settings)
+    with trainer.connected() as transport:
+        while trainer.step(transport, 0.5) or not trainer.drift_events:
+            pass
+        found = read_all(settings, settings.topics.models)
+        produce_audits(settings, 380, 60, right=True)  # labels of the new concept: updates
+        while trainer.step(transport, 0.5):
+            pass
+    trainer.labels.close()
+    announcements = [
+        decode(ModelAnnouncement, r.value) for r in read_all(settings, settings.topics.models)
+    ]
+    first = decode(ModelAnnouncement, found[-1].value)
+    assert first.explore_boost is not None and first.explore_boost.id.startswith("drift-")
+    assert announcements[-1].version > first.version  # a later version, announced last
+    assert announcements[-1].explore_boost == first.explore_boost
+
+
 def test_a_drift_found_by_a_trainer_stopped_before_announcing_it_is_announced_at_restart(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
