@@ -1,6 +1,8 @@
-"""What the default model's online parts (``model.online``) cost; prints one JSON object, the
-blend (``--online``, by default the default rates) and the MLP alone (``model.online: []``)
-measured side by side, alternating, in this run.
+"""What the default model's online parts (``model.online``) and neighbours part
+(``model.neighbors``) cost; prints one JSON object: the blend (``--online``, ``--neighbors``, by
+default the default model), the blend without its neighbours part (``online``) and the MLP
+alone (``model.online: []``, ``model.neighbors: 0``) measured side by side, alternating, in
+this run.
 
 - ``forward_us``: microseconds per forward pass of a serving batch (``--batch`` rows of
   ``--features`` floats, the default hidden layers), and the blend's ratio to the MLP alone;
@@ -9,10 +11,12 @@ measured side by side, alternating, in this run.
   with replayed ones, ``model.fit.update_steps`` Adam steps), where the blend also weighs its
   parts and its online parts learn each new label.
 - ``round_s``: seconds per full round (`StreamModel.fit` on ``--labels`` labels), where the
-  blend's online parts also relearn every training label, in order.
+  blend's online parts also relearn every training label, in order (and its memory keeps the
+  latest ``model.memory``).
 
-Usage: ``python benchmarks/blend.py [--online R,R] [--batch B] [--features F] [--labels N]
-[--new K] [--repeats R]``. Run it with one torch thread (``OMP_NUM_THREADS=1``) on a shared machine.
+Ratios are to the MLP alone. Usage: ``python benchmarks/blend.py [--online R,R] [--neighbors K]
+[--batch B] [--features F] [--labels N] [--new K] [--repeats R]``. Run it with one torch thread
+(``OMP_NUM_THREADS=1``) on a shared machine.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     rates = ",".join(str(rate) for rate in ModelConfig().online)
     parser.add_argument("--online", default=rates, help="the blend's online rates")
+    parser.add_argument("--neighbors", type=int, default=ModelConfig().neighbors)
     parser.add_argument("--batch", type=int, default=256, help="rows per forward pass")
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--labels", type=int, default=2000, help="labels of a full round")
@@ -59,10 +64,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each")
     args = parser.parse_args()
     torch.manual_seed(0)
-    kinds = {"blend": [float(rate) for rate in args.online.split(",")], "mlp": []}
+    online = [float(rate) for rate in args.online.split(",")]
+    kinds = {
+        "blend": {"online": online, "neighbors": args.neighbors},
+        "online": {"online": online, "neighbors": 0},
+        "mlp": {"online": [], "neighbors": 0},
+    }
     models = {
-        name: FeatureModel(ModelConfig(n_features=args.features, classes=CLASSES, online=online))
-        for name, online in kinds.items()
+        name: FeatureModel(ModelConfig(n_features=args.features, classes=CLASSES, **parts))
+        for name, parts in kinds.items()
     }
     data = labeled(args.labels, args.features, seed=0)
     validation, new = (
@@ -83,8 +93,9 @@ def main() -> None:
         "forward_us": {name: round(m["forward"] * 1e6, 1) for name, m in mean.items()},
         "update_ms": {name: round(m["update"] * 1e3, 2) for name, m in mean.items()},
         "round_s": {name: round(m["round"], 3) for name, m in mean.items()},
-        "ratio_blend_to_mlp": {
-            k: round(mean["blend"][k] / mean["mlp"][k], 2) for k in ("forward", "update", "round")
+        "ratio_to_mlp": {
+            name: {k: round(mean[name][k] / mean["mlp"][k], 2) for k in mean["mlp"]}
+            for name in ("blend", "online")
         },
         "forward_us_per_sample_added": round(
             (mean["blend"]["forward"] - mean["mlp"]["forward"]) * 1e6 / args.batch, 3

@@ -13,6 +13,8 @@ In one run, on the same messages, with the same batch size and transactions:
 - ``latency``: p50/p99 from a sample's send time to its routing, with samples produced at half
   the peak rate of the route-everything run.
 
+streamal serves a trained version of the default model (its neighbours' memory full: as many
+labels as ``model.memory``, ``--neighbors`` nearest of them voting), not the untrained one.
 Each streamal run also reports ``inference_share``: the share of its wall time spent in the
 model's forward passes (``streamal_predict_seconds``); the rest is decoding, gating, the
 transport and its transactions.
@@ -21,7 +23,8 @@ The broker is started by the test harness unless ``STREAMAL_TEST_KAFKA`` names o
 ``--gpu`` is the GPU mode: a model of 12.7M parameters (hidden layers 2048 x 4) on CUDA, one
 replica; ``--device`` and ``--hidden`` set any other model.
 
-Usage: ``python benchmarks/serve.py [--quick] [--samples N] [--gpu] [--device auto|cpu|cuda]``.
+Usage: ``python benchmarks/serve.py [--quick] [--samples N] [--gpu] [--device auto|cpu|cuda]
+[--hidden H,H] [--neighbors K]``.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata
 
 from streamal.config import Settings
 from streamal.messages import LabelRequest, decode
 from streamal.metrics import Metrics
-from streamal.model import FeatureModel
+from streamal.model import MLP, FeatureModel, ModelConfig, ModelStore
 from streamal.stream.daemon import Daemon
 from streamal.testing.kafka_broker import KafkaBroker
 from streamal.transport import Record, TopicSpec, open_transport, topic_specs
@@ -82,7 +86,7 @@ def settings_for(
     strategy: dict[str, Any] = {"auto_label": {"enabled": False}}
     if route_all:
         strategy |= {"budget": 1.0, "gate": {"name": "fixed", "threshold": 0.0}}
-    return Settings(
+    settings = Settings(
         transport={
             "kind": "kafka",
             "kafka": {
@@ -97,6 +101,7 @@ def settings_for(
             "n_features": FEATURES,
             "classes": [str(c) for c in range(10)],
             "hidden": args.hidden,
+            "neighbors": args.neighbors,
             "device": args.device,
             "store": str(scratch / f"{prefix}-models"),
         },
@@ -107,6 +112,23 @@ def settings_for(
             "metrics_address": "127.0.0.1:0",
         },
     )
+    store_trained(settings)
+    return settings
+
+
+def store_trained(settings: Settings) -> None:
+    """Store, as the first version, the default model after it learned ``model.memory``
+    labels (random rows of `messages`' distribution): what a replica serves after a while."""
+    model = FeatureModel(settings.model, torch.device("cpu"))
+    network = model.network
+    assert isinstance(network, MLP)
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(settings.model.memory, FEATURES))
+    classes = settings.model.classes
+    targets = rng.integers(0, len(classes), len(rows))
+    network.fit_scaling(rows)
+    network.learn(model.tensor(rows), torch.as_tensor(targets))
+    ModelStore(settings.model.store, settings.model.name).save(model.state_dict(), classes)
 
 
 def messages(count: int) -> list[tuple[bytes, bytes]]:
@@ -229,6 +251,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--hidden", default="64,64", help="hidden layer sizes of the MLP")
     parser.add_argument("--gpu", action="store_true", help="a 12.7M-parameter model on CUDA")
+    parser.add_argument(
+        "--neighbors", type=int, default=ModelConfig().neighbors, help="the neighbours part's k"
+    )
     args = parser.parse_args()
     if args.gpu:
         args.device, args.hidden = "cuda", "2048,2048,2048,2048"
@@ -266,10 +291,8 @@ def main() -> None:
         report["latency_at_half_peak"] = latency(
             settings_for(bootstrap, scratch, args, route_all=True), half, 10 if args.quick else 30
         )
-    import torch
-
     report["device"] = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
-    report["hidden"] = args.hidden
+    report["hidden"], report["neighbors"] = args.hidden, args.neighbors
     network = FeatureModel(source.model).network
     report["parameters"] = sum(p.numel() for p in network.parameters())
     json.dump(report, sys.stdout, indent=2)

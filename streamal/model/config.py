@@ -54,6 +54,12 @@ class ModelConfig(BaseModel):
         description="SGD rates of linear parts blended with the MLP, each learned online, "
         "label by label ([]: the MLP alone)",
     )
+    neighbors: int = Field(
+        10, ge=0,
+        description="nearest remembered labels whose votes make a part blended with the MLP "
+        "(0: no such part)",
+    )  # fmt: skip
+    memory: int = Field(1000, ge=1, description="latest labels the neighbours part remembers")
     module: ImportPath | None = Field(
         None, description="package.module:function(n_features, n_classes) -> torch.nn.Module"
     )

@@ -27,7 +27,10 @@ def build_network(config: ModelConfig) -> nn.Module:
         if not isinstance(module, nn.Module):
             raise TypeError(f"{config.module} returned {type(module).__name__}, not a torch module")
         return module
-    return MLP(config.n_features, len(config.classes), config.hidden, config.dropout, config.online)
+    return MLP(
+        config.n_features, len(config.classes), config.hidden, config.dropout, config.online,
+        config.neighbors, config.memory,
+    )  # fmt: skip
 
 
 class FeatureModel(StreamModel):
@@ -72,7 +75,7 @@ class FeatureModel(StreamModel):
     def rounds_logits(self, inputs: torch.Tensor) -> torch.Tensor | None:
         """The MLP's own logits when it has online parts (None: it has none)."""
         network = self.network
-        return network.deep(inputs) if isinstance(network, MLP) and len(network.online) else None
+        return network.deep(inputs) if isinstance(network, MLP) and network.blended else None
 
     def stochastic_logits(self, inputs: torch.Tensor, passes: int) -> torch.Tensor:
         """All passes in one batched forward pass."""

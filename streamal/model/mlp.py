@@ -15,7 +15,8 @@ from streamal.model.scaling import winsorized_standard_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
 LOG_TEMPERATURE_BOUND = 3.0  # a part's temperature stays within exp(+-this)
-BLANK_LOG_WEIGHT = -10.0  # an online part added to a checkpoint of the MLP alone weighs e^-10
+BLANK_LOG_WEIGHT = -10.0  # a part added to a checkpoint that had none weighs e^-10
+VOTE_PRIOR = 0.5  # pseudo-votes of every class in the neighbours part's probabilities
 
 
 class MLP(nn.Module):
@@ -52,9 +53,11 @@ class MLP(nn.Module):
 
     def __init__(
         self, n_features: int, n_classes: int, hidden: list[int], dropout: float,
-        online: Sequence[float] = (),
+        online: Sequence[float] = (), neighbors: int = 0, memory: int = 1000,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.neighbors = neighbors
+        self.blended = bool(online) or neighbors > 0
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.rates: torch.Tensor
@@ -73,10 +76,18 @@ class MLP(nn.Module):
         for part in self._linear_parts():
             nn.init.zeros_(part.weight)
             nn.init.zeros_(part.bias)
-        if online:  # a checkpoint of the MLP alone holds no more than it did before the blend
+        parts = 1 + len(online) + (neighbors > 0)
+        if self.blended:  # a checkpoint of the MLP alone holds no more than it did before
             self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
-            self.register_buffer("log_weights", torch.zeros(1 + len(online)))
-            self.register_buffer("log_temperatures", torch.zeros(1 + len(online)))
+            self.register_buffer("log_weights", torch.zeros(parts))
+            self.register_buffer("log_temperatures", torch.zeros(parts))
+        if neighbors:
+            self.memory_x: torch.Tensor
+            self.memory_y: torch.Tensor
+            self.memory_seen: torch.Tensor
+            self.register_buffer("memory_x", torch.zeros(memory, n_features))
+            self.register_buffer("memory_y", torch.zeros(memory, dtype=torch.long))
+            self.register_buffer("memory_seen", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def fit_scaling(self, features: np.ndarray, keep_function: bool = False) -> None:
@@ -99,19 +110,25 @@ class MLP(nn.Module):
         self.std.copy_(scale)
 
     def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        """A checkpoint of the MLP alone (a store kept from before the online parts) loads
-        into a blend whose online parts are blank and weigh next to nothing until labels show
-        them right (see `weigh`); a blend saved before its parts had temperatures loads at
-        temperature 1."""
-        if len(self.online) and prefix + "rates" not in state:
+        """A checkpoint saved without some of the parts (a store kept from before them) loads
+        with those parts blank, weighing next to nothing until labels show them right (see
+        `weigh`); a blend saved before its parts had temperatures loads at temperature 1."""
+        if self.blended and prefix + "rates" not in state:
             for i, part in enumerate(self._linear_parts()):
                 state[f"{prefix}online.{i}.weight"] = torch.zeros_like(part.weight)
                 state[f"{prefix}online.{i}.bias"] = torch.zeros_like(part.bias)
             state[prefix + "rates"] = self.rates.clone()
-            blank = torch.full((len(self.online),), BLANK_LOG_WEIGHT)
-            state[prefix + "log_weights"] = torch.cat([torch.zeros(1), blank])
-        if len(self.online):
-            state.setdefault(prefix + "log_temperatures", torch.zeros_like(self.log_temperatures))
+            state[prefix + "log_weights"] = torch.zeros(1)
+        if self.neighbors and prefix + "memory_x" not in state:
+            state[prefix + "memory_x"] = torch.zeros_like(self.memory_x)
+            state[prefix + "memory_y"] = torch.zeros_like(self.memory_y)
+            state[prefix + "memory_seen"] = torch.zeros_like(self.memory_seen)
+        if self.blended:
+            for name, blank in (("log_weights", BLANK_LOG_WEIGHT), ("log_temperatures", 0.0)):
+                saved = state.get(prefix + name, torch.zeros(1))
+                missing = len(self.log_weights) - len(saved)
+                if missing > 0:
+                    state[prefix + name] = torch.cat([saved, torch.full((missing,), blank)])
         super()._load_from_state_dict(state, prefix, *args)
 
     def _linear_parts(self) -> list[nn.Linear]:
@@ -130,18 +147,42 @@ class MLP(nn.Module):
         return self.head(self.embed(x))
 
     def parts(self, x: torch.Tensor) -> torch.Tensor:
-        """Every part's logits ``[P, B, C]``: the MLP's, then the online parts', each at its
-        temperature (see `weigh`)."""
+        """Every part's logits ``[P, B, C]``: the MLP's, the online parts', then the
+        neighbours part's, each at its temperature (see `weigh`)."""
         z = self.standardize(x)  # once for every part
-        logits = torch.stack([self.head(self.body(z)), *(part(z) for part in self.online)])
-        if not len(self.online):
-            return logits
-        return logits / self.log_temperatures.exp()[:, None, None]
+        logits = [self.head(self.body(z)), *(part(z) for part in self.online)]
+        if self.neighbors:
+            logits.append(self.recall(z))
+        if not self.blended:
+            return logits[0][None]
+        return torch.stack(logits) / self.log_temperatures.exp()[:, None, None]
+
+    def recall(self, z: torch.Tensor) -> torch.Tensor:
+        """The neighbours part's log-probabilities for standardized rows ``z``: the votes of
+        the ``neighbors`` nearest remembered labels, the i-th nearest weighing ``1 / i``, with
+        `VOTE_PRIOR` votes for every class (uniform while nothing is remembered).
+
+        >>> model = MLP(n_features=1, n_classes=2, hidden=[], dropout=0.0, neighbors=3)
+        >>> model.learn(torch.tensor([[0.0], [1.0], [5.0]]), torch.tensor([0, 0, 1]))
+        >>> model.recall(torch.tensor([[0.2], [4.0]])).exp().argmax(-1).tolist()
+        [0, 1]
+        """
+        classes = self.head.out_features
+        stored = min(int(self.memory_seen), len(self.memory_y))
+        if not stored:
+            return torch.full((len(z), classes), -math.log(classes))
+        keys = self.standardize(self.memory_x[:stored])
+        k = min(self.neighbors, stored)
+        nearest = torch.cdist(z, keys).topk(k, largest=False).indices  # [B, k], nearest first
+        weights = 1.0 / torch.arange(1, k + 1, dtype=z.dtype)
+        votes = torch.zeros(len(z), classes, dtype=z.dtype)
+        votes.scatter_add_(1, self.memory_y[nearest], weights.expand(len(z), k))
+        return torch.log((votes + VOTE_PRIOR) / (weights.sum() + classes * VOTE_PRIOR))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of ``x`` [B, n_features] -> [B, n_classes]: the log of the mixture of
-        the parts' probabilities (the MLP's logits when it has no online part)."""
-        if not len(self.online):
+        the parts' probabilities (the MLP's logits when it has no other part)."""
+        if not self.blended:
             return self.deep(x)
         weights = torch.log_softmax(self.log_weights, 0)[:, None, None]
         return torch.logsumexp(torch.log_softmax(self.parts(x), -1) + weights, 0)
@@ -161,7 +202,7 @@ class MLP(nn.Module):
         >>> bool(model.log_weights[1] >= model.log_weights[0])
         True
         """
-        if not len(self.online):
+        if not self.blended:
             return
         logits = self.parts(x)
         wrong = (logits.argmax(-1) != y).to(self.log_weights.dtype)
@@ -200,17 +241,26 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def relearn(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Start the online parts over and have them `learn` ``x``, ``y`` (in arrival order):
-        what they would know had they seen only these labels."""
+        """Start the online parts and the memory over and have them `learn` ``x``, ``y`` (in
+        arrival order): what they would know had they seen only these labels."""
         for part in self._linear_parts():
             part.weight.zero_()
             part.bias.zero_()
+        if self.neighbors:
+            self.memory_seen.zero_()
         self.learn(x, y)
 
     @torch.no_grad()
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """One SGD step of each online part, at its rate, on cross-entropy per label, in order
-        (online logistic regressions: each label is learned once, the latest weigh most)."""
+        """Remember each label (the oldest forgotten once the memory is full), and take one SGD
+        step of each online part, at its rate, on cross-entropy per label, in order (online
+        logistic regressions: each label is learned once, the latest weigh most)."""
+        if self.neighbors and len(y):
+            kept = min(len(y), len(self.memory_y))  # more than it holds: the latest
+            slots = (self.memory_seen + len(y) - kept + torch.arange(kept)) % len(self.memory_y)
+            self.memory_x[slots] = x[-kept:].to(self.memory_x.dtype)
+            self.memory_y[slots] = y[-kept:]
+            self.memory_seen += len(y)
         parts = self._linear_parts()
         if not parts:
             return

@@ -1,5 +1,6 @@
-"""The default model with ``model.online`` blends the MLP with linear parts learned online,
-weighed by how each part predicted the latest labels: the better learner of the moment leads."""
+"""The default model blends the MLP with linear parts learned online (``model.online``) and a
+neighbours part (``model.neighbors``), weighed by how each part predicted the latest labels:
+the better learner of the moment leads."""
 
 from __future__ import annotations
 
@@ -12,26 +13,27 @@ from streamal.simulation.ceiling import all_labels
 from streamal.simulation.streams import builtin
 
 BLEND = [0.01, 0.1]  # the rates the README suggests
+ALONE = {"online": [], "neighbors": 0}  # the MLP alone
 
 
-def accuracy(stream_name: str, n: int, online: list[float]) -> float:
-    """Prequential accuracy of the default model with these online parts, learning every label
-    with the trainer's recipe."""
+def accuracy(stream_name: str, n: int, model: dict[str, object]) -> float:
+    """Prequential accuracy of the default model with these ``model`` settings, learning every
+    label with the trainer's recipe."""
     stream = builtin(stream_name, n, seed=3)
-    return float(all_labels(Settings(model={"online": online}), stream)["prequential_accuracy"])
+    return float(all_labels(Settings(model=model), stream)["prequential_accuracy"])
 
 
 def test_the_blend_follows_a_boundary_that_keeps_turning() -> None:
     # a linear boundary that turns steadily: the MLP's rounds fit every label since the start
     # (no drift is ever detected), the online parts follow the turn
-    blend, mlp_alone = accuracy("rotating", 2000, BLEND), accuracy("rotating", 2000, [])
+    blend, mlp_alone = accuracy("rotating", 2000, {}), accuracy("rotating", 2000, ALONE)
     assert blend >= mlp_alone + 0.05
 
 
 def test_the_blend_keeps_the_mlp_where_it_is_the_better_learner() -> None:
     # classes around prototypes (non-linear boundaries) that move far at half the stream: no
     # linear model separates them, the MLP does, and the drift detectors see the change
-    blend, mlp_alone = accuracy("relocated", 2000, BLEND), accuracy("relocated", 2000, [])
+    blend, mlp_alone = accuracy("relocated", 2000, {}), accuracy("relocated", 2000, ALONE)
     assert blend >= mlp_alone - 0.01
 
 
@@ -44,8 +46,8 @@ def test_the_blend_is_confident_where_its_parts_agree_and_are_right(stream_name:
     # issued nothing on stationary in the system's loop
     stream = builtin(stream_name, 2000, seed=3)
     shares, precisions = [], []
-    for online in (BLEND, []):
-        result = all_labels(Settings(model={"online": online}), stream)
+    for model in ({}, ALONE):
+        result = all_labels(Settings(model=model), stream)
         half = len(stream.ids) // 2
         sure = result["confidence"][half:] >= 0.9
         shares.append(sure.mean())

@@ -20,11 +20,14 @@ from streamal.model.loader import size_limit
 
 CLASSES = ["a", "b", "c"]
 
-BLEND = ModelConfig().online  # the default model's online parts
+DEFAULT = ModelConfig()  # the default model's parts
 
 
 def mlp(hidden: int = 8) -> MLP:
-    return MLP(n_features=4, n_classes=3, hidden=[hidden], dropout=0.0, online=BLEND)
+    return MLP(
+        n_features=4, n_classes=3, hidden=[hidden], dropout=0.0, online=DEFAULT.online,
+        neighbors=DEFAULT.neighbors, memory=DEFAULT.memory,
+    )  # fmt: skip
 
 
 @pytest.fixture
