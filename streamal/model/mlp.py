@@ -16,7 +16,7 @@ from streamal.model.scaling import winsorized_standard_scaling
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
 LOG_TEMPERATURE_BOUND = 3.0  # a part's temperature stays within exp(+-this)
 BLANK_LOG_WEIGHT = -10.0  # a part added to a checkpoint that had none weighs e^-10
-VOTE_PRIOR = 0.5  # pseudo-votes of every class in the neighbours part's probabilities
+VOTE_PRIOR = 0.1  # pseudo-votes of every class in the neighbours part's probabilities
 
 
 class MLP(nn.Module):

@@ -17,10 +17,11 @@ from streamal.training.fit import FitResult, accuracy, fit, held_out
 CENTERS = np.array([[0, 4], [4, 0], [-4, -4]], dtype=np.float32)
 
 
-def config(**recipe: int) -> ModelConfig:
+def config(neighbors: int = ModelConfig().neighbors, **recipe: int) -> ModelConfig:
     return ModelConfig(
-        n_features=2, classes=["a", "b", "c"], hidden=[16], dropout=0.0, fit=FitConfig(**recipe)
-    )
+        n_features=2, classes=["a", "b", "c"], hidden=[16], dropout=0.0, neighbors=neighbors,
+        fit=FitConfig(**recipe),
+    )  # fmt: skip
 
 
 def blobs(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -92,8 +93,13 @@ def test_a_few_labels_of_a_new_concept_move_the_champion() -> None:
     test_ids, test_x, test_y = blobs(500, seed=2)
     # 32 training labels: one batch, but at least min_steps steps an epoch
     assert accuracy(result.challenger, labeled(test_ids, test_x, (test_y + 1) % 3)) > 0.9
-    slow = round_on(swapped, old.challenger, min_steps=1)  # type: ignore[arg-type]
-    assert slow is not None and slow.accuracy < result.accuracy  # one step an epoch: stuck
+    # one step an epoch: the MLP is stuck (without the neighbours part, which would be right
+    # from the new labels alone whatever the MLP does)
+    old_alone = round_on(labeled(*blobs(600)), neighbors=0)
+    assert old_alone is not None
+    alone = round_on(swapped, old_alone.challenger, neighbors=0)  # type: ignore[arg-type]
+    slow = round_on(swapped, old_alone.challenger, neighbors=0, min_steps=1)  # type: ignore[arg-type]
+    assert alone is not None and slow is not None and slow.accuracy < alone.accuracy
 
 
 def test_one_huge_labeled_sample_sets_no_later_model_s_scaling() -> None:

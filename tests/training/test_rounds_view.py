@@ -1,5 +1,5 @@
-"""A model that follows the stream by itself (online parts blended in) does not hide a change
-from the drift detectors: they watch the part that learns in rounds."""
+"""A model that follows the stream by itself (online or neighbours parts blended in) does not
+hide a change from the drift detectors: they watch the part that learns in rounds."""
 
 from __future__ import annotations
 
@@ -23,11 +23,15 @@ from tests.training.test_trainer import trainer_settings
 BEFORE, AFTER = 300, 150
 
 
-def test_rounds_logits_are_the_mlps_own_only_with_online_parts() -> None:
-    blend = FeatureModel(ModelConfig(n_features=3, hidden=[4], online=[0.1]))
+ALONE = {"online": [], "neighbors": 0}  # the MLP alone
+
+
+@pytest.mark.parametrize("parts", [{"online": [0.1], "neighbors": 0}, {"online": []}])
+def test_rounds_logits_are_the_mlps_own_only_with_other_parts(parts: dict[str, object]) -> None:
+    blend = FeatureModel(ModelConfig(n_features=3, hidden=[4], **parts))  # type: ignore[arg-type]
     inputs = torch.randn(5, 3)
     assert torch.equal(blend.rounds_logits(inputs), blend.network.deep(inputs))
-    alone = FeatureModel(ModelConfig(n_features=3, hidden=[4], online=[]))
+    alone = FeatureModel(ModelConfig(n_features=3, hidden=[4], **ALONE))  # type: ignore[arg-type]
     assert alone.rounds_logits(inputs) is None
 
 
@@ -62,16 +66,16 @@ def steps_until_quiet(trainer: Trainer, transport: Transport) -> None:
     raise AssertionError("the trainer kept reading")
 
 
-@pytest.mark.parametrize("online", [[0.1], []])
+@pytest.mark.parametrize("parts", [{}, ALONE])
 def test_a_change_that_a_blend_half_follows_is_found_on_its_rounds_part(
-    tmp_path: Path, online: list[float]
+    tmp_path: Path, parts: dict[str, object]
 ) -> None:
     """Every class moves to another's place. The served blend was confident and right before,
     and only half right and unsure after (its fast part half follows), which alone says
     little; its MLP part, confidently wrong, says a drift. A model that has no other part is
     judged by what it served."""
     settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
-    model = settings.model.model_copy(update={"online": online})
+    model = settings.model.model_copy(update=parts)
     settings = settings.model_copy(update={"model": model})
     n = BEFORE + AFTER
     before = gaussian_classes(n, spread=0.5, drift_at=n, seed=2)
@@ -84,4 +88,4 @@ def test_a_change_that_a_blend_half_follows_is_found_on_its_rounds_part(
         assert trainer.champion is not None and not trainer.drift_events
         produce_answered(settings, moved, range(BEFORE, n), served=0.5, right=0.5)
         steps_until_quiet(trainer, transport)
-    assert bool(trainer.drift_events) == bool(online), trainer.drift_events
+    assert bool(trainer.drift_events) == (parts != ALONE), trainer.drift_events
