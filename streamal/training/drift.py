@@ -14,9 +14,13 @@ against what the model expected:
   says, whatever made the sample be asked (the selection is on the confidence, which this
   takes out), and up when it turns confidently wrong: the boundary moved.
 
-And a sequential test on every label finds a large change in a few labels where the detectors
-above need tens: ``overconfidence``, Page's CUSUM of the likelihood ratio that the model's errors
-run at `ODDS` times the odds its confidence states (see `Overconfidence`).
+And a sequential test on the unbiased labels (asked at random, and audits) finds a large change
+in a few labels where the detectors above need tens: ``overconfidence``, Page's CUSUM of the
+likelihood ratio that the model's errors run at `ODDS` times the odds its confidence states
+(see `Overconfidence`). Not on uncertain labels: they are picked where the served model is
+unsure, and a part of it (the one judged) sure there is one its other parts disagree with,
+wrong more often than it says without any drift (seen: false alarms on stationary streams
+of many classes, where the neighbours part leads the MLP).
 
 A detector reports a change in either direction; only a change for the worse (more errors, less
 confidence) counts as a drift, since a model that improves with training changes all three too.
@@ -86,6 +90,7 @@ class _Watch:
         return min(int(np.argmin(cusum)), len(self.values) - 1)
 
 
+UNBIASED = ("explore", "audit")  # reasons not chosen for the model's uncertainty
 ODDS = 5.0  # the alternative: errors at this many times the odds the confidence states
 ALARM = math.log(10_000)  # at most one false alarm in about 10,000 labels (Lorden's bound)
 CALIBRATION = 500  # about how many labels the model's usual excess of errors is a mean of
@@ -178,9 +183,10 @@ class DriftMonitor:
         elif joined.reason == "audit":
             values |= {"audit": error}
         found = {name: self._watches[name].update(v, joined.seq) for name, v in values.items()}
-        found["overconfidence"] = self._overconfidence.update(
-            1.0 - joined.confidence, bool(error), joined.seq
-        )
+        if joined.reason in UNBIASED:
+            found["overconfidence"] = self._overconfidence.update(
+                1.0 - joined.confidence, bool(error), joined.seq
+            )
         return {name: point for name, point in found.items() if point is not None}
 
     def rearm(self) -> None:
