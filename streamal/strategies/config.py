@@ -193,7 +193,8 @@ class StrategyConfig(_Frozen):
     gate: GateConfig = Field(default_factory=QuantileBudgetConfig)
     explore: float = Field(
         0.2, ge=0, le=1,
-        description="share of the budget asked at random: unbiased labels that detect drift",
+        description="share of the budget asked at random, at least (the trainer announces more "
+        "when random answers surprise the model more): unbiased labels that detect drift",
     )  # fmt: skip
     auto_label: AutoLabelConfig = Field(default_factory=AutoLabelConfig)
     mc_passes: int = Field(20, ge=2, description="stochastic passes for scores that need them")

@@ -264,6 +264,7 @@ class Daemon:
         for event_time in plan.event_times:
             metrics.end_to_end_seconds.observe(max(0.0, routed_at - event_time))
         metrics.threshold.labels("budget").set(router.gate.threshold)
+        metrics.threshold.labels("explore").set(router.explore.threshold)
         metrics.label_rate.set(router.gate.label_rate)
         metrics.label_budget.set(router.gate.budget)
         if router.auto_label is not None:

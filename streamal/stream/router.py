@@ -132,6 +132,7 @@ class Router:
         self.explore = ExploreGate(
             share=strategy.explore, budget=self.gate.budget, seed=seed_for(strategy.seed, "explore")
         )
+        self._explore_share = strategy.explore  # unless a version comes with its own
         self._score = build_score(strategy.score, seed=strategy.seed)
         check_embeddings(predictor, self._score.needs_embeddings, "strategy.score", strategy.score)
         if (
@@ -161,6 +162,7 @@ class Router:
         self.predictor = predictor
         if "budget" in thresholds:
             self.gate.set_threshold(thresholds["budget"])
+        self.explore.set_threshold(thresholds.get("explore", self._explore_share))
         if boost is not None:
             self.explore.start_boost(boost.share, boost.samples, boost.id)
             if boost.drift_since is not None:

@@ -12,6 +12,9 @@
   (`current_evidence`). As served, not scored again by the new
   model: it learned most of them, and a model is more confident and more often right on what
   it learned than on the samples it will auto-label.
+- ``explore``: the share of the budget asked at random, from how much the latest answers of
+  each kind surprised the model that served them (`explore_share`): random requests find
+  what the model is sure of and wrong about, which uncertain ones never reach.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ MIN_UTILITY_THRESHOLD = 1e-6  # the variable-uncertainty gates need a threshold 
 
 
 MIN_RANDOM_REQUESTS = 100
+MIN_ANSWERS_EACH = 30  # answers of each kind explore_share needs
 
 
 def budget_threshold(
@@ -70,3 +74,48 @@ def auto_label_threshold(
     return threshold, float(
         precision_lower_bound(above.sum(), len(above), method=method, level=level, noise=noise)
     )
+
+
+def surprise(confidences: np.ndarray, correct: np.ndarray, classes: int) -> np.ndarray:
+    """Each answer's surprise to the model that served it, in nats: ``-log p`` of the label,
+    ``p`` the served confidence when the prediction was right, and the rest of the
+    probability spread over the other classes when it was wrong (served confidences are kept
+    within ``[1 / classes, 0.99]``).
+
+    >>> surprise(np.array([0.9, 0.9, 0.5]), np.array([True, False, True]), 2).round(2).tolist()
+    [0.11, 2.3, 0.69]
+    """
+    p = np.clip(confidences, 1 / classes, 0.99)
+    return -np.log(np.where(correct, p, (1 - p) / (classes - 1)))
+
+
+def explore_share(
+    explored: tuple[np.ndarray, np.ndarray],
+    uncertain: tuple[np.ndarray, np.ndarray],
+    classes: int,
+    floor: float,
+) -> float | None:
+    """The share of the budget to ask at random: the random answers' mean `surprise` over both
+    kinds' (a label is worth what it teaches), at least ``floor``; None while either kind has
+    fewer than `MIN_ANSWERS_EACH` answers.
+
+    Where the model is as sure as it should be, uncertain samples surprise it more (it is
+    unsure of them) and the share stays low; where it is sure and wrong (a concept that moved
+    far from its boundary, classes it never saw), random samples surprise it most, and the
+    budget moves to them.
+
+    >>> sure_and_right = (np.full(50, 0.95), np.ones(50, dtype=bool))
+    >>> unsure = (np.full(50, 0.55), np.arange(50) % 2 == 0)
+    >>> explore_share(sure_and_right, unsure, 2, floor=0.2)
+    0.2
+    >>> sure_and_wrong = (np.full(50, 0.95), np.arange(50) % 2 == 0)
+    >>> round(explore_share(sure_and_wrong, unsure, 2, floor=0.2), 2)
+    0.69
+    """
+    if min(len(explored[0]), len(uncertain[0])) < MIN_ANSWERS_EACH:
+        return None
+    random_value = float(surprise(*explored, classes).mean())
+    uncertain_value = float(surprise(*uncertain, classes).mean())
+    total = random_value + uncertain_value
+    share = random_value / total if total > 0 else floor
+    return round(max(floor, share), 4)

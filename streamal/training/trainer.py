@@ -55,7 +55,7 @@ from streamal.training.labels import (
     PendingDrift,
 )
 from streamal.training.stopping import StoppingMonitor, stop_set_view
-from streamal.training.thresholds import auto_label_threshold, budget_threshold
+from streamal.training.thresholds import auto_label_threshold, budget_threshold, explore_share
 from streamal.transport import (
     Envelope,
     Transport,
@@ -71,6 +71,8 @@ ACCURACY_WINDOW = 500
 REPLAY_MIN, REPLAY_PER_NEW = 64, 4  # older labels replayed in an update: at least, per new one
 HEALTHY_WITHIN_S = 300.0  # a round on many labels may take minutes
 AUTO_LABEL = ("auto_label", "auto_label_bound")  # the thresholds that turn auto-labeling on
+EXPLORE_EVIDENCE = 200  # latest answers of each kind (explore, uncertain) the share weighs
+SHARE_KINDS = ("explore", "uncertain")  # the answers the explore share weighs
 
 
 class Trainer:
@@ -526,8 +528,15 @@ class Trainer:
         recent = self.labels.recent_samples(self.settings.train.recent_requests, "explore")
         if (budget := budget_threshold(self.settings, predictor, recent)) is not None:
             thresholds["budget"] = budget
+        classes = len(self.settings.model.classes)
+        since, floor = self._evidence_start, self.settings.strategy.explore
+        explored, uncertain = (
+            self.labels.answered(reason, since, EXPLORE_EVIDENCE) for reason in SHARE_KINDS
+        )
+        if (share := explore_share(explored, uncertain, classes, floor)) is not None:
+            thresholds["explore"] = share
         window = self.settings.strategy.auto_label.window
-        confidences, correct = self.labels.audits(since=self._evidence_start, newest=window)
+        confidences, correct = self.labels.audits(since=since, newest=window)
         auto = auto_label_threshold(self.settings, confidences, correct)
         if auto is not None and self._drift is None:  # after a drift: off until retrained
             thresholds["auto_label"], bound = auto

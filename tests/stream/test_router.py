@@ -150,6 +150,16 @@ def test_a_share_of_the_budget_is_asked_at_random_and_the_gate_asks_fewer() -> N
     assert abs(np.mean(explored) - everything.mean()) < 0.03  # an unbiased sample
 
 
+def test_an_announced_explore_share_holds_until_a_version_comes_without_one() -> None:
+    quantile = {"name": "quantile"}
+    routing = router(budget=0.2, gate=quantile, explore=0.25, auto_label={"enabled": False})
+    routing.use(routing.predictor, {"explore": 0.75})  # random answers surprised the model
+    explored = [r for r in route_random_batches(routing, 40) if r.reason == "explore"]
+    assert abs(len(explored) / 4000 - 0.75 * 0.2) < 0.015
+    routing.use(routing.predictor, {})  # none announced: the configured share again
+    assert routing.explore.threshold == 0.25
+
+
 def test_a_drift_boost_asks_its_share_at_random_for_its_samples() -> None:
     routing = router(budget=0.2, gate={"name": "quantile"}, auto_label={"enabled": False})
     routing.use(routing.predictor, {}, boost(1.0, 2000))

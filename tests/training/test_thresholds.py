@@ -9,7 +9,12 @@ from streamal.config import Settings
 from streamal.messages import Sample
 from streamal.model import FeatureModel, ModelConfig, Predictor
 from streamal.model.features import FeatureRows
-from streamal.training.thresholds import auto_label_threshold, budget_threshold
+from streamal.training.thresholds import (
+    MIN_ANSWERS_EACH,
+    auto_label_threshold,
+    budget_threshold,
+    explore_share,
+)
 
 CLASSES = ["a", "b"]
 
@@ -68,3 +73,25 @@ def test_the_first_models_wrong_audits_do_not_hold_a_better_model_back() -> None
     assert found[0] <= 0.91  # every confidence seen qualifies
     # the same outcomes the other way round: a model that got worse keeps auto-labeling off
     assert auto_label_threshold(settings, confidences, correct[::-1]) is None
+
+
+def answers(confidence: float, right_share: float, n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` answers served at ``confidence``, the first ``right_share`` of them right."""
+    return np.full(n, confidence), np.arange(n) < right_share * n
+
+
+def test_random_answers_get_the_budget_as_they_surprise_the_model_more() -> None:
+    unsure = answers(0.55, 0.55)  # uncertain requests: as right as the model said
+    # sure, and as right as sure: random requests teach little, the share stays near the floor
+    calibrated = explore_share(answers(0.95, 0.95), unsure, 2, floor=0.2)
+    assert calibrated is not None and 0.2 <= calibrated < 0.25
+    assert explore_share(answers(0.99, 1.0), unsure, 2, floor=0.2) == 0.2
+    # sure and wrong more and more often (a concept that moved far): the share grows with it
+    shares = [explore_share(answers(0.95, r), unsure, 2, floor=0.2) for r in (0.8, 0.6, 0.3)]
+    assert shares == sorted(shares) and shares[0] > calibrated and shares[-1] > 0.7  # type: ignore[operator]
+
+
+def test_no_explore_share_until_both_kinds_have_enough_answers() -> None:
+    few = answers(0.95, 0.5, n=MIN_ANSWERS_EACH - 1)
+    assert explore_share(few, answers(0.55, 0.55), 2, floor=0.2) is None
+    assert explore_share(answers(0.55, 0.55), few, 2, floor=0.2) is None

@@ -330,8 +330,16 @@ def test_a_user_score_that_does_not_load_stops_the_trainer_at_start(settings: Se
     )
 
 
-def produce_audits(settings: Settings, first: int, count: int, right: bool) -> None:
-    """``count`` audits, served at confidence 0.97, answered right or all wrong."""
+def produce_audits(
+    settings: Settings,
+    first: int,
+    count: int,
+    right: bool,
+    reason: str = "audit",
+    confidence: float = 0.97,
+) -> None:
+    """``count`` audits (or requests asked for ``reason``), served at ``confidence``, answered
+    right or all wrong."""
     stream = gaussian_classes(first + count, seed=1)
     at = datetime.now(UTC)
     with open_transport(settings) as producer:
@@ -340,8 +348,9 @@ def produce_audits(settings: Settings, first: int, count: int, right: bool) -> N
             truth = stream.classes[stream.labels[i]]
             predicted = truth if right else stream.classes[stream.labels[i] - 1]
             request = LabelRequest(
-                id=f"s{i}", features=stream.features[i].tolist(), utility=0.0, reason="audit",
-                prediction=[{"label": predicted, "p": 0.97}], model_version=1, requested_at=at,
+                id=f"s{i}", features=stream.features[i].tolist(), utility=0.0, reason=reason,
+                prediction=[{"label": predicted, "p": confidence}], model_version=1,
+                requested_at=at,
             )  # fmt: skip
             answer = OracleLabel(id=f"s{i}", label=truth, labeled_at=at)
             key = f"s{i}".encode()
@@ -353,6 +362,14 @@ def produce_audits(settings: Settings, first: int, count: int, right: bool) -> N
 def announced_drifts(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The drifts the trainer announced (with an exploration boost), as it logged them."""
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("announced drift")]
+
+
+def test_the_explore_share_is_announced_from_the_answers_of_each_kind(settings: Settings) -> None:
+    produce_audits(settings, 0, 60, right=True, reason="uncertain", confidence=0.55)
+    produce_audits(settings, 60, 60, right=True, reason="explore")  # sure and right: no news
+    Trainer(settings, max_rounds=1).run()
+    announced = decode(ModelAnnouncement, read_all(settings, settings.topics.models)[-1].value)
+    assert announced.thresholds["explore"] == settings.strategy.explore  # the floor
 
 
 def test_a_drift_is_announced_once_with_its_start_and_then_forgotten(
