@@ -271,15 +271,17 @@ class LabelStore:
         prediction then."""
         return self.answered("audit", since, newest)
 
-    def answered(self, reason: str, since: int, newest: int) -> tuple[np.ndarray, np.ndarray]:
-        """As `audits`, for the requests asked for ``reason`` by a trained model (not the cold
-        start's, served by version 0)."""
+    def answered(
+        self, reason: str, since: int, newest: int, trained_only: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As `audits`, for the requests asked for ``reason``; ``trained_only``: those a trained
+        model served (not the cold start's, served by version 0)."""
         rows = self._db.execute(
             "SELECT r.id, r.predicted, r.confidence FROM requests r"
-            f" WHERE r.reason=? AND r.model_version > 0"
+            " WHERE r.reason=? AND r.model_version >= ?"
             f" AND {HAS_LABEL} AND (SELECT max(v.seq) FROM votes v WHERE v.id = r.id) > ?"
             " ORDER BY r.seq DESC LIMIT ?",
-            (reason, since, newest),
+            (reason, int(trained_only), since, newest),
         ).fetchall()[::-1]
         confidences = np.array([row[2] for row in rows], dtype=np.float64)
         correct = np.array([self.label_of(row[0]) == row[1] for row in rows], dtype=bool)

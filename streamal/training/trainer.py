@@ -531,7 +531,8 @@ class Trainer:
         classes = len(self.settings.model.classes)
         since, floor = self._evidence_start, self.settings.strategy.explore
         explored, uncertain = (
-            self.labels.answered(reason, since, EXPLORE_EVIDENCE) for reason in SHARE_KINDS
+            self.labels.answered(reason, since, EXPLORE_EVIDENCE, trained_only=True)
+            for reason in SHARE_KINDS
         )
         if (share := explore_share(explored, uncertain, classes, floor)) is not None:
             thresholds["explore"] = share
