@@ -170,12 +170,12 @@ class MLP(nn.Module):
         classes = self.head.out_features
         stored = min(int(self.memory_seen), len(self.memory_y))
         if not stored:
-            return torch.full((len(z), classes), -math.log(classes))
+            return torch.full((len(z), classes), -math.log(classes), device=z.device)
         keys = self.standardize(self.memory_x[:stored])
         k = min(self.neighbors, stored)
         nearest = torch.cdist(z, keys).topk(k, largest=False).indices  # [B, k], nearest first
-        weights = 1.0 / torch.arange(1, k + 1, dtype=z.dtype)
-        votes = torch.zeros(len(z), classes, dtype=z.dtype)
+        weights = 1.0 / torch.arange(1, k + 1, dtype=z.dtype, device=z.device)
+        votes = torch.zeros(len(z), classes, dtype=z.dtype, device=z.device)
         votes.scatter_add_(1, self.memory_y[nearest], weights.expand(len(z), k))
         return torch.log((votes + VOTE_PRIOR) / (weights.sum() + classes * VOTE_PRIOR))
 
@@ -257,7 +257,8 @@ class MLP(nn.Module):
         logistic regressions: each label is learned once, the latest weigh most)."""
         if self.neighbors and len(y):
             kept = min(len(y), len(self.memory_y))  # more than it holds: the latest
-            slots = (self.memory_seen + len(y) - kept + torch.arange(kept)) % len(self.memory_y)
+            ring = torch.arange(kept, device=self.memory_y.device)
+            slots = (self.memory_seen + len(y) - kept + ring) % len(self.memory_y)
             self.memory_x[slots] = x[-kept:].to(self.memory_x.dtype)
             self.memory_y[slots] = y[-kept:]
             self.memory_seen += len(y)
