@@ -97,6 +97,23 @@ CALIBRATION = 500  # about how many labels the model's usual excess of errors is
 PRIOR = 50  # labels of that mean needed before the test is armed
 
 
+def mean_shift(values: np.ndarray) -> int:
+    """Where ``values`` split best into a lower mean before and a higher one from there on
+    (the largest between-segments sum of squares); 0 when no split raises the mean.
+
+    >>> mean_shift(np.array([0.1, 0.3, 0.2, 0.2, 1.5, 1.3, 1.6]))
+    4
+    >>> mean_shift(np.array([1.0, 1.0, 1.0])), mean_shift(np.array([2.0, 0.0]))
+    (0, 0)
+    """
+    n = len(values)
+    j = np.arange(1, n)
+    before = np.cumsum(values)[:-1]
+    rise = (values.sum() - before) / (n - j) - before / j
+    gain = np.where(rise > 0, j * (n - j) / n * rise**2, 0.0)
+    return int(j[np.argmax(gain)]) if n > 1 and gain.max() > 0 else 0
+
+
 class Overconfidence:
     """Page's CUSUM of the log-likelihood ratio, label by label, that the model's errors run at
     `ODDS` times the odds its confidence states, against what it states.
@@ -107,9 +124,12 @@ class Overconfidence:
     from its boundary) is not drifting. While its confidence means what it says the statistic
     drifts down, and an alarm comes at most once in about ``exp(ALARM)`` labels; when the
     model turns confidently wrong it climbs by up to ``log(ODDS)`` a wrong answer, and an
-    alarm comes within a few labels. The test is armed once `PRIOR` labels set the excess,
-    and after an alarm until `rearm` (the labels still judged by the model the change made
-    wrong would raise it again and again).
+    alarm comes within a few labels. The change is dated where the steps of the run that ended
+    in the alarm split best into a lower mean and a higher one (not where the run left 0: one
+    that crept up by chance long before the change would date it far too early, and the old
+    concept's labels would be taken as the new one's). The test is armed once `PRIOR` labels
+    set the excess, and after an alarm until `rearm` (the labels still judged by the model the
+    change made wrong would raise it again and again).
 
     >>> test = Overconfidence()
     >>> [test.update(0.1, wrong=i % 10 == 0, point=i) for i in range(2000)].count(None)
@@ -117,6 +137,15 @@ class Overconfidence:
     >>> found = [test.update(0.1, wrong=True, point=2000 + i) for i in range(20)]
     >>> [(i, start) for i, start in enumerate(found) if start is not None]  # 8 labels in
     [(7, 1999)]
+
+    A run that crept up first (one error in 4) is dated where the errors turned to all:
+
+    >>> test = Overconfidence()
+    >>> calm = [test.update(0.1, wrong=i % 10 == 0, point=i) for i in range(2000)]
+    >>> creep = [test.update(0.1, wrong=i % 4 == 0, point=2000 + i) for i in range(40)]
+    >>> found = [test.update(0.1, wrong=True, point=2040 + i) for i in range(20)]
+    >>> [start for start in found if start is not None]
+    [2039]
     """
 
     def __init__(self) -> None:
@@ -124,7 +153,8 @@ class Overconfidence:
         self.excess = 0.0  # the mean of wrong - stated error
         self.count = 0
         self.armed = True
-        self.run_from = 0  # the first point of the current rise
+        self.steps: list[float] = []  # the current run's log-likelihood ratios
+        self.points: list[int] = []  # and their points
 
     def update(self, stated_error: float, wrong: bool, point: int) -> int | None:
         """Add a label at store ``point``: the point before the rise began, if this is an
@@ -137,13 +167,22 @@ class Overconfidence:
         self.excess += (wrong - stated_error - self.excess) / min(self.count, CALIBRATION)
         if self.count <= PRIOR:
             return None
+        step = math.log(p1 / p0 if wrong else (1 - p1) / (1 - p0))
+        self.alarm = max(0.0, self.alarm + step)
         if self.alarm == 0.0:
-            self.run_from = point
-        self.alarm = max(0.0, self.alarm + math.log(p1 / p0 if wrong else (1 - p1) / (1 - p0)))
+            self.steps, self.points = [], []
+            return None
+        self.steps.append(step)
+        self.points.append(point)
         if self.alarm <= ALARM:
             return None
-        self.alarm, self.armed = 0.0, False
-        return self.run_from - 1
+        start = self.points[mean_shift(np.array(self.steps))]
+        self.disarm()
+        return start - 1
+
+    def disarm(self) -> None:
+        """Stop until `rearm`: a change was found."""
+        self.alarm, self.steps, self.points, self.armed = 0.0, [], [], False
 
     def rearm(self) -> None:
         """Watch again: a model trained since the alarm judges the labels from now on."""
@@ -152,6 +191,9 @@ class Overconfidence:
 
 class DriftMonitor:
     """Feeds each label to the detectors that watch its kind; reports the drifts it completes.
+    One change is reported once: after a drift every detector starts over on the new concept
+    (one slower to see the change would report it again, and start the trainer over on the
+    few labels it learned since), and the sequential test waits for a new model (`rearm`).
 
     >>> from streamal.training.labels import Joined
     >>> def label(i, correct):
@@ -161,17 +203,21 @@ class DriftMonitor:
     True
     >>> found = [monitor.update(label(1200 + i, correct=i < 600)) for i in range(1200)]
     >>> [(i, drifts) for i, drifts in enumerate(found) if drifts]  # detector: new concept's start
-    [(607, {'overconfidence': 1799}), (609, {'surprise': 1799, 'error': 1799})]
+    [(607, {'overconfidence': 1799})]
     """
 
     def __init__(self, config: DriftConfig) -> None:
-        self._watches = {
-            "error": _Watch(config, worse=+1),
-            "audit": _Watch(config, worse=+1),
-            "confidence": _Watch(config, worse=-1),
-            "surprise": _Watch(config, worse=+1),
-        }
+        self._config = config
+        self._watches = self._fresh_watches()
         self._overconfidence = Overconfidence()
+
+    def _fresh_watches(self) -> dict[str, _Watch]:
+        return {
+            "error": _Watch(self._config, worse=+1),
+            "audit": _Watch(self._config, worse=+1),
+            "confidence": _Watch(self._config, worse=-1),
+            "surprise": _Watch(self._config, worse=+1),
+        }
 
     def update(self, joined: Joined) -> dict[str, int]:
         """One label met its request; detector -> store point where the new concept starts,
@@ -187,7 +233,11 @@ class DriftMonitor:
             found["overconfidence"] = self._overconfidence.update(
                 1.0 - joined.confidence, bool(error), joined.seq
             )
-        return {name: point for name, point in found.items() if point is not None}
+        drifts = {name: point for name, point in found.items() if point is not None}
+        if drifts:
+            self._watches = self._fresh_watches()
+            self._overconfidence.disarm()
+        return drifts
 
     def rearm(self) -> None:
         """A new model judges the labels from now on (see `Overconfidence.rearm`)."""
