@@ -291,21 +291,29 @@ class LabelStore:
         """When the earliest of the first ``answers`` answered after store ``point`` (and of
         the last ``reach_back`` answered up to it) was asked (epoch seconds; None: none
         answered after it yet): where a concept that starts at ``point`` began to be served,
-        estimated early rather than late."""
+        estimated early rather than late. An answer for a sample asked before most of the last
+        ``answers`` answered up to ``point`` is left out: it came after the point late (a slow
+        annotator, a labels partition read behind the others), a straggler of the old concept,
+        not the new one's start."""
         after = self._asked("seq > ? ORDER BY seq", point, answers)
-        if after is None:
+        if not after:
             return None
-        before = self._asked("seq <= ? ORDER BY seq DESC", point, reach_back)
-        return after if before is None else min(after, before)
+        before = self._asked(
+            "seq <= ? ORDER BY seq DESC", point, max(answers, reach_back), newest_first=True
+        )
+        floor = float(np.median(before)) if before else -np.inf
+        return min((t for t in after + before[:reach_back] if t >= floor), default=floor)
 
-    def _asked(self, votes: str, point: int, count: int) -> float | None:
-        """The earliest time the ``count`` answers ``votes`` selects (from ``point``) were asked."""
-        row = self._db.execute(
-            "SELECT min(r.requested_at) FROM requests r JOIN (SELECT id FROM votes WHERE"
-            f" {votes} LIMIT ?) v ON v.id = r.id",
+    def _asked(self, votes: str, point: int, count: int, newest_first: bool = False) -> list[float]:
+        """When the ``count`` answers ``votes`` selects (from ``point``) were asked, in the
+        order they were answered (``newest_first``: the reverse)."""
+        rows = self._db.execute(
+            "SELECT r.requested_at FROM (SELECT id, seq FROM votes WHERE"
+            f" {votes} LIMIT ?) v JOIN requests r ON v.id = r.id ORDER BY v.seq",
             (point, count),
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        ).fetchall()
+        times = [float(row[0]) for row in rows]
+        return times[::-1] if newest_first else times
 
     def recent_samples(self, count: int, reason: str) -> list[Sample]:
         """The newest ``count`` requests asked for ``reason``, labeled or not, as samples."""

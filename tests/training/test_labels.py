@@ -198,3 +198,20 @@ def test_a_concept_is_dated_by_when_its_first_answers_were_asked(tmp_path: Path)
     assert labels.asked_after(points[11].seq, answers=3) == 60.0 * 12  # s14, s12, s13
     assert labels.asked_after(start.seq, reach_back=4) == 60.0 * 11  # and s11, s14, s12, s13
     assert labels.asked_after(points[29].seq) is None  # nothing answered since
+
+
+def test_a_straggler_answered_after_the_change_does_not_date_it(tmp_path: Path) -> None:
+    """s2's answer comes after s20's (a slow annotator, a labels partition read late): the
+    concept that starts after s19's answer is dated at s20, or at the answers just before the
+    point that it reaches back to, not at s2."""
+    labels = store(tmp_path)
+    for i in range(30):  # asked a minute apart
+        at = datetime.fromtimestamp(60.0 * i, UTC)
+        labels.add_request(request(f"s{i}").model_copy(update={"requested_at": at}))
+    order = [0, 1, *range(3, 21), 2, *range(21, 30)]
+    points = {i: labels.add_label(answer(f"s{i}", "dog"), f"labels:0:{i}") for i in order}
+    start = points[19]
+    assert start is not None
+    # s2 was asked before most of the last 10 answered up to the point (s10..s19)
+    assert labels.asked_after(start.seq) == 60.0 * 20
+    assert labels.asked_after(start.seq, reach_back=3) == 60.0 * 17  # s17, s18, s19 too
