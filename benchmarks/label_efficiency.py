@@ -21,14 +21,18 @@ Reported per stream:
 With ``--peers``, the peer-anchor streams (``sea_abrupt``, ``hyperplane``, ``rbf5``, ``phishing``,
 ``image_segments``, generated with river as the anchors describe) run too, at budget 0.1 only
 (default, random, mlp), beside the peers' measured accuracy under the same prequential
-protocol (`PEER_ANCHORS`: random, and the best peer), which learns a label as soon as it is
-asked (`PEERS_PROTOCOL`: no annotator delay, a finer lockstep). This is the system level:
-streamal's own model and trainer, against peers that learn online after every label. The
-built-in streams keep the simulation's annotator delay (0.2 s of stream time).
+protocol (`PEER_ANCHORS`: random, and the best peer). This is the system level: streamal's own
+model and trainer, against peers that learn online after every label.
+
+Every stream runs under the peers' protocol (`PEERS_PROTOCOL`: a label, once asked, is learned
+before the next samples, within a tick of 30 samples); ``--protocol annotator`` runs the
+built-in streams with the simulation's annotator instead (`ANNOTATOR_PROTOCOL`: answers 0.2 s
+of stream time after the request, 300 samples at the default rate, and a lockstep of 150
+samples), where the first model comes about 450 samples in for every strategy alike.
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
-[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling]`` (``--streams ""``: none of the
-built-in streams).
+[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling] [--protocol peers|annotator]``
+(``--streams ""``: none of the built-in streams).
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ PEER_ANCHORS = {  # accuracy at budget 0.1, measured with the peers' own code: r
 PEERS_PROTOCOL = {"label_delay_s": 0.0, "tick_s": 0.02}
 """The peers' protocol: a sample's label, once asked, is learned before the next samples (here
 within a tick of the lockstep, 30 samples at the default rate), not after an annotator's delay."""
+
+ANNOTATOR_PROTOCOL = {"label_delay_s": Options.label_delay_s, "tick_s": Options.tick_s}
+"""The simulation's annotator: answers some time after the request, in a coarser lockstep."""
+
+PROTOCOLS = {"peers": PEERS_PROTOCOL, "annotator": ANNOTATOR_PROTOCOL}
 
 RUNS: dict[str, tuple[str | None, dict[str, Any]]] = {  # score (None: the default), settings
     "default": (None, {}),
@@ -94,11 +103,15 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 
 
 def stream_result(
-    name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1
-) -> dict[str, Any]:
-    """The built-in stream ``name`` at budget 0.1 (and its ceiling, from seed 0); with
-    ``seeds`` > 1, accuracies are means over the generator's seeds ``0 .. seeds - 1``."""
-    by_seed, labels_used, first = runs_over_seeds(name, samples, rate, workdir, seeds, builtin)
+    name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
+    protocol: str = "peers",
+) -> dict[str, Any]:  # fmt: skip
+    """The built-in stream ``name`` at budget 0.1 under ``protocol`` (`PROTOCOLS`), and its
+    ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over the generator's seeds
+    ``0 .. seeds - 1``."""
+    by_seed, labels_used, first = runs_over_seeds(
+        name, samples, rate, workdir, seeds, builtin, PROTOCOLS[protocol]
+    )
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
     if ceiling:
@@ -214,17 +227,23 @@ def main() -> None:
         "--no-ceiling", dest="ceiling", action="store_false",
         help="skip the all-labels run (the slowest): no labels_to_95",
     )  # fmt: skip
+    parser.add_argument(
+        "--protocol", choices=sorted(PROTOCOLS), default="peers",
+        help="the built-in streams' labels: learned before the next samples (peers), or "
+        "answered after the simulated annotator's delay (annotator)",
+    )  # fmt: skip
     args = parser.parse_args()
     samples = args.samples or (6000 if args.quick else 20_000)
     default = Settings().strategy
     result: dict[str, Any] = {
         "default_strategy": f"{default.score} + {default.gate.name}, budget 0.1",
+        "protocol": {"builtin": args.protocol, "peers": "peers"},
         "streams": {},
     }
     with tempfile.TemporaryDirectory(prefix="streamal-efficiency-") as workdir:
         for name in filter(None, args.streams.split(",")):
             result["streams"][name] = stream_result(
-                name, samples, args.rate, Path(workdir), args.ceiling, args.seeds
+                name, samples, args.rate, Path(workdir), args.ceiling, args.seeds, args.protocol
             )
         if args.peers:
             result["peers"] = {
