@@ -291,18 +291,19 @@ class LabelStore:
         """When the earliest of the first ``answers`` answered after store ``point`` (and of
         the last ``reach_back`` answered up to it) was asked (epoch seconds; None: none
         answered after it yet): where a concept that starts at ``point`` began to be served,
-        estimated early rather than late. An answer for a sample asked before most of the last
-        ``answers`` answered up to ``point`` is left out: it came after the point late (a slow
-        annotator, a labels partition read behind the others), a straggler of the old concept,
-        not the new one's start."""
+        estimated early rather than late. An answer for a sample asked before most of the
+        ``answers`` answered just before the ones reached back to was asked is left out: it
+        came late (a slow annotator, a labels partition read behind the others), a straggler of
+        the old concept, not the new one's start."""
         after = self._asked("seq > ? ORDER BY seq", point, answers)
         if not after:
             return None
         before = self._asked(
-            "seq <= ? ORDER BY seq DESC", point, max(answers, reach_back), newest_first=True
+            "seq <= ? ORDER BY seq DESC", point, reach_back + answers, newest_first=True
         )
-        floor = float(np.median(before)) if before else -np.inf
-        return min((t for t in after + before[:reach_back] if t >= floor), default=floor)
+        mixed, old = before[:reach_back], before[reach_back:]
+        floor = float(np.median(old)) if old else -np.inf
+        return min((t for t in after + mixed if t >= floor), default=floor)
 
     def _asked(self, votes: str, point: int, count: int, newest_first: bool = False) -> list[float]:
         """When the ``count`` answers ``votes`` selects (from ``point``) were asked, in the
