@@ -16,6 +16,7 @@ stream, against the labels spent so far.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,12 +107,39 @@ def run_settings(
     return Settings(**data)
 
 
+RUN_STATE = ("log.sqlite*", "labels.sqlite*", "models")
+"""What a run keeps in its directory: the transport's log, the label store, the model store."""
+
+
+def start_afresh(workdir: Path) -> None:
+    """``workdir``, without what an earlier run left there (`RUN_STATE`): serve and train go on
+    from the log and the stores they find, so a second run in the same place would learn from
+    the first one's labels and spend its budget on top of the first one's.
+
+    >>> import tempfile
+    >>> workdir = Path(tempfile.mkdtemp())
+    >>> for name in ("log.sqlite", "log.sqlite-wal", "models/m/v1.pt", "notes.txt"):
+    ...     (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+    ...     (workdir / name).touch()
+    >>> start_afresh(workdir)
+    >>> sorted(path.name for path in workdir.iterdir())
+    ['notes.txt']
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    for pattern in RUN_STATE:
+        for path in workdir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
 def simulate(
     base: Settings, stream: LabeledStream, name: str, score: str, workdir: Path, options: Options
 ) -> dict[str, Any]:
     """Run one strategy over ``stream``; its report (see `measure`). Past
     ``options.time_limit_s`` the stream is cut short and the report covers what was served."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    start_afresh(workdir)
     settings = run_settings(base, stream, workdir, score, options)
     metrics = Metrics()
     clock = StreamClock(options.rate)
