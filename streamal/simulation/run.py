@@ -77,6 +77,11 @@ class Options:
     strategy: dict[str, Any] = field(default_factory=dict)
 
 
+LOG, LABELS, MODELS = "log.sqlite", "labels.sqlite", "models"
+"""Where a run keeps, in its directory, the transport's log, the label store, the model store."""
+RUN_STATE = (f"{LOG}*", f"{LABELS}*", MODELS)  # with SQLite's -wal and -shm files
+
+
 def run_settings(
     base: Settings, stream: LabeledStream, workdir: Path, score: str, options: Options
 ) -> Settings:
@@ -84,9 +89,9 @@ def run_settings(
     data = base.model_dump(mode="json")
     data["transport"] = {
         "kind": "local",
-        "local": {"path": str(workdir / "log.sqlite"), "synchronous": "normal"},
+        "local": {"path": str(workdir / LOG), "synchronous": "normal"},
     }
-    data["model"] |= {"classes": stream.classes, "store": str(workdir / "models")}
+    data["model"] |= {"classes": stream.classes, "store": str(workdir / MODELS)}
     if not options.own_model:
         data["model"] |= {
             "n_features": stream.features.shape[1], "module": None, "featurizer": None,
@@ -100,15 +105,11 @@ def run_settings(
     }
     data["serve"] |= {"metrics_address": "127.0.0.1:0", "max_batch": 64}
     data["train"] |= {
-        "label_store": str(workdir / "labels.sqlite"), "metrics_address": "127.0.0.1:0",
+        "label_store": str(workdir / LABELS), "metrics_address": "127.0.0.1:0",
         "min_new_labels": options.min_new_labels, "interval_s": 2.0,
         "publish_interval_s": options.tick_s / 2,  # an update each tick, if labels came
     }  # fmt: skip
     return Settings(**data)
-
-
-RUN_STATE = ("log.sqlite*", "labels.sqlite*", "models")
-"""What a run keeps in its directory: the transport's log, the label store, the model store."""
 
 
 def start_afresh(workdir: Path) -> None:

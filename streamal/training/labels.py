@@ -291,30 +291,27 @@ class LabelStore:
         """When the earliest of the first ``answers`` answered after store ``point`` (and of
         the last ``reach_back`` answered up to it) was asked (epoch seconds; None: none
         answered after it yet): where a concept that starts at ``point`` began to be served,
-        estimated early rather than late. An answer for a sample asked before most of the
-        ``answers`` answered just before the ones reached back to was asked is left out: it
-        came late (a slow annotator, a labels partition read behind the others), a straggler of
-        the old concept, not the new one's start."""
+        estimated early rather than late. Stragglers are left out: answers for samples asked
+        before most of the ``answers`` answered ahead of those reached back to (they came late:
+        a slow annotator, a labels partition read behind the others), of the old concept."""
         after = self._asked("seq > ? ORDER BY seq", point, answers)
         if not after:
             return None
-        before = self._asked(
-            "seq <= ? ORDER BY seq DESC", point, reach_back + answers, newest_first=True
-        )
-        mixed, old = before[:reach_back], before[reach_back:]
+        before = self._asked("seq <= ? ORDER BY seq DESC", point, reach_back + answers)
+        split = max(0, len(before) - reach_back)
+        old, mixed = before[:split], before[split:]
         floor = float(np.median(old)) if old else -np.inf
         return min((t for t in after + mixed if t >= floor), default=floor)
 
-    def _asked(self, votes: str, point: int, count: int, newest_first: bool = False) -> list[float]:
+    def _asked(self, votes: str, point: int, count: int) -> list[float]:
         """When the ``count`` answers ``votes`` selects (from ``point``) were asked, in the
-        order they were answered (``newest_first``: the reverse)."""
+        order they were answered."""
         rows = self._db.execute(
             "SELECT r.requested_at FROM (SELECT id, seq FROM votes WHERE"
             f" {votes} LIMIT ?) v JOIN requests r ON v.id = r.id ORDER BY v.seq",
             (point, count),
         ).fetchall()
-        times = [float(row[0]) for row in rows]
-        return times[::-1] if newest_first else times
+        return [float(row[0]) for row in rows]
 
     def recent_samples(self, count: int, reason: str) -> list[Sample]:
         """The newest ``count`` requests asked for ``reason``, labeled or not, as samples."""
