@@ -31,21 +31,25 @@ of stream time after the request, 300 samples at the default rate, and a lockste
 samples), where the first model comes about 450 samples in for every strategy alike.
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
-[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling] [--protocol peers|annotator]``
-(``--streams ""``: none of the built-in streams).
+[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling] [--protocol peers|annotator]
+[--jobs N]`` (``--streams ""``: none of the built-in streams; ``--jobs``: streams run at once,
+each in a process of its own, with the same results).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
@@ -209,6 +213,33 @@ def peer_result(
     return result | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
 
 
+class _InProcess(Executor):
+    """Runs each task when it is submitted, in this process (``--jobs 1``)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+
+def _executor(jobs: int) -> Executor:
+    """``jobs`` worker processes (spawned: torch is not fork-safe), each on one torch thread,
+    or this process alone."""
+    if jobs == 1:
+        return _InProcess()
+    return ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads,
+        initargs=(1,),
+    )  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter streams (6,000 samples)")
@@ -232,6 +263,11 @@ def main() -> None:
         help="the built-in streams' labels: learned before the next samples (peers), or "
         "answered after the simulated annotator's delay (annotator)",
     )  # fmt: skip
+    parser.add_argument(
+        "--jobs", type=_positive, default=1, metavar="N",
+        help="streams run at once, each in a process of its own (the runs are deterministic: "
+        "the same JSON as one at a time)",
+    )  # fmt: skip
     args = parser.parse_args()
     samples = args.samples or (6000 if args.quick else 20_000)
     default = Settings().strategy
@@ -240,16 +276,24 @@ def main() -> None:
         "protocol": {"builtin": args.protocol, "peers": "peers"},
         "streams": {},
     }
-    with tempfile.TemporaryDirectory(prefix="streamal-efficiency-") as workdir:
-        for name in filter(None, args.streams.split(",")):
-            result["streams"][name] = stream_result(
-                name, samples, args.rate, Path(workdir), args.ceiling, args.seeds, args.protocol
+    with (
+        tempfile.TemporaryDirectory(prefix="streamal-efficiency-") as workdir,
+        _executor(args.jobs) as pool,
+    ):
+        at = (args.rate, Path(workdir))
+        builtins = {
+            name: pool.submit(
+                stream_result, name, samples, *at, args.ceiling, args.seeds, args.protocol
             )
-        if args.peers:
-            result["peers"] = {
-                name: peer_result(name, 20_000, args.rate, Path(workdir), args.seeds)
-                for name in args.peers.split(",")
-            }
+            for name in filter(None, args.streams.split(","))
+        }
+        peers = {
+            name: pool.submit(peer_result, name, 20_000, *at, args.seeds)
+            for name in filter(None, args.peers.split(","))
+        }
+        result["streams"] = {name: done.result() for name, done in builtins.items()}
+        if peers:
+            result["peers"] = {name: done.result() for name, done in peers.items()}
     json.dump(result, sys.stdout, indent=2)
     print()
 
