@@ -233,6 +233,16 @@ def _executor(jobs: int) -> Executor:
     )  # fmt: skip
 
 
+def _names(listed: str) -> list[str]:
+    """The comma-separated names, each once: a name listed twice would run twice at once in the
+    same directory.
+
+    >>> _names("short,,sea,short")
+    ['short', 'sea']
+    """
+    return list(dict.fromkeys(filter(None, listed.split(","))))
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -285,11 +295,11 @@ def main() -> None:
             name: pool.submit(
                 stream_result, name, samples, *at, args.ceiling, args.seeds, args.protocol
             )
-            for name in filter(None, args.streams.split(","))
+            for name in _names(args.streams)
         }
         peers = {
             name: pool.submit(peer_result, name, 20_000, *at, args.seeds)
-            for name in filter(None, args.peers.split(","))
+            for name in _names(args.peers)
         }
         result["streams"] = {name: done.result() for name, done in builtins.items()}
         if peers:
