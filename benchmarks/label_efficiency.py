@@ -11,7 +11,7 @@ ceiling: `streamal.simulation.ceiling`, test-then-train with the trainer's recip
 Reported per stream:
 
 - ``labels_to_95``: labels spent until the rolling prequential accuracy first reaches 95% of
-  the ceiling's final accuracy, for default and random, and their ratio (below 1: streamal
+  the ceiling's final accuracy, for each run, and default's over random's (below 1: streamal
   needs fewer labels);
 - ``accuracy``: prequential accuracy over the stream at budget 0.1, default against random and
   mlp (and the ceiling);
@@ -30,10 +30,16 @@ built-in streams with the simulation's annotator instead (`ANNOTATOR_PROTOCOL`: 
 of stream time after the request, 300 samples at the default rate, and a lockstep of 150
 samples), where the first model comes about 450 samples in for every strategy alike.
 
+To measure a change of settings side by side, ``--variant NAME=JSON`` adds a run of the
+default strategy with those settings (a JSON object, as in a config file) and reports its
+accuracy less the default's; ``--runs`` keeps only some of the runs above (``default`` always
+runs).
+
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
 [--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling] [--protocol peers|annotator]
-[--jobs N]`` (``--streams ""``: none of the built-in streams; ``--jobs``: streams run at once,
-each in a process of its own, with the same results).
+[--jobs N] [--runs default,random,mlp] [--variant NAME=JSON ...]`` (``--streams ""``: none of
+the built-in streams; ``--jobs``: streams run at once, each in a process of its own, with the
+same results).
 """
 
 from __future__ import annotations
@@ -50,11 +56,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.run import ROLLING, Options, simulate
 from streamal.simulation.streams import BUILTIN, PEERS, LabeledStream, builtin, peer
+from streamal.validation import one_line
 
 PEER_ANCHORS = {  # accuracy at budget 0.1, measured with the peers' own code: random (linear
     # learner), and the best peer with the better of the two learners (linear, river's ARF)
@@ -74,16 +82,19 @@ ANNOTATOR_PROTOCOL = {"label_delay_s": Options.label_delay_s, "tick_s": Options.
 
 PROTOCOLS = {"peers": PEERS_PROTOCOL, "annotator": ANNOTATOR_PROTOCOL}
 
-RUNS: dict[str, tuple[str | None, dict[str, Any]]] = {  # score (None: the default), settings
+Run = tuple[str | None, dict[str, Any]]
+"""A run: its score (None: the settings' own) and its settings, as overrides of the defaults."""
+
+RUNS: dict[str, Run] = {
     "default": (None, {}),
     "random": ("random", {}),
     "mlp": (None, {"model": {"online": [], "neighbors": 0}}),
 }
 
 
-def run_settings(run: str) -> tuple[Settings, str]:
-    """The settings and the score of ``run`` (`RUNS`)."""
-    score, overrides = RUNS[run]
+def run_settings(run: Run) -> tuple[Settings, str]:
+    """The settings and the score of ``run``."""
+    score, overrides = run
     settings = Settings(**overrides)
     return settings, score or settings.strategy.score
 
@@ -108,13 +119,13 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
-    protocol: str = "peers",
+    protocol: str = "peers", runs: dict[str, Run] = RUNS,
 ) -> dict[str, Any]:  # fmt: skip
     """The built-in stream ``name`` at budget 0.1 under ``protocol`` (`PROTOCOLS`), and its
     ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over the generator's seeds
     ``0 .. seeds - 1``."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, builtin, PROTOCOLS[protocol]
+        name, samples, rate, workdir, seeds, builtin, PROTOCOLS[protocol], runs
     )
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
@@ -125,9 +136,9 @@ def stream_result(
         print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
         target = 0.95 * top["final_accuracy"]
         reports = first["reports"]
-        needed = {run: labels_to_reach(reports[run], target) for run in ("default", "random")}
+        needed = {run: labels_to_reach(reports[run], target) for run in reports}
         ratio = None
-        if needed["default"] and needed["random"]:
+        if needed["default"] and needed.get("random"):
             ratio = round(needed["default"] / needed["random"], 3)
         result |= {
             "target_accuracy": round(target, 4),
@@ -136,14 +147,29 @@ def stream_result(
         }
     return (
         result
-        | {
-            "accuracy": accuracy,
-            "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-            "default_minus_mlp": round(accuracy["default"] - accuracy["mlp"], 4),
-        }
+        | {"accuracy": accuracy}
+        | differences(accuracy, runs)
         | budget_spent(labels_used, first["samples"])
         | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
     )
+
+
+def differences(accuracy: dict[str, float], runs: dict[str, Run]) -> dict[str, Any]:
+    """The default's accuracy less random's and mlp's, and each variant's (a run not in `RUNS`)
+    less the default's, for the runs that ran.
+
+    >>> runs = {"default": RUNS["default"], "random": RUNS["random"], "fast": (None, {})}
+    >>> differences({"default": 0.9, "random": 0.85, "fast": 0.91}, runs)
+    {'default_minus_random': 0.05, 'minus_default': {'fast': 0.01}}
+    """
+    default = accuracy["default"]
+    result: dict[str, Any] = {
+        f"default_minus_{run}": round(default - accuracy[run], 4)
+        for run in ("random", "mlp")
+        if run in runs
+    }
+    variants = {run: round(accuracy[run] - default, 4) for run in runs if run not in RUNS}
+    return result | ({"minus_default": variants} if variants else {})
 
 
 def runs_over_seeds(
@@ -154,17 +180,18 @@ def runs_over_seeds(
     seeds: int,
     make: Callable[..., LabeledStream],
     protocol: dict[str, float] | None = None,
+    runs: dict[str, Run] = RUNS,
 ) -> tuple[dict[str, list[float]], dict[str, list[int]], dict[str, Any]]:
-    """Every run (`RUNS`) on stream ``name`` (``make(name, samples, seed=...)``) for seeds
+    """Every run of ``runs`` on stream ``name`` (``make(name, samples, seed=...)``) for seeds
     ``0 .. seeds - 1``: accuracies and labels used by run, and seed 0's reports."""
-    by_seed: dict[str, list[float]] = {run: [] for run in RUNS}
-    labels_used: dict[str, list[int]] = {run: [] for run in RUNS}
+    by_seed: dict[str, list[float]] = {run: [] for run in runs}
+    labels_used: dict[str, list[int]] = {run: [] for run in runs}
     first: dict[str, Any] = {"reports": {}}
     for seed in range(seeds):
         stream = make(name, samples, seed=seed)
         first.setdefault("samples", len(stream.ids))
-        for run in RUNS:
-            settings, chosen = run_settings(run)
+        for run in runs:
+            settings, chosen = run_settings(runs[run])
             options = Options(budget=0.1, rate=rate, seed=seed, **(protocol or {}))
             where = workdir / name / f"{run}-{seed}"
             report = simulate(settings, stream, run, chosen, where, options)
@@ -192,13 +219,14 @@ def budget_spent(labels_used: dict[str, list[int]], samples: int) -> dict[str, A
 
 
 def peer_result(
-    name: str, samples: int, rate: float, workdir: Path, seeds: int = 1
-) -> dict[str, Any]:
+    name: str, samples: int, rate: float, workdir: Path, seeds: int = 1,
+    runs: dict[str, Run] = RUNS,
+) -> dict[str, Any]:  # fmt: skip
     """The peer stream ``name`` at budget 0.1; with ``seeds`` > 1, means over seeds ``0 ..
     seeds - 1`` (of the generator, or for a bundled dataset in file order of the model and the
     draws alone) beside each seed's accuracy: one run of a short stream moves by points."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, peer, PEERS_PROTOCOL
+        name, samples, rate, workdir, seeds, peer, PEERS_PROTOCOL, runs
     )
     accuracy = mean_accuracy(by_seed)
     random, best, best_accuracy = PEER_ANCHORS[name]
@@ -207,9 +235,10 @@ def peer_result(
         "accuracy": accuracy,
         "peers": {"random": random, "best": best, "best_accuracy": best_accuracy},
         "default_minus_best_peer": round(accuracy["default"] - best_accuracy, 4),
-        "mlp_minus_best_peer": round(accuracy["mlp"] - best_accuracy, 4),
-        "default_minus_random": round(accuracy["default"] - accuracy["random"], 4),
-    } | budget_spent(labels_used, first["samples"])
+    }
+    if "mlp" in runs:
+        result["mlp_minus_best_peer"] = round(accuracy["mlp"] - best_accuracy, 4)
+    result |= differences(accuracy, runs) | budget_spent(labels_used, first["samples"])
     return result | ({"accuracy_by_seed": by_seed} if seeds > 1 else {})
 
 
@@ -241,6 +270,35 @@ def _names(listed: str) -> list[str]:
     ['short', 'sea']
     """
     return list(dict.fromkeys(filter(None, listed.split(","))))
+
+
+def _variant(text: str) -> tuple[str, Run]:
+    """``NAME=JSON``: a run of the default strategy with the settings in ``JSON``.
+
+    >>> _variant('slow={"model": {"online": [0.003]}}')
+    ('slow', (None, {'model': {'online': [0.003]}}))
+    """
+    name, _, overrides = text.partition("=")
+    if not name or name in RUNS or "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON, NAME not one of {list(RUNS)}")
+    try:
+        settings = json.loads(overrides)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{name}: not JSON ({error})") from None
+    if not isinstance(settings, dict):
+        raise argparse.ArgumentTypeError(f"{name}: expected a JSON object of settings")
+    try:
+        Settings(**settings)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(f"{name}: {one_line(error, Settings)}") from None
+    return name, (None, settings)
+
+
+def _runs(listed: str) -> list[str]:
+    names = _names(listed)
+    if "default" not in names or not set(names) <= set(RUNS):
+        raise argparse.ArgumentTypeError(f"a comma-separated choice of {list(RUNS)}, default in it")
+    return names
 
 
 def _positive(text: str) -> int:
@@ -278,12 +336,25 @@ def main() -> None:
         help="streams run at once, each in a process of its own (the runs are deterministic: "
         "the same JSON as one at a time)",
     )  # fmt: skip
+    parser.add_argument(
+        "--runs", type=_runs, default=list(RUNS), metavar="A,B",
+        help="which of default, random, mlp run (default always)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--variant", type=_variant, action="append", default=[], metavar="NAME=JSON",
+        help="also the default strategy with these settings, e.g. "
+        "'slow={\"model\": {\"online\": [0.003, 0.03]}}' (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if len({name for name, _ in args.variant}) < len(args.variant):
+        parser.error("--variant: each NAME once")
+    runs = {name: RUNS[name] for name in args.runs} | dict(args.variant)
     samples = args.samples or (6000 if args.quick else 20_000)
     default = Settings().strategy
     result: dict[str, Any] = {
         "default_strategy": f"{default.score} + {default.gate.name}, budget 0.1",
         "protocol": {"builtin": args.protocol, "peers": "peers"},
+        "variants": {name: settings for name, (_, settings) in args.variant},
         "streams": {},
     }
     with (
@@ -293,12 +364,12 @@ def main() -> None:
         at = (args.rate, Path(workdir))
         builtins = {
             name: pool.submit(
-                stream_result, name, samples, *at, args.ceiling, args.seeds, args.protocol
+                stream_result, name, samples, *at, args.ceiling, args.seeds, args.protocol, runs
             )
             for name in _names(args.streams)
         }
         peers = {
-            name: pool.submit(peer_result, name, 20_000, *at, args.seeds)
+            name: pool.submit(peer_result, name, 20_000, *at, args.seeds, runs)
             for name in _names(args.peers)
         }
         result["streams"] = {name: done.result() for name, done in builtins.items()}
