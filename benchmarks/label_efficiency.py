@@ -137,9 +137,9 @@ def stream_result(
         target = 0.95 * top["final_accuracy"]
         reports = first["reports"]
         needed = {run: labels_to_reach(reports[run], target) for run in reports}
-        ratio = None
-        if needed["default"] and needed.get("random"):
-            ratio = round(needed["default"] / needed["random"], 3)
+        ratio, default, random = None, needed["default"], needed.get("random")
+        if default and random:
+            ratio = round(default / random, 3)
         result |= {
             "target_accuracy": round(target, 4),
             "labels_to_95": needed,
@@ -179,7 +179,7 @@ def runs_over_seeds(
     workdir: Path,
     seeds: int,
     make: Callable[..., LabeledStream],
-    protocol: dict[str, float] | None = None,
+    protocol: dict[str, float],
     runs: dict[str, Run] = RUNS,
 ) -> tuple[dict[str, list[float]], dict[str, list[int]], dict[str, Any]]:
     """Every run of ``runs`` on stream ``name`` (``make(name, samples, seed=...)``) for seeds
@@ -192,7 +192,10 @@ def runs_over_seeds(
         first.setdefault("samples", len(stream.ids))
         for run in runs:
             settings, chosen = run_settings(runs[run])
-            options = Options(budget=0.1, rate=rate, seed=seed, **(protocol or {}))
+            options = Options(
+                budget=0.1, rate=rate, seed=seed, label_delay_s=protocol["label_delay_s"],
+                tick_s=protocol["tick_s"],
+            )  # fmt: skip
             where = workdir / name / f"{run}-{seed}"
             report = simulate(settings, stream, run, chosen, where, options)
             if seed == 0:
