@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -282,8 +283,10 @@ def _variant(text: str) -> tuple[str, Run]:
     ('slow', (None, {'model': {'online': [0.003]}}))
     """
     name, _, overrides = text.partition("=")
-    if not name or name in RUNS or "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=JSON, NAME not one of {list(RUNS)}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in RUNS or "=" not in text:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=JSON, NAME of letters, digits, _ . - and not one of {list(RUNS)}"
+        )
     try:
         settings = json.loads(overrides)
     except ValueError as error:
