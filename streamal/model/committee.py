@@ -95,6 +95,11 @@ class Committee(StreamModel):
             )
         self.network.eval()
 
+    def follow(self, held_out: Labeled) -> bool:
+        """Every member follows ``held_out``; True if any changed."""
+        followed = [member.follow(held_out) for member in self.members]
+        return any(followed)
+
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """Online bagging (Oza and Russell 2001): each member learns each new label a
         Poisson(1) number of times (drawn again in the rare case that no member would learn

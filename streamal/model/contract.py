@@ -47,7 +47,8 @@ class Encoded:
 
 @dataclass
 class Labeled:
-    """Samples with their labels as class indices (positions in ``classes``).
+    """Samples with their labels as class indices (positions in ``classes``), and, for a part
+    of a labeled set (see `in_arrival_order`), where each came in it.
 
     >>> Labeled([Sample(id="a", features=[1.0])], np.array([1])).targets.tolist()
     [1]
@@ -55,9 +56,30 @@ class Labeled:
 
     samples: list[Sample]
     targets: np.ndarray
+    arrival: np.ndarray | None = None
+    """Each label's position in the set it was taken from, in the order the labels came (None:
+    not known)."""
 
     def __len__(self) -> int:
         return len(self.samples)
+
+
+def in_arrival_order(*parts: Labeled) -> Labeled | None:
+    """The labels of ``parts`` (of one labeled set) together, in the order they came; None
+    unless every part knows where its labels came (`Labeled.arrival`).
+
+    >>> a = Labeled([Sample(id="a", features=[0.0])] * 2, np.array([0, 0]), np.array([0, 2]))
+    >>> b = Labeled([Sample(id="b", features=[1.0])], np.array([1]), np.array([1]))
+    >>> in_arrival_order(a, b).targets.tolist(), in_arrival_order(a, Labeled([], b.targets))
+    ([0, 1, 0], None)
+    """
+    if any(part.arrival is None for part in parts):
+        return None
+    arrival = np.concatenate([np.asarray(part.arrival) for part in parts])
+    order = np.argsort(arrival, kind="stable")
+    samples = [sample for part in parts for sample in part.samples]
+    targets = np.concatenate([part.targets for part in parts])
+    return Labeled([samples[i] for i in order], targets[order], arrival[order])
 
 
 class StreamModel(ABC):
@@ -86,6 +108,13 @@ class StreamModel(ABC):
         """Train ``network`` on ``train``, starting from ``start``'s state when given (the
         champion: a warm start) or from scratch; ``validation`` is held out (e.g. for early
         stopping). Runs on ``device``; leaves the network in eval mode."""
+
+    def follow(self, held_out: Labeled) -> bool:
+        """Learn new labels held out from `fit` and `update` (they judge the next round) in the
+        parts of the model that follow the stream label by label, and nowhere else (not in
+        what `rounds_logits` computes); True if the model changed. Optional: the default
+        learns nothing from them."""
+        return False
 
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """Learn the ``new`` labels incrementally, in a few optimizer steps mixed with

@@ -13,7 +13,7 @@ from torch import nn
 
 from streamal.messages import Sample
 from streamal.model.config import FitConfig, ModelConfig
-from streamal.model.contract import Encoded, Labeled, StreamModel
+from streamal.model.contract import Encoded, Labeled, StreamModel, in_arrival_order
 from streamal.model.features import Featurizer
 from streamal.model.mlp import MLP
 from streamal.plugins import load_function
@@ -91,8 +91,10 @@ class FeatureModel(StreamModel):
         Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
         the training features either way (one outlier cannot set it, see
         `winsorized_standard_scaling`), keeping the warm-started function. The MLP's online
-        parts, if any (``model.online``), learn ``train`` anew, once, in order (after a drift,
-        ``train`` starts at the new concept).
+        parts and memory, if any (``model.online``, ``model.neighbors``), learn anew, once, in
+        the order they came, every label: ``validation`` too when both parts say where their
+        labels came (`in_arrival_order`), since they `follow` the held-out labels as well
+        (after a drift, the labels start at the new concept).
         """
         recipe = self._recipe
         x_train, y_train = self._tensors(train)
@@ -104,8 +106,20 @@ class FeatureModel(StreamModel):
             return
         # the scaling is refitted each round: no old outlier is inherited
         self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
-        self.network.relearn(x_train, y_train)
+        every = None if validation is train else in_arrival_order(train, validation)
+        self.network.relearn(*((x_train, y_train) if every is None else self._tensors(every)))
         train_network(self.network, (x_train, y_train), (x_val, y_val), recipe, self.network.deep)
+
+    def follow(self, held_out: Labeled) -> bool:
+        """The MLP's online parts and memory, if any, learn ``held_out`` (weighed first, as in
+        `update`); the MLP itself does not."""
+        network = self.network
+        if not (isinstance(network, MLP) and network.blended and len(held_out)):
+            return False
+        x, y = self._tensors(held_out)
+        network.weigh(x, y, self._recipe.blend_memory)
+        network.learn(x, y)
+        return True
 
     def update(self, new: Labeled, replay: Labeled) -> bool:
         """``model.fit.update_steps`` Adam steps, each on every new label and a random fill of

@@ -57,7 +57,7 @@ class TrainConfig(BaseModel):
         4, ge=1, description="the first round's labels; then a round each time they double"
     )
     update_labels: int = Field(
-        5, ge=0, description="learn incrementally as soon as this many new labels came (0: never)"
+        1, ge=0, description="learn incrementally as soon as this many new labels came (0: never)"
     )
     publish_interval_s: float = Field(
         10.0, ge=0, description="at most one incrementally updated version this often"

@@ -46,11 +46,20 @@ def held_out(ids: list[str], share: float) -> np.ndarray:
     return np.array([zlib.crc32(i.encode()) % 1000 < cut for i in ids], dtype=bool)
 
 
-def accuracy(model: StreamModel, labeled: Labeled) -> float:
-    """Share of ``labeled`` the model predicts (of the samples it reads)."""
+def accuracy(model: StreamModel, labeled: Labeled, judged: bool = False) -> float:
+    """Share of ``labeled`` the model predicts (of the samples it reads); ``judged``: the
+    share its part that learns in rounds predicts (`StreamModel.rounds_logits`, when it has
+    one), the part the held-out labels judge: its other parts learned them
+    (`StreamModel.follow`)."""
     predictor = Predictor(model, 0)
     encoded = predictor.encode(labeled.samples)
-    predicted = predictor.logits(encoded.inputs).argmax(1).cpu().numpy()
+    logits = None
+    if judged:
+        with torch.inference_mode():
+            logits = model.rounds_logits(encoded.inputs)
+    if logits is None:
+        logits = predictor.logits(encoded.inputs)
+    predicted = logits.argmax(1).cpu().numpy()
     return float((predicted == labeled.targets[encoded.kept]).mean()) if encoded.kept else 0.0
 
 
@@ -90,8 +99,10 @@ def fit(
     challenger.network.eval()
     return FitResult(
         challenger=challenger,
-        accuracy=accuracy(challenger, validation_part),
-        champion_accuracy=None if champion is None else accuracy(champion, validation_part),
+        accuracy=accuracy(challenger, validation_part, judged=True),
+        champion_accuracy=(
+            None if champion is None else accuracy(champion, validation_part, judged=True)
+        ),
         train_size=len(train_part),
         validation_size=len(validation_part),
         learned_held_out=learned_all,
@@ -114,4 +125,5 @@ def _readable(model: StreamModel, labeled: Labeled) -> Labeled:
 
 def _split(labeled: Labeled, mask: np.ndarray) -> Labeled:
     samples = [sample for sample, keep in zip(labeled.samples, mask, strict=True) if keep]
-    return Labeled(samples, labeled.targets[mask])
+    arrival = np.flatnonzero(mask) if labeled.arrival is None else labeled.arrival[mask]
+    return Labeled(samples, labeled.targets[mask], arrival)

@@ -377,9 +377,10 @@ class Trainer:
         )
 
     def _update(self, transport: Transport) -> None:
-        """The champion learns the labels that came since it last learned (but the held-out
-        ones, which judge the next round's challenger), with replayed older ones, and is
-        published as the next version: the served model improves after every few labels."""
+        """The champion learns the labels that came since it last learned, with replayed older
+        ones, and is published as the next version: the served model improves after every few
+        labels. The held-out ones, which judge the next round's challenger, it learns only in
+        the parts that follow the stream label by label (`StreamModel.follow`)."""
         assert self.champion is not None
         started = time.monotonic()
         since, self._learned_through = self._learned_through, self.labels.position
@@ -390,14 +391,18 @@ class Trainer:
         fresh = {sample.id for sample in self.labels.labeled(since=since).samples}
         is_new = np.array([sample.id in fresh for sample in data.samples], dtype=bool)
         new, old = np.flatnonzero(training & is_new), np.flatnonzero(training & ~is_new)
-        if not len(new):
+        judges = np.flatnonzero(~training & is_new)
+        if not len(new) and not len(judges):
             return
         rng = np.random.default_rng([seed, self._learned_through])
         replay = rng.permutation(old)[: max(REPLAY_MIN, REPLAY_PER_NEW * len(new))]
         model = self._loader.fresh()
         model.load_state_dict(self.champion.predictor.model.state_dict())
+        followed = model.follow(self._labeled(data, judges))
         torch.manual_seed(seed + self._learned_through)
-        if not model.update(self._labeled(data, new), self._labeled(data, replay)):
+        if not len(new) and not followed:
+            return
+        if len(new) and not model.update(self._labeled(data, new), self._labeled(data, replay)):
             self._updates = False
             log.info("the model does not learn incrementally: it improves in full rounds only")
             return
@@ -409,10 +414,11 @@ class Trainer:
             return
         self.metrics.training_seconds.observe(time.monotonic() - started)
         learned_judges = self.champion.learned_judges  # what it learned since stays held out
-        updated_with: dict[str, float] = {"updated_with": len(new)}
+        learned = len(new) + (len(judges) if followed else 0)
+        updated_with: dict[str, float] = {"updated_with": learned}
         checkpoint = self._publish(transport, predictor, updated_with, data, learned_judges)
         self.metrics.training_runs.labels("updated").inc()
-        log.info("updated: published v%d (learned %d new labels)", checkpoint.version, len(new))
+        log.info("updated: published v%d (learned %d new labels)", checkpoint.version, learned)
 
     def _labeled(self, data: LabeledSet, rows: np.ndarray) -> Labeled:
         index = {name: i for i, name in enumerate(self.settings.model.classes)}
@@ -493,7 +499,8 @@ class Trainer:
         predictor, config = self.champion.predictor, self.settings.train
         data = self.labels.labeled(since=self._concept_start)
         rows = np.flatnonzero(held_out([s.id for s in data.samples], config.validation_share))
-        score = accuracy(predictor.model, self._labeled(data, rows)) if len(rows) else None
+        held = self._labeled(data, rows)
+        score = accuracy(predictor.model, held, judged=True) if len(rows) else None
         stop_set = self.labels.first_samples(
             config.stopping.stop_set, "explore", self._concept_start
         )
