@@ -10,8 +10,10 @@ A model is a `StreamModel`. streamal gives it batches of `Sample` (``features``,
   `StreamModel.rounds_logits` (optional) those of the part that learns in rounds only, for a
   model that also follows the stream by itself (the drift detectors watch it);
 - `StreamModel.fit` trains on labeled samples, on the model's device, with the optimizer, loss
-  and schedule of the implementation; `StreamModel.update` (optional) learns a few new labels
-  between two rounds, so the served model improves after every few labels;
+  and schedule of the implementation; `StreamModel.update` (optional) learns new labels
+  between two rounds, so the served model improves after every label; `StreamModel.follow`
+  (optional) learns those held out to judge the next round, in the parts that follow the
+  stream label by label only;
 - ``network`` is what training changes: its ``state_dict`` is the checkpoint (a frozen backbone
   kept outside it is not saved, so a new version stays small), and its dropout layers are the
   ones MC-dropout scores switch on.
