@@ -50,7 +50,7 @@ class Encoded:
 @dataclass
 class Labeled:
     """Samples with their labels as class indices (positions in ``classes``), and, for a part
-    of a labeled set (see `in_arrival_order`), where each came in it.
+    of a labeled set (see `arrival_order`), where each came in it.
 
     >>> Labeled([Sample(id="a", features=[1.0])], np.array([1])).targets.tolist()
     [1]
@@ -66,22 +66,19 @@ class Labeled:
         return len(self.samples)
 
 
-def in_arrival_order(*parts: Labeled) -> Labeled | None:
-    """The labels of ``parts`` (of one labeled set) together, in the order they came; None
-    unless every part knows where its labels came (`Labeled.arrival`).
+def arrival_order(*parts: Labeled) -> np.ndarray | None:
+    """The order of the labels of ``parts`` (of one labeled set), laid end to end, that puts
+    them in the order they came; None unless every part knows where its labels came
+    (`Labeled.arrival`).
 
     >>> a = Labeled([Sample(id="a", features=[0.0])] * 2, np.array([0, 0]), np.array([0, 2]))
     >>> b = Labeled([Sample(id="b", features=[1.0])], np.array([1]), np.array([1]))
-    >>> in_arrival_order(a, b).targets.tolist(), in_arrival_order(a, Labeled([], b.targets))
-    ([0, 1, 0], None)
+    >>> arrival_order(a, b).tolist(), arrival_order(a, Labeled([], b.targets))
+    ([0, 2, 1], None)
     """
     if any(part.arrival is None for part in parts):
         return None
-    arrival = np.concatenate([np.asarray(part.arrival) for part in parts])
-    order = np.argsort(arrival, kind="stable")
-    samples = [sample for part in parts for sample in part.samples]
-    targets = np.concatenate([part.targets for part in parts])
-    return Labeled([samples[i] for i in order], targets[order], arrival[order])
+    return np.argsort(np.concatenate([np.asarray(part.arrival) for part in parts]), kind="stable")
 
 
 class StreamModel(ABC):

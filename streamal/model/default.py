@@ -13,7 +13,7 @@ from torch import nn
 
 from streamal.messages import Sample
 from streamal.model.config import FitConfig, ModelConfig
-from streamal.model.contract import Encoded, Labeled, StreamModel, in_arrival_order
+from streamal.model.contract import Encoded, Labeled, StreamModel, arrival_order
 from streamal.model.features import Featurizer
 from streamal.model.mlp import MLP
 from streamal.plugins import load_function
@@ -93,7 +93,7 @@ class FeatureModel(StreamModel):
         `winsorized_standard_scaling`), keeping the warm-started function. The MLP's online
         parts and memory, if any (``model.online``, ``model.neighbors``), learn anew, once, in
         the order they came, every label: ``validation`` too when both parts say where their
-        labels came (`in_arrival_order`), since they `follow` the held-out labels as well
+        labels came (`arrival_order`), since they `follow` the held-out labels as well
         (after a drift, the labels start at the new concept).
         """
         recipe = self._recipe
@@ -106,17 +106,27 @@ class FeatureModel(StreamModel):
             return
         # the scaling is refitted each round: no old outlier is inherited
         self.network.fit_scaling(x_train.cpu().numpy(), keep_function=start is not None)
-        every = None if validation is train else in_arrival_order(train, validation)
-        self.network.relearn(*((x_train, y_train) if every is None else self._tensors(every)))
+        order = None if validation is train else arrival_order(train, validation)
+        if order is None:
+            self.network.relearn(x_train, y_train)
+        else:
+            every = torch.as_tensor(order, device=self.device)
+            self.network.relearn(
+                torch.cat([x_train, x_val])[every], torch.cat([y_train, y_val])[every]
+            )
         train_network(self.network, (x_train, y_train), (x_val, y_val), recipe, self.network.deep)
 
     def follow(self, held_out: Labeled) -> bool:
         """The MLP's online parts and memory, if any, learn ``held_out`` (weighed first, as in
         `update`); the MLP itself does not."""
+        return bool(len(held_out)) and self._learn_label_by_label(*self._tensors(held_out))
+
+    def _learn_label_by_label(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        """The MLP weighs its parts by how they predict ``x``, ``y``, then its online parts and
+        memory learn them, in order; False (and nothing learned) without such parts."""
         network = self.network
-        if not (isinstance(network, MLP) and network.blended and len(held_out)):
+        if not (isinstance(network, MLP) and network.blended):
             return False
-        x, y = self._tensors(held_out)
         network.weigh(x, y, self._recipe.blend_memory)
         network.learn(x, y)
         return True
@@ -131,9 +141,8 @@ class FeatureModel(StreamModel):
         x_new, y_new = self._tensors(new)
         x_old, y_old = self._tensors(replay)
         deep: Callable[[torch.Tensor], torch.Tensor] = self.network
+        self._learn_label_by_label(x_new, y_new)
         if isinstance(self.network, MLP):
-            self.network.weigh(x_new, y_new, recipe.blend_memory)
-            self.network.learn(x_new, y_new)
             deep = self.network.deep
         fill = max(0, recipe.batch_size - len(y_new))
         optimizer = torch.optim.Adam(self.network.parameters(), lr=recipe.learning_rate)

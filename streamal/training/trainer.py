@@ -378,9 +378,10 @@ class Trainer:
 
     def _update(self, transport: Transport) -> None:
         """The champion learns the labels that came since it last learned, with replayed older
-        ones, and is published as the next version: the served model improves after every few
-        labels. The held-out ones, which judge the next round's challenger, it learns only in
-        the parts that follow the stream label by label (`StreamModel.follow`)."""
+        ones, and is published as the next version: the served model improves after every
+        label (`train.update_labels`). The held-out ones, which judge the next round's
+        challenger, it learns only in the parts that follow the stream label by label
+        (`StreamModel.follow`)."""
         assert self.champion is not None
         started = time.monotonic()
         since, self._learned_through = self._learned_through, self.labels.position
@@ -499,8 +500,9 @@ class Trainer:
         predictor, config = self.champion.predictor, self.settings.train
         data = self.labels.labeled(since=self._concept_start)
         rows = np.flatnonzero(held_out([s.id for s in data.samples], config.validation_share))
-        held = self._labeled(data, rows)
-        score = accuracy(predictor.model, held, judged=True) if len(rows) else None
+        score = None
+        if len(rows):
+            score = accuracy(predictor.model, self._labeled(data, rows), judged=True)
         stop_set = self.labels.first_samples(
             config.stopping.stop_set, "explore", self._concept_start
         )

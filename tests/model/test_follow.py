@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from streamal.model import FeatureModel, Labeled, ModelConfig
-from streamal.model.contract import in_arrival_order
+from streamal.model.contract import arrival_order
 from streamal.simulation.streams import gaussian_classes
 from streamal.training.fit import accuracy
 
@@ -64,11 +64,13 @@ def test_a_round_relearns_the_held_out_labels_too_in_the_order_they_came() -> No
 
 def test_labels_of_one_set_come_back_together_in_arrival_order() -> None:
     odd, even = labeled(range(1, 10, 2), arrival=True), labeled(range(0, 10, 2), arrival=True)
-    merged = in_arrival_order(odd, even)
-    assert merged is not None
-    assert [s.id for s in merged.samples] == [STREAM.ids[i] for i in range(10)]
-    assert merged.targets.tolist() == STREAM.labels[:10].tolist()
-    assert in_arrival_order(odd, labeled(range(0, 10, 2))) is None
+    order = arrival_order(odd, even)
+    assert order is not None
+    samples = odd.samples + even.samples
+    assert [samples[i].id for i in order] == [STREAM.ids[i] for i in range(10)]
+    targets = np.concatenate([odd.targets, even.targets])
+    assert targets[order].tolist() == STREAM.labels[:10].tolist()
+    assert arrival_order(odd, labeled(range(0, 10, 2))) is None
 
 
 def test_held_out_labels_the_model_followed_do_not_raise_the_accuracy_they_judge() -> None:
