@@ -53,14 +53,18 @@ def accuracy(model: StreamModel, labeled: Labeled, judged: bool = False) -> floa
     (`StreamModel.follow`)."""
     predictor = Predictor(model, 0)
     encoded = predictor.encode(labeled.samples)
-    logits = None
-    if judged:
-        with torch.inference_mode():
-            logits = model.rounds_logits(encoded.inputs)
+    logits = rounds_logits(model, encoded.inputs) if judged else None
     if logits is None:
         logits = predictor.logits(encoded.inputs)
     predicted = logits.argmax(1).cpu().numpy()
     return float((predicted == labeled.targets[encoded.kept]).mean()) if encoded.kept else 0.0
+
+
+def rounds_logits(model: StreamModel, inputs: object) -> torch.Tensor | None:
+    """The logits of ``model``'s part that learns in rounds on encoded ``inputs``, without
+    gradients (None: the model has no such part, see `StreamModel.rounds_logits`)."""
+    with torch.inference_mode():
+        return model.rounds_logits(inputs)
 
 
 def warm_up() -> None:

@@ -46,7 +46,7 @@ from streamal.model.loader import check_finite
 from streamal.model.store import Checkpoint
 from streamal.strategies import build_score
 from streamal.training.drift import DriftMonitor
-from streamal.training.fit import accuracy, fit, held_out, warm_up
+from streamal.training.fit import accuracy, fit, held_out, rounds_logits, warm_up
 from streamal.training.labels import (
     Joined,
     LabeledSet,
@@ -346,9 +346,7 @@ class Trainer:
         encoded = model.encode([sample])
         if not encoded.kept:
             return joined
-        with torch.inference_mode():
-            logits = model.rounds_logits(encoded.inputs)
-        if logits is None:
+        if (logits := rounds_logits(model, encoded.inputs)) is None:
             return joined
         confidence, best = torch.softmax(logits[0].float(), -1).max(-1)
         return replace(joined, predicted=model.classes[int(best)], confidence=float(confidence))
