@@ -82,6 +82,12 @@ class ModelConfig(BaseModel):
     )  # fmt: skip
     device: Literal["auto", "cpu", "cuda"] = "auto"
     store: Path = Field(Path(".streamal/models"), description="model store directory or volume")
+    keep_versions: int = Field(
+        100, ge=0, description="newest versions the store keeps as new ones come (0: every one)"
+    )
+    keep_rounds: int = Field(
+        20, ge=0, description="versions published by a round kept beyond keep_versions"
+    )
 
     @field_validator("name")
     @classmethod

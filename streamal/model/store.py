@@ -5,8 +5,9 @@ Layout: ``<root>/<model name>/v000007.pt`` (the state dict, ``torch.save``) and
 flushed to disk and renamed into place, the metadata last, so a reader sees a version completely
 or not at all. Files get the permissions of the model's folder less the execute bits, so
 replicas that may read the folder may read its checkpoints. A write that fails (a full disk, say)
-raises ``ModelError`` and leaves no temporary file. Loading and verifying a stored version is
-`streamal.model.loader`'s job.
+raises ``ModelError`` and leaves no temporary file. `ModelStore.prune` deletes old versions,
+metadata first, so a reader never finds a version whose weights are gone. Loading and verifying a
+stored version is `streamal.model.loader`'s job.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import stat
@@ -27,8 +29,11 @@ import torch
 
 from streamal.errors import ModelError
 
+log = logging.getLogger(__name__)
+
 MARKER = ".streamal-model-store"
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.json$")
+_WEIGHTS_FILE = re.compile(r"^v(\d{6,})\.pt$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,22 @@ class ModelStore:
         return sorted(
             int(m.group(1)) for p in self.folder.iterdir() if (m := _VERSION_FILE.match(p.name))
         )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The complete versions' metadata, oldest first."""
+        return self._present(self.versions())
+
+    def _present(self, versions: list[int]) -> list[Checkpoint]:
+        """The metadata of ``versions``, but of those deleted since they were listed (by the
+        trainer's `prune`)."""
+        found = []
+        for version in versions:
+            try:
+                found.append(self.checkpoint(version))
+            except ModelError:
+                if (self.folder / f"v{version:06d}.json").exists():
+                    raise
+        return found
 
     def latest(self) -> Checkpoint | None:
         """The newest complete version, or None when the store is empty."""
@@ -131,6 +152,34 @@ class ModelStore:
         retuned = replace(checkpoint, thresholds=dict(thresholds))
         self._write_metadata(retuned)
         return retuned
+
+    def prune(self, keep: int, keep_rounds: int = 0) -> list[int]:
+        """Delete every version but the newest ``keep`` and, of the older ones, the newest
+        ``keep_rounds`` that a round published (their metrics hold an ``accuracy``), and any
+        weights of an older version left without metadata; the versions deleted, oldest first.
+        A file that cannot be deleted is logged and left to the next prune.
+        """
+        versions = self.versions()
+        older = self._present(versions[:-keep])
+        rounds = [c.version for c in older if "accuracy" in c.metrics]
+        kept = set(versions[-keep:]) | set(rounds[len(rounds) - keep_rounds :])
+        newest = max(kept, default=0)
+        files = [
+            (int(m.group(1)), path)
+            for path in self.folder.iterdir()
+            if (m := _VERSION_FILE.match(path.name) or _WEIGHTS_FILE.match(path.name))
+        ]
+        doomed = sorted(
+            (version, path.suffix != ".json", path)  # metadata first: then the version is gone
+            for version, path in files
+            if version not in kept and version < newest
+        )
+        for _, _, path in doomed:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("%s: cannot delete (%s)", path, _reason(error))
+        return sorted({version for version, _, _ in doomed})
 
     def _write_metadata(self, checkpoint: Checkpoint) -> None:
         meta = json.dumps(asdict(checkpoint), indent=2).encode()

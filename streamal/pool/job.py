@@ -229,11 +229,7 @@ def stopping(settings: Settings, pool: Pool, labels: int) -> StoppingMonitor:
     version that does not verify gives no predictions."""
     config = settings.train.stopping
     loader = ModelLoader(settings.model, settings.strategy.seed)
-    rounds = [
-        checkpoint
-        for checkpoint in map(loader.store.checkpoint, loader.store.versions())
-        if "accuracy" in checkpoint.metrics
-    ]
+    rounds = [c for c in loader.store.checkpoints() if "accuracy" in c.metrics]
     draws = np.random.default_rng(settings.strategy.seed)
     rows = draws.choice(len(pool.ids), min(config.stop_set, len(pool.ids)), replace=False)
     stop_set = [pool.samples[int(i)] for i in sorted(rows)]

@@ -438,6 +438,8 @@ class Trainer:
         thresholds = self._thresholds(predictor, data)
         classes = self.settings.model.classes
         checkpoint = self.models.save(predictor.model.state_dict(), classes, metrics, thresholds)
+        if keep := self.settings.model.keep_versions:
+            self.models.prune(keep, self.settings.model.keep_rounds)
         predictor.version = checkpoint.version
         self.champion = _Champion(checkpoint, predictor, learned_judges)
         self._detectors.rearm()

@@ -87,6 +87,26 @@ def test_a_write_that_fails_is_one_line_and_leaves_no_temporary_file(tmp_path: P
     assert ModelStore(tmp_path, "default").latest().thresholds == {}  # type: ignore[union-attr]
 
 
+def test_pruning_keeps_the_newest_versions_and_the_newest_older_rounds(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path, "default")
+    state = mlp().state_dict()
+    for version in range(1, 11):  # rounds publish versions 1, 4 and 6; updates the others
+        store.save(state, CLASSES, metrics={"accuracy": 0.8} if version in (1, 4, 6) else {})
+    folder = tmp_path / "default"
+    (folder / "v000003.json").unlink()  # weights left behind by an earlier prune that failed
+    assert store.prune(keep=3, keep_rounds=1) == [1, 2, 3, 4, 5, 7]
+    assert store.versions() == [6, 8, 9, 10]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"v{v:06d}.{suffix}" for v in (6, 8, 9, 10) for suffix in ("json", "pt")
+    )
+    config = ModelConfig(n_features=4, classes=CLASSES, hidden=[8], dropout=0, store=tmp_path)
+    assert ModelLoader(config).newest()[0].version == 10  # type: ignore[index]
+    assert [c.version for c in store.checkpoints()] == [6, 8, 9, 10]
+    assert store.prune(keep=3, keep_rounds=1) == []  # nothing more to do
+    assert store.save(state, CLASSES).version == 11  # numbers go on from the newest
+    assert store.prune(keep=1) == [6, 8, 9, 10]  # no rounds kept: the newest version only
+
+
 def test_a_foreign_directory_is_refused_and_untouched(tmp_path: Path) -> None:
     (tmp_path / "thesis.tex").write_text("precious")
     with pytest.raises(ModelError, match="not a streamal model store"):

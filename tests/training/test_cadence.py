@@ -206,3 +206,27 @@ def test_the_labels_of_a_rejected_round_are_learned_by_the_champion_s_next_updat
     assert trainer.champion is not None and runs(trainer, "updated") == 1
     # all learned, the held-out ones by following only (see the test above)
     assert trainer.champion.checkpoint.metrics["updated_with"] == 64
+
+
+def test_the_store_keeps_the_newest_versions_and_the_newest_older_round(
+    settings: Settings,
+) -> None:
+    settings = with_train(
+        settings, min_new_labels=1000, interval_s=3600.0, update_labels=1, publish_interval_s=0.0
+    )
+    model = settings.model.model_copy(update={"keep_versions": 3, "keep_rounds": 1})
+    settings = settings.model_copy(update={"model": model})
+    store = ModelStore(settings.model.store, settings.model.name)
+    with stepping(settings) as (trainer, transport):
+        for end in range(4, 20):  # rounds at 4, 8 and 16 labels, updates in between
+            label(settings, STREAM, range(end - 1 if end > 4 else 0, end))
+            settle(trainer, transport)
+        published = runs(trainer, "published") + runs(trainer, "updated")
+        assert trainer.champion is not None
+        newest = trainer.champion.checkpoint.version
+    assert runs(trainer, "published") == 3 and published == newest > 5
+    checkpoints = store.checkpoints()
+    rounds = [c.version for c in checkpoints if "accuracy" in c.metrics]
+    assert [c.version for c in checkpoints][-3:] == [newest - 2, newest - 1, newest]
+    assert len(checkpoints) == 4 and rounds[0] == checkpoints[0].version < newest - 2
+    assert len(list(store.folder.glob("v*.pt"))) == 4  # no weights left without metadata
