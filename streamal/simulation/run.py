@@ -91,7 +91,9 @@ def run_settings(
         "kind": "local",
         "local": {"path": str(workdir / LOG), "synchronous": "normal"},
     }
-    data["model"] |= {"classes": stream.classes, "store": str(workdir / MODELS)}
+    data["model"] |= {  # every version that served is judged afterwards (`measure`): kept
+        "classes": stream.classes, "store": str(workdir / MODELS), "keep_versions": 0,
+    }  # fmt: skip
     if not options.own_model:
         data["model"] |= {
             "n_features": stream.features.shape[1], "module": None, "featurizer": None,

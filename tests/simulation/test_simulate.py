@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from streamal.config import Settings
+from streamal.model import ModelStore
 from streamal.simulation.run import Options, simulate
 from streamal.simulation.streams import builtin, from_jsonl, gaussian_classes, peer
 
@@ -113,6 +114,18 @@ def test_a_simulation_is_reproducible_and_holds_the_budget(tmp_path: Path) -> No
     assert fired and stopping["rules"]["budget_spent"] is None  # no cap was set
     for point in fired:
         assert 0 < point["labels"] <= first["labels_used"] and 0 < point["position"] < 4000
+
+
+def test_every_version_that_served_is_judged_whatever_the_store_would_keep(
+    tmp_path: Path,
+) -> None:
+    stream = builtin("stationary", 1500, seed=0)
+    options = Options(budget=0.1, rate=1500, seed=0)
+    report = simulate(
+        Settings(model={"keep_versions": 1}), stream, "margin", "margin", tmp_path, options
+    )
+    stored = ModelStore(tmp_path / "models", "default").versions()
+    assert report["model_versions"] > 2 and len(stored) == stored[-1] >= report["model_versions"]
 
 
 @pytest.mark.parametrize(
