@@ -7,8 +7,10 @@ model that is newer than the one in use, it has `ModelLoader` load and verify th
 version, all off the serving path; the daemon takes the ready model between two batches. A
 refused version is logged and counted, and the current model keeps serving. The watcher's
 newest version only advances on a version it loaded: an announcement of a version that is not
-in the store (a typo, or version 999999) is refused and holds back no later real version. A
-tombstone (no value: how a compacted topic deletes a key) is ignored.
+in the store (a typo, or version 999999) is refused and holds back no later real version; one
+the store no longer holds while it holds a newer one (read late, after the trainer's retention
+deleted it) is skipped with an info line. A tombstone (no value: how a compacted topic deletes a
+key) is ignored.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class ModelWatcher(TopicFollower):
             return
         if announcement.version <= self._newest:
             return
+        if self._superseded(announcement.version):  # read late: the trainer's retention
+            log.info("skipped model v%d: the store holds newer ones only", announcement.version)
+            return
         try:
             predictor = self._loader.load(announcement)  # counted by the loader if refused
         except ModelError as error:
@@ -123,6 +128,16 @@ class ModelWatcher(TopicFollower):
             Loaded(predictor, dict(announcement.thresholds), self._news(announcement.explore_boost))
         )
         log.info("model v%d verified and ready to swap in", announcement.version)
+
+    def _superseded(self, version: int) -> bool:
+        """Whether the store no longer holds ``version`` but holds a newer one: the trainer
+        deleted it, a newer announcement follows (a version missing with nothing newer, like a
+        typo, is refused as usual)."""
+        try:
+            stored = self._loader.store.versions()
+        except (OSError, ModelError):  # the store unreadable: loading says why
+            return False
+        return bool(stored) and stored[-1] > version and version not in stored
 
     def _offer(self, loaded: Loaded) -> None:
         """Make ``loaded`` the next to take, keeping a model or boost of one not taken yet."""

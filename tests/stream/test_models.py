@@ -212,3 +212,21 @@ def test_announcements_read_before_the_replica_takes_them_lose_no_model_and_no_b
     assert taken is not None and taken.predictor is not None
     assert (taken.predictor.version, taken.thresholds, taken.boost) == (2, {"budget": 0.2}, boost)
     assert watcher.take() is None
+
+
+def test_an_announcement_read_after_retention_deleted_its_version_is_skipped_not_refused(
+    cluster: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = serve_settings(cluster, tmp_path, budget=0.1)
+    store = ModelStore(settings.model.store, settings.model.name)
+    saved = [store.save(weights(), CLASSES) for _ in range(4)]
+    assert store.prune(keep=2) == [1, 2]
+    metrics = Metrics()
+    loader = ModelLoader(settings.model, settings.strategy.seed, metrics)
+    watcher = ModelWatcher(settings, loader, 1, {}, metrics)
+    announce(settings, saved[1], saved[3])  # v2 read late: the store holds v3 and v4
+    with caplog.at_level(logging.INFO, logger="streamal.stream.models"):
+        taken = read_announcements(settings, watcher, 2, taking=True)
+    assert [loaded.predictor.version for loaded in taken if loaded.predictor] == [4]
+    assert metrics.registry.get_sample_value("streamal_model_rejections_total") == 0
+    assert "skipped model v2: the store holds newer ones only" in caplog.text
