@@ -1,5 +1,5 @@
-"""Retractions through a trainer's SIGKILL: every wrong auto-label of a swapped concept is
-retracted, each exactly once, on both transports."""
+"""Retractions through a trainer's SIGKILL: every wrong auto-label that the old concept's models
+issued on a swapped concept is retracted, each exactly once, on both transports."""
 
 from __future__ import annotations
 
@@ -83,12 +83,18 @@ def test_retractions_are_exactly_once_through_a_sigkill_of_the_trainer(
 
     truth = stream.truth()
     issued = [decode(AutoLabel, e.value) for e in read_all(settings, settings.topics.auto_labels)]
-    retracted = Counter(
-        decode(Retraction, e.value).id for e in read_all(settings, settings.topics.retractions)
-    )
+    retractions = [
+        decode(Retraction, e.value) for e in read_all(settings, settings.topics.retractions)
+    ]
+    retracted = Counter(r.id for r in retractions)
     assert any(int(a.id[1:]) < change[0] for a in issued)  # auto-labeling ran before the change
     assert retracted and set(retracted.values()) == {1}  # each exactly once
-    wrong = {a.id for a in issued if a.label != truth[a.id] and int(a.id[1:]) >= change[0]}
-    assert wrong <= set(retracted)  # every wrong auto-label of the new concept
+    # every wrong auto-label of the new concept that the models up to the last one retracted
+    # from issued; a model published after it, trained on the new concept, may auto-label
+    # again once the new concept's audits support it, within the precision target (below)
+    last = max(r.model_version for r in retractions)
+    old_models = [a for a in issued if int(a.id[1:]) >= change[0] and a.model_version <= last]
+    wrong = {a.id for a in old_models if a.label != truth[a.id]}
+    assert wrong and wrong <= set(retracted)
     standing = [a.label == truth[a.id] for a in issued if a.id not in retracted]
     assert not standing or sum(standing) / len(standing) >= 0.98
