@@ -80,14 +80,10 @@ class ModelStore:
         )
 
     def checkpoints(self) -> list[Checkpoint]:
-        """The complete versions' metadata, oldest first."""
-        return self._present(self.versions())
-
-    def _present(self, versions: list[int]) -> list[Checkpoint]:
-        """The metadata of ``versions``, but of those deleted since they were listed (by the
-        trainer's `prune`)."""
+        """The complete versions' metadata, oldest first (but of those the trainer's `prune`
+        deleted since they were listed)."""
         found = []
-        for version in versions:
+        for version in self.versions():
             try:
                 found.append(self.checkpoint(version))
             except ModelError:
@@ -157,11 +153,11 @@ class ModelStore:
         """Delete every version but the newest ``keep`` and, of the older ones, the newest
         ``keep_rounds`` that a round published (their metrics hold an ``accuracy``), and any
         weights of an older version left without metadata; the versions deleted, oldest first.
-        A file that cannot be deleted is logged and left to the next prune.
+        Metadata that cannot be read is not a round's; a file that cannot be deleted is logged
+        and left to the next prune.
         """
         versions = self.versions()
-        older = self._present(versions[:-keep])
-        rounds = [c.version for c in older if "accuracy" in c.metrics]
+        rounds = [v for v in versions[:-keep] if "accuracy" in self._metrics(v)]
         kept = set(versions[-keep:]) | set(rounds[len(rounds) - keep_rounds :])
         newest = max(kept, default=0)
         files = [
@@ -180,6 +176,13 @@ class ModelStore:
             except OSError as error:
                 log.warning("%s: cannot delete (%s)", path, _reason(error))
         return sorted({version for version, _, _ in doomed})
+
+    def _metrics(self, version: int) -> dict[str, float]:
+        """The metrics of ``version``; none if its metadata cannot be read (gone, or corrupt)."""
+        try:
+            return self.checkpoint(version).metrics
+        except ModelError:
+            return {}
 
     def _write_metadata(self, checkpoint: Checkpoint) -> None:
         meta = json.dumps(asdict(checkpoint), indent=2).encode()

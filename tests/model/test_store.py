@@ -94,6 +94,7 @@ def test_pruning_keeps_the_newest_versions_and_the_newest_older_rounds(tmp_path:
         store.save(state, CLASSES, metrics={"accuracy": 0.8} if version in (1, 4, 6) else {})
     folder = tmp_path / "default"
     (folder / "v000003.json").unlink()  # weights left behind by an earlier prune that failed
+    (folder / "v000002.json").write_text("{corrupt")  # unreadable: not a round's, and deleted
     assert store.prune(keep=3, keep_rounds=1) == [1, 2, 3, 4, 5, 7]
     assert store.versions() == [6, 8, 9, 10]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
