@@ -113,3 +113,14 @@ def test_the_sequential_test_holds_still_while_the_model_is_as_over_confident_as
     monitor.rearm()
     again = alarms(20_100)
     assert len(again) == 1 and again[0] < 25
+
+
+def test_the_sequential_test_is_armed_early_in_a_stream() -> None:
+    """A change 25 unbiased labels into a stream (about 800 samples at budget 0.1, where the
+    default asks some 3 in 100): the model, right 9 times in 10 at 0.9 confidence so far,
+    turns wrong on every answer, and is found within 10 labels."""
+    monitor = Overconfidence()
+    assert all(monitor.update(0.1, i % 10 == 0, i) is None for i in range(25))
+    found = [monitor.update(0.1, True, 25 + i) for i in range(20)]
+    alarms = [i for i, began in enumerate(found) if began is not None]
+    assert alarms and alarms[0] < 10
