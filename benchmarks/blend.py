@@ -1,8 +1,8 @@
-"""What the default model's online parts (``model.online``) and neighbours part
-(``model.neighbors``) cost; prints one JSON object: the blend (``--online``, ``--neighbors``, by
-default the default model), the blend without its neighbours part (``online``) and the MLP
-alone (``model.online: []``, ``model.neighbors: 0``) measured side by side, alternating, in
-this run.
+"""What the default model's online parts (``model.online``), neighbours part
+(``model.neighbors``) and Kalman parts (``model.kalman``) cost; prints one JSON object: the
+blend (``--online``, ``--neighbors``, ``--kalman``, by default the default model), the blend
+with its SGD parts only (``online``) and the MLP alone (``model.online: []``,
+``model.neighbors: 0``, ``model.kalman: []``) measured side by side, alternating, in this run.
 
 - ``forward_us``: microseconds per forward pass of a serving batch (``--batch`` rows of
   ``--features`` floats, the default hidden layers), and the blend's ratio to the MLP alone;
@@ -11,12 +11,12 @@ this run.
   with replayed ones, ``model.fit.update_steps`` Adam steps), where the blend also weighs its
   parts and its online parts learn each new label.
 - ``round_s``: seconds per full round (`StreamModel.fit` on ``--labels`` labels), where the
-  blend's online parts also relearn every training label, in order (and its memory keeps the
-  latest ``model.memory``).
+  blend's online and Kalman parts also relearn every training label, in order (and its memory
+  keeps the latest ``model.memory``).
 
 Ratios are to the MLP alone. Usage: ``python benchmarks/blend.py [--online R,R] [--neighbors K]
-[--batch B] [--features F] [--labels N] [--new K] [--repeats R]``. Run it with one torch thread
-(``OMP_NUM_THREADS=1``) on a shared machine.
+[--kalman Q,Q] [--batch B] [--features F] [--labels N] [--new K] [--repeats R]``. Run it with
+one torch thread (``OMP_NUM_THREADS=1``) on a shared machine.
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ def labeled(n: int, features: int, seed: int) -> Labeled:
     return Labeled([Sample(id=f"s{i}", features=row.tolist()) for i, row in enumerate(x)], targets)
 
 
+def listed(values: list[float]) -> str:
+    """Comma-separated, as the options take them.
+
+    >>> listed([0.01, 0.1])
+    '0.01,0.1'
+    """
+    return ",".join(str(value) for value in values)
+
+
 def timed(work: Callable[[], object], repeats: int) -> float:
     """Seconds per call of ``work``, over ``repeats`` calls."""
     start = time.perf_counter()
@@ -54,9 +63,10 @@ def timed(work: Callable[[], object], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    rates = ",".join(str(rate) for rate in ModelConfig().online)
-    parser.add_argument("--online", default=rates, help="the blend's online rates")
-    parser.add_argument("--neighbors", type=int, default=ModelConfig().neighbors)
+    default = ModelConfig()
+    parser.add_argument("--online", default=listed(default.online), help="the blend's SGD rates")
+    parser.add_argument("--neighbors", type=int, default=default.neighbors)
+    parser.add_argument("--kalman", default=listed(default.kalman), help="its Kalman noises")
     parser.add_argument("--batch", type=int, default=256, help="rows per forward pass")
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--labels", type=int, default=2000, help="labels of a full round")
@@ -64,11 +74,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each")
     args = parser.parse_args()
     torch.manual_seed(0)
-    online = [float(rate) for rate in args.online.split(",")]
+    online = [float(rate) for rate in args.online.split(",") if rate]
+    kalman = [float(noise) for noise in args.kalman.split(",") if noise]
     kinds = {
-        "blend": {"online": online, "neighbors": args.neighbors},
-        "online": {"online": online, "neighbors": 0},
-        "mlp": {"online": [], "neighbors": 0},
+        "blend": {"online": online, "neighbors": args.neighbors, "kalman": kalman},
+        "online": {"online": online, "neighbors": 0, "kalman": []},
+        "mlp": {"online": [], "neighbors": 0, "kalman": []},
     }
     models = {
         name: FeatureModel(ModelConfig(n_features=args.features, classes=CLASSES, **parts))

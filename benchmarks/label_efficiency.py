@@ -4,8 +4,8 @@ For each built-in stream (``streamal simulate --stream NAME``: stationary multi-
 and gradual drift, sparse word counts, binary pixels, many classes, a rare class, boundaries
 that move far, a short stream) the real serve + simulated annotator + train loop runs three
 times on the same samples at budget 0.1: streamal's default strategy, random, and the default
-strategy with the MLP alone (``mlp``: ``model.online: []``, ``model.neighbors: 0``, the default
-before the blend); and
+strategy with the MLP alone (``mlp``: ``model.online: []``, ``model.neighbors: 0``,
+``model.kalman: []``, the default before the blend); and
 streamal's own model learns from every label as soon as it is seen (``all_labels``, the
 ceiling: `streamal.simulation.ceiling`, test-then-train with the trainer's recipe, no budget).
 Reported per stream:
@@ -89,7 +89,7 @@ Run = tuple[str | None, dict[str, Any]]
 RUNS: dict[str, Run] = {
     "default": (None, {}),
     "random": ("random", {}),
-    "mlp": (None, {"model": {"online": [], "neighbors": 0}}),
+    "mlp": (None, {"model": {"online": [], "neighbors": 0, "kalman": []}}),
 }
 
 

@@ -54,6 +54,11 @@ class ModelConfig(BaseModel):
         description="SGD rates of linear parts blended with the MLP, each learned online, "
         "label by label ([]: the MLP alone)",
     )
+    kalman: list[Annotated[float, Field(ge=0)]] = Field(
+        [1e-4],
+        description="process noise per label of Kalman-filter logistic parts blended with the "
+        "MLP, each learned online, label by label ([]: none; more noise follows drift faster)",
+    )
     neighbors: int = Field(
         10, ge=0,
         description="nearest remembered labels whose votes make a part blended with the MLP "

@@ -29,7 +29,7 @@ def build_network(config: ModelConfig) -> nn.Module:
         return module
     return MLP(
         config.n_features, len(config.classes), config.hidden, config.dropout, config.online,
-        config.neighbors, config.memory,
+        config.neighbors, config.memory, config.kalman,
     )  # fmt: skip
 
 
@@ -91,10 +91,10 @@ class FeatureModel(StreamModel):
         Starts from ``start``'s weights when given; the MLP's input scaling is fitted anew on
         the training features either way (one outlier cannot set it, see
         `winsorized_standard_scaling`), keeping the warm-started function. The MLP's online
-        parts and memory, if any (``model.online``, ``model.neighbors``), learn anew, once, in
-        the order they came, every label: ``validation`` too when both parts say where their
-        labels came (`arrival_order`), since they `follow` the held-out labels as well
-        (after a drift, the labels start at the new concept).
+        parts and memory, if any (``model.online``, ``model.neighbors``, ``model.kalman``),
+        learn anew, once, in the order they came, every label: ``validation`` too when both
+        parts say where their labels came (`arrival_order`), since they `follow` the held-out
+        labels as well (after a drift, the labels start at the new concept).
         """
         recipe = self._recipe
         x_train, y_train = self._tensors(train)

@@ -174,7 +174,7 @@ def size_limit(model: StreamModel) -> int:
 
     >>> from streamal.model.default import FeatureModel
     >>> size_limit(FeatureModel(ModelConfig(n_features=4, classes=list("abc"), hidden=[8])))
-    1097512
+    1098256
     """
     tensors = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return 2 * tensors + FORMAT_ALLOWANCE

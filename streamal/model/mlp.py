@@ -1,5 +1,6 @@
 """The default model: a multilayer perceptron over ``Sample.features``, optionally blended with
-linear models that learn online, label by label (``model.online``)."""
+parts that learn online, label by label: linear models (``model.online``, ``model.kalman``)
+and nearest neighbours (``model.neighbors``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamal.model.kalman import KalmanParts
 from streamal.model.scaling import winsorized_standard_scaling
 
 INPUT_BOUND = 10.0  # standardized inputs are clipped to +-this: no single value dominates
@@ -21,23 +23,27 @@ VOTE_PRIOR = 0.1  # pseudo-votes of every class in the neighbours part's probabi
 
 class MLP(nn.Module):
     """Standardize and clip, then ``Linear -> ReLU -> Dropout`` per hidden layer, then a
-    linear head; beside it, one online linear part per learning rate in ``online`` (none by
-    default).
+    linear head; beside it, one online linear part per learning rate in ``online``, a
+    neighbours part (``neighbors`` > 0) and one `KalmanParts` regression per process noise in
+    ``kalman`` (none by default).
 
     The parts are complementary learners. The MLP (`deep`) trains in full rounds on every
     label of the concept, and is the better one once it has many labels of a concept that
     stays put. Each online part is a logistic regression that learns each new label once, in
     order, by SGD at its own rate (`learn`): useful after a few labels, and following a
-    concept that moves (a slow rate is steadier, a fast one follows faster). The model
+    concept that moves (a slow rate is steadier, a fast one follows faster). A Kalman part is
+    a logistic regression too, with second-order steps: sure after fewer labels than SGD, and
+    unsure where no label was seen. The neighbours part votes the nearest labels it remembers:
+    it follows any boundary, and forgets. The model
     predicts their mixture, weighted by how often each part predicted the latest labels right
     before learning them (`weigh`), so the better learner of the moment leads, whatever the
     stream; each part at a temperature fitted on the same labels, so the mixture is as sure as
     its parts where they agree.
 
     The input scaling lives in buffers (``mean`` holds the center, ``std`` the scale), so it
-    travels with the checkpoint, as do the online rates, the mixture's log-weights and the
-    parts' log-temperatures (only with online parts: the MLP alone keeps the checkpoint it
-    always had); ``embed`` returns the last hidden layer for embedding-based strategies.
+    travels with the checkpoint, as do the online parts, the memory, the mixture's log-weights
+    and the parts' log-temperatures (only with such parts: the MLP alone keeps the checkpoint
+    it always had); ``embed`` returns the last hidden layer for embedding-based strategies.
 
     >>> model = MLP(n_features=3, n_classes=2, hidden=[8], dropout=0.1, online=[0.01, 0.1])
     >>> len(model.online), model.rates
@@ -54,10 +60,11 @@ class MLP(nn.Module):
     def __init__(
         self, n_features: int, n_classes: int, hidden: list[int], dropout: float,
         online: Sequence[float] = (), neighbors: int = 0, memory: int = 1000,
+        kalman: Sequence[float] = (),
     ) -> None:  # fmt: skip
         super().__init__()
         self.neighbors = neighbors
-        self.blended = bool(online) or neighbors > 0
+        self.blended = bool(online) or neighbors > 0 or bool(kalman)
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.rates: torch.Tensor
@@ -76,7 +83,8 @@ class MLP(nn.Module):
         for part in self._linear_parts():
             nn.init.zeros_(part.weight)
             nn.init.zeros_(part.bias)
-        parts = 1 + len(online) + (neighbors > 0)
+        self.kalman = KalmanParts(n_features, n_classes, kalman) if kalman else None
+        parts = 1 + len(online) + (neighbors > 0) + len(kalman)
         if self.blended:  # a checkpoint of the MLP alone holds no more than it did before
             self.register_buffer("rates", torch.tensor(list(online), dtype=torch.float32))
             self.register_buffer("log_weights", torch.zeros(parts))
@@ -147,12 +155,14 @@ class MLP(nn.Module):
         return self.head(self.embed(x))
 
     def parts(self, x: torch.Tensor) -> torch.Tensor:
-        """Every part's logits ``[P, B, C]``: the MLP's, the online parts', then the
-        neighbours part's, each at its temperature (see `weigh`)."""
+        """Every part's logits ``[P, B, C]``: the MLP's, the online parts', the neighbours
+        part's, then the Kalman parts', each at its temperature (see `weigh`)."""
         z = self.standardize(x)  # once for every part
         logits = [self.head(self.body(z)), *(part(z) for part in self.online)]
         if self.neighbors:
             logits.append(self.recall(z))
+        if self.kalman is not None:
+            logits.extend(self.kalman.log_proba(z).unbind())
         if not self.blended:
             return logits[0][None]
         return torch.stack(logits) / self.log_temperatures.exp()[:, None, None]
@@ -248,13 +258,16 @@ class MLP(nn.Module):
             part.bias.zero_()
         if self.neighbors:
             self.memory_seen.zero_()
+        if self.kalman is not None:
+            self.kalman.reset()
         self.learn(x, y)
 
     @torch.no_grad()
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Remember each label (the oldest forgotten once the memory is full), and take one SGD
-        step of each online part, at its rate, on cross-entropy per label, in order (online
-        logistic regressions: each label is learned once, the latest weigh most)."""
+        """Remember each label (the oldest forgotten once the memory is full), take one filter
+        step of each Kalman part and one SGD step of each online part, at its rate, on
+        cross-entropy per label, in order (online logistic regressions: each label is learned
+        once, the latest weigh most)."""
         if self.neighbors and len(y):
             kept = min(len(y), len(self.memory_y))  # more than it holds: the latest
             ring = torch.arange(kept, device=self.memory_y.device)
@@ -262,6 +275,8 @@ class MLP(nn.Module):
             self.memory_x[slots] = x[-kept:].to(self.memory_x.dtype)
             self.memory_y[slots] = y[-kept:]
             self.memory_seen += len(y)
+        if self.kalman is not None and len(y):
+            self.kalman.learn(self.standardize(x), y)
         parts = self._linear_parts()
         if not parts:
             return

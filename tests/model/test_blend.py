@@ -13,7 +13,7 @@ from streamal.simulation.ceiling import all_labels
 from streamal.simulation.streams import builtin
 
 BLEND = [0.01, 0.1]  # the rates the README suggests
-ALONE = {"online": [], "neighbors": 0}  # the MLP alone
+ALONE = {"online": [], "neighbors": 0, "kalman": []}  # the MLP alone
 
 
 def accuracy(stream_name: str, n: int, model: dict[str, object]) -> float:

@@ -26,7 +26,7 @@ DEFAULT = ModelConfig()  # the default model's parts
 def mlp(hidden: int = 8) -> MLP:
     return MLP(
         n_features=4, n_classes=3, hidden=[hidden], dropout=0.0, online=DEFAULT.online,
-        neighbors=DEFAULT.neighbors, memory=DEFAULT.memory,
+        neighbors=DEFAULT.neighbors, memory=DEFAULT.memory, kalman=DEFAULT.kalman,
     )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from tests.training.test_trainer import trainer_settings
 BEFORE, AFTER = 300, 150
 
 
-ALONE = {"online": [], "neighbors": 0}  # the MLP alone
+ALONE = {"online": [], "neighbors": 0, "kalman": []}  # the MLP alone
 
 
 @pytest.mark.parametrize("parts", [{"online": [0.1], "neighbors": 0}, {"online": []}])

@@ -219,8 +219,9 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
     settings: Settings,
 ) -> None:
     auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
-    alone = settings.model.model_copy(update={"online": [], "neighbors": 0})  # a blend's other
-    settings = settings.model_copy(  # parts learn on while its MLP diverges: the challenger wins
+    # a blend's other parts learn on while its MLP diverges: the challenger wins
+    alone = settings.model.model_copy(update={"online": [], "neighbors": 0, "kalman": []})
+    settings = settings.model_copy(
         update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy, "model": alone}
     )
     produce_labeled(settings, 300, spread=3.0)  # overlapping classes: no perfect model
