@@ -54,9 +54,6 @@ class KalmanParts(nn.Module):
         self.register_buffer("covariance", torch.zeros(shape))
         self.reset()
 
-    def __len__(self) -> int:
-        return len(self.noise)
-
     @property
     def full(self) -> bool:
         """Whether the covariances are full matrices (else diagonals)."""
@@ -66,7 +63,10 @@ class KalmanParts(nn.Module):
     def reset(self) -> None:
         """Back to the prior: zero weights, identity covariance."""
         self.mean.zero_()
-        self.covariance.copy_(self._identity().expand_as(self.covariance))
+        self.covariance.copy_(self._prior_covariance())
+
+    def _prior_covariance(self) -> torch.Tensor:
+        return self._identity().expand_as(self.covariance)
 
     def _identity(self) -> torch.Tensor:
         width = self.mean.shape[-1]
@@ -91,19 +91,19 @@ class KalmanParts(nn.Module):
     @torch.no_grad()
     def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
         """One filter step per label (standardized rows ``z``, class indices ``y``), in order."""
-        mean, covariance = self.mean, self.covariance
+        mean, covariance, full = self.mean, self.covariance, self.full
         drift = self.noise.view(-1, 1, *[1] * (covariance.dim() - 2)) * self._identity()
         targets = nn.functional.one_hot(y, mean.shape[1]).to(mean.dtype)
         for x, target in zip(_with_bias(z), targets, strict=True):
             covariance += drift
-            spread = covariance @ x if self.full else covariance * x  # [K, C, F]
+            spread = covariance @ x if full else covariance * x  # [K, C, F]
             variance = spread @ x  # [K, C]
             p = torch.sigmoid(mean @ x)
             curvature = p * (1 - p)
             step = 1 / (1 + curvature * variance)
             mean += spread * ((target - p) * step)[..., None]
             shrink = (curvature * step)[..., None]
-            if self.full:
+            if full:
                 covariance -= spread[..., :, None] * spread[..., None, :] * shrink[..., None]
             else:
                 covariance -= spread * spread * shrink
@@ -113,7 +113,7 @@ class KalmanParts(nn.Module):
         if prefix + "mean" not in state:
             state[prefix + "noise"] = self.noise.clone()
             state[prefix + "mean"] = torch.zeros_like(self.mean)
-            state[prefix + "covariance"] = self._identity().expand_as(self.covariance).clone()
+            state[prefix + "covariance"] = self._prior_covariance().clone()
         super()._load_from_state_dict(state, prefix, *args)
 
 

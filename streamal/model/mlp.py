@@ -275,8 +275,9 @@ class MLP(nn.Module):
             self.memory_x[slots] = x[-kept:].to(self.memory_x.dtype)
             self.memory_y[slots] = y[-kept:]
             self.memory_seen += len(y)
+        z = self.standardize(x)
         if self.kalman is not None and len(y):
-            self.kalman.learn(self.standardize(x), y)
+            self.kalman.learn(z, y)
         parts = self._linear_parts()
         if not parts:
             return
@@ -284,7 +285,7 @@ class MLP(nn.Module):
         bias = torch.stack([part.bias for part in parts])  # [P, C]
         rates = self.rates[:, None]
         targets = nn.functional.one_hot(y, self.head.out_features).to(weight.dtype)
-        for row, target in zip(self.standardize(x), targets, strict=True):
+        for row, target in zip(z, targets, strict=True):
             error = rates * (torch.softmax(weight @ row + bias, -1) - target)  # [P, C]
             weight.sub_(error[:, :, None] * row)
             bias.sub_(error)
