@@ -52,7 +52,7 @@ class ModelConfig(BaseModel):
     online: list[Annotated[float, Field(gt=0)]] = Field(
         [0.01, 0.1],
         description="SGD rates of linear parts blended with the MLP, each learned online, "
-        "label by label ([]: the MLP alone)",
+        "label by label ([]: none)",
     )
     kalman: list[Annotated[float, Field(ge=0)]] = Field(
         [1e-4],
