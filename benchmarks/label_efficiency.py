@@ -30,16 +30,22 @@ built-in streams with the simulation's annotator instead (`ANNOTATOR_PROTOCOL`: 
 of stream time after the request, 300 samples at the default rate, and a lockstep of 150
 samples), where the first model comes about 450 samples in for every strategy alike.
 
+With ``--held-out``, the held-out streams run too, as the built-in ones do (``bananas``,
+``agrawal``, ``led``, ``waveform``, ``random_tree``, ``sine``, ``stagger``, ``mixed``,
+``rbf_moving``: `streamal.simulation.streams.held_out`, from river's generators and a bundled
+dataset): streams no default was chosen on, to check that a change helps on streams it was not
+made for. Keep them that way: measure on them, never tune to them.
+
 To measure a change of settings side by side, ``--variant NAME=JSON`` adds a run of the
 default strategy with those settings (a JSON object, as in a config file) and reports its
 accuracy less the default's; ``--runs`` keeps only some of the runs above (``default`` always
 runs).
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
-[--streams A,B] [--peers [A,B]] [--seeds N] [--no-ceiling] [--protocol peers|annotator]
-[--jobs N] [--runs default,random,mlp] [--variant NAME=JSON ...]`` (``--streams ""``: none of
-the built-in streams; ``--jobs``: streams run at once, each in a process of its own, with the
-same results).
+[--streams A,B] [--peers [A,B]] [--held-out [A,B]] [--seeds N] [--no-ceiling]
+[--protocol peers|annotator] [--jobs N] [--runs default,random,mlp] [--variant NAME=JSON
+...]`` (``--streams ""``: none of the built-in streams; ``--jobs``: streams run at once, each
+in a process of its own, with the same results).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +69,15 @@ from pydantic import ValidationError
 from streamal.config import Settings
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.run import ROLLING, Options, simulate
-from streamal.simulation.streams import BUILTIN, PEERS, LabeledStream, builtin, peer
+from streamal.simulation.streams import (
+    BUILTIN,
+    HELD_OUT,
+    PEERS,
+    LabeledStream,
+    builtin,
+    held_out,
+    peer,
+)
 from streamal.validation import one_line
 
 PEER_ANCHORS = {  # accuracy at budget 0.1, measured with the peers' own code: random (linear
@@ -121,17 +136,18 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
     protocol: str = "peers", runs: dict[str, Run] = RUNS,
+    make: Callable[..., LabeledStream] = builtin,
 ) -> dict[str, Any]:  # fmt: skip
-    """The built-in stream ``name`` at budget 0.1 under ``protocol`` (`PROTOCOLS`), and its
-    ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over the generator's seeds
-    ``0 .. seeds - 1``."""
+    """The built-in stream ``name`` (or ``make``'s) at budget 0.1 under ``protocol``
+    (`PROTOCOLS`), and its ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over
+    the generator's seeds ``0 .. seeds - 1``."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, builtin, PROTOCOLS[protocol], runs
+        name, samples, rate, workdir, seeds, make, PROTOCOLS[protocol], runs
     )
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
     if ceiling:
-        stream = builtin(name, samples, seed=0)
+        stream = make(name, samples, seed=0)
         top = all_labels(Settings(), stream)
         accuracy["all_labels"] = top["prequential_accuracy"]
         print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
@@ -325,6 +341,10 @@ def main() -> None:
         help="also the peer-anchor streams (all, or those named, comma-separated)",
     )  # fmt: skip
     parser.add_argument(
+        "--held-out", nargs="?", const=",".join(HELD_OUT), default="", metavar="LIST",
+        help="also the held-out streams, as the built-in ones (all, or those named)",
+    )  # fmt: skip
+    parser.add_argument(
         "--seeds", type=int, default=1, metavar="N",
         help="means over seeds 0 .. N-1 (one run of a short stream moves by points)",
     )  # fmt: skip
@@ -368,12 +388,12 @@ def main() -> None:
         _executor(args.jobs) as pool,
     ):
         at = (args.rate, Path(workdir))
-        builtins = {
-            name: pool.submit(
-                stream_result, name, samples, *at, args.ceiling, args.seeds, args.protocol, runs
-            )
-            for name in _names(args.streams)
-        }
+        result_of = partial(
+            stream_result, samples=samples, rate=args.rate, workdir=Path(workdir),
+            ceiling=args.ceiling, seeds=args.seeds, protocol=args.protocol, runs=runs,
+        )  # fmt: skip
+        builtins = {name: pool.submit(result_of, name) for name in _names(args.streams)}
+        held = {name: pool.submit(result_of, name, make=held_out) for name in _names(args.held_out)}
         peers = {
             name: pool.submit(peer_result, name, 20_000, *at, args.seeds, runs)
             for name in _names(args.peers)
@@ -381,6 +401,8 @@ def main() -> None:
         result["streams"] = {name: done.result() for name, done in builtins.items()}
         if peers:
             result["peers"] = {name: done.result() for name, done in peers.items()}
+        if held:
+            result["held_out"] = {name: done.result() for name, done in held.items()}
     json.dump(result, sys.stdout, indent=2)
     print()
 

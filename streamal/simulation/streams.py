@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from streamal.errors import ConfigError
 from streamal.messages import Sample
+
+if TYPE_CHECKING:
+    from river.datasets.base import SyntheticDataset
 
 BUILTIN = (
     "stationary", "abrupt", "gradual", "sea", "sparse", "pixels", "many_classes", "rare",
@@ -22,6 +26,12 @@ SHORT = 1200
 """The length of the ``short`` stream, whatever the length asked."""
 PEERS = ("sea_abrupt", "hyperplane", "rbf5", "phishing", "image_segments")
 """The streams of the peer anchors, from river's generators and bundled datasets."""
+HELD_OUT = (
+    "bananas", "agrawal", "led", "waveform", "random_tree", "sine", "stagger", "mixed",
+    "rbf_moving",
+)  # fmt: skip
+"""Streams to check a change on and never to tune to: river's generators and a bundled dataset
+that no default was chosen on (`held_out`)."""
 
 
 @dataclass(frozen=True)
@@ -363,6 +373,72 @@ def peer(name: str, n: int = 20_000, seed: int = 0) -> LabeledStream:
     return _from_river(source, n, ())
 
 
+def held_out(name: str, n: int, seed: int = 0) -> LabeledStream:
+    """A held-out stream (`HELD_OUT`) of ``n`` samples (``bananas``: at most its 5,300):
+
+    - ``bananas``: river's bundled Bananas, in file order: 2 features, 2 interleaved classes;
+    - ``agrawal``: loan applications (9 features on scales from 1 to 500,000, some coded
+      categories) whose approval rule changes at half the stream, over a twentieth of it;
+    - ``led``: the 7 segments of a digit, 10% of them flipped, and 17 irrelevant ones: 10 classes;
+    - ``waveform``: 3 classes of noisy waveforms, 21 features and 19 of pure noise;
+    - ``random_tree``: 3 classes given by a random decision tree on 6 features;
+    - ``sine``, ``stagger``: an abrupt change of concept at half the stream (sine: a sine
+      boundary that reverses, with 2 noise features; stagger: 3 coded categories, one boolean
+      rule for another);
+    - ``mixed``: two boolean and two numeric features, a boundary that mixes both;
+    - ``rbf_moving``: 4 imbalanced classes of 20 Gaussian centroids in 8 dimensions, 10 of
+      them moving all the time (incremental drift no detector sees as one change).
+
+    >>> stream = held_out("stagger", 400, seed=1)
+    >>> stream.features.shape, stream.classes, stream.drifts
+    ((400, 3), ['0', '1'], (200,))
+    """
+    from river import datasets
+    from river.datasets import synth
+
+    source: Iterable[tuple[dict[str, Any], Any]]
+    drifts: tuple[int, ...] = ()
+    if name in ("agrawal", "sine", "stagger"):
+        changes: dict[str, tuple[Callable[..., SyntheticDataset], int, tuple[int, int]]] = {
+            "agrawal": (synth.Agrawal, n // 20, (0, 2)),
+            "sine": (partial(synth.Sine, has_noise=True), 50, (0, 1)),
+            "stagger": (synth.STAGGER, 50, (0, 2)),
+        }
+        kind, width, concepts = changes[name]
+        before, after = (kind(classification_function=f, seed=seed) for f in concepts)
+        source, drifts = _change(before, after, n, width, seed), (n // 2,)
+    elif name == "bananas":
+        source = datasets.Bananas()
+    elif name == "led":
+        source = synth.LED(seed=seed, noise_percentage=0.1, irrelevant_features=True)
+    elif name == "waveform":
+        source = synth.Waveform(seed=seed, has_noise=True)
+    elif name == "random_tree":
+        source = synth.RandomTree(
+            seed_tree=seed, seed_sample=seed, n_classes=3, n_num_features=6, n_cat_features=0,
+            max_tree_depth=5,
+        )  # fmt: skip
+    elif name == "mixed":
+        source = synth.Mixed(seed=seed)
+    elif name == "rbf_moving":
+        source = synth.RandomRBFDrift(
+            seed_model=seed, seed_sample=seed, n_classes=4, n_features=8, n_centroids=20,
+            change_speed=0.001, n_drift_centroids=10,
+        )  # fmt: skip
+    else:
+        raise ConfigError(f"unknown held-out stream {name!r}; use {', '.join(HELD_OUT)}")
+    return _from_river(source, n, drifts)
+
+
+def _change(
+    before: SyntheticDataset, after: SyntheticDataset, n: int, width: int, seed: int
+) -> SyntheticDataset:
+    """``before``, then ``after`` from half of ``n`` samples on, over about ``width``."""
+    from river.datasets import synth
+
+    return synth.ConceptDriftStream(before, after, position=n // 2, width=width, seed=seed)
+
+
 def sea(n: int, *, noise: float = 0.0, drift_width: int = 100, seed: int = 0) -> LabeledStream:
     """SEA concepts (river's generator): 3 features uniform in [0, 10], the class whether the
     first two sum to more than 8, and from half the stream on (over about ``drift_width``
@@ -380,11 +456,8 @@ def sea(n: int, *, noise: float = 0.0, drift_width: int = 100, seed: int = 0) ->
     """
     from river.datasets import synth
 
-    source = synth.ConceptDriftStream(
-        synth.SEA(variant=0, noise=noise, seed=seed), synth.SEA(variant=3, noise=noise, seed=seed),
-        position=n // 2, width=drift_width, seed=seed,
-    )  # fmt: skip
-    return _from_river(source, n, (n // 2,))
+    before, after = (synth.SEA(variant=v, noise=noise, seed=seed) for v in (0, 3))
+    return _from_river(_change(before, after, n, drift_width, seed), n, (n // 2,))
 
 
 def _from_river(

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from streamal.cli import build_parser
-from streamal.simulation.streams import BUILTIN, SHORT, builtin, relocated_classes
+from streamal.errors import ConfigError
+from streamal.simulation.streams import (
+    BUILTIN,
+    HELD_OUT,
+    SHORT,
+    builtin,
+    held_out,
+    relocated_classes,
+)
 
 N = 6000
 
@@ -26,6 +34,24 @@ def test_builtin_streams_are_seeded_and_well_formed(name: str) -> None:
     assert len(set(stream.ids)) == n
     assert set(stream.labels.tolist()) == set(range(len(stream.classes)))  # every class shows
     assert all(0 < at < n for at in stream.drifts)
+
+
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_held_out_streams_are_seeded_and_well_formed(name: str) -> None:
+    stream, again, other = (held_out(name, 2000, seed=s) for s in (5, 5, 6))
+    assert stream.features.shape[0] == len(stream.labels) == len(set(stream.ids)) == 2000
+    assert stream.features.dtype == np.float32 and np.isfinite(stream.features).all()
+    assert np.array_equal(stream.features, again.features)
+    assert np.array_equal(stream.labels, again.labels) and stream.drifts == again.drifts
+    if name != "bananas":  # a dataset, in file order whatever the seed
+        assert not np.array_equal(stream.features, other.features)
+    assert set(stream.labels.tolist()) == set(range(len(stream.classes)))
+    assert stream.drifts == ((1000,) if name in ("agrawal", "sine", "stagger") else ())
+
+
+def test_held_out_names_are_checked() -> None:
+    with pytest.raises(ConfigError, match="unknown held-out stream 'sea'; use bananas, agrawal"):
+        held_out("sea", 100)
 
 
 def test_sparse_counts_are_mostly_zero_and_late_words_start_constant() -> None:
