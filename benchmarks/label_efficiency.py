@@ -379,7 +379,7 @@ def main() -> None:
     default = Settings().strategy
     result: dict[str, Any] = {
         "default_strategy": f"{default.score} + {default.gate.name}, budget 0.1",
-        "protocol": {"builtin": args.protocol, "peers": "peers"},
+        "protocol": {"builtin": args.protocol, "held_out": args.protocol, "peers": "peers"},
         "variants": {name: settings for name, (_, settings) in args.variant},
         "streams": {},
     }

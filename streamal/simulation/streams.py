@@ -377,8 +377,9 @@ def held_out(name: str, n: int, seed: int = 0) -> LabeledStream:
     """A held-out stream (`HELD_OUT`) of ``n`` samples (``bananas``: at most its 5,300):
 
     - ``bananas``: river's bundled Bananas, in file order: 2 features, 2 interleaved classes;
-    - ``agrawal``: loan applications (9 features on scales from 1 to 500,000, some coded
-      categories) whose approval rule changes at half the stream, over a twentieth of it;
+    - ``agrawal``: loan applications (9 features on scales from units to hundreds of thousands,
+      some coded categories) whose approval rule changes at half the stream, over a twentieth
+      of it;
     - ``led``: the 7 segments of a digit, 10% of them flipped, and 17 irrelevant ones: 10 classes;
     - ``waveform``: 3 classes of noisy waveforms, 21 features and 19 of pure noise;
     - ``random_tree``: 3 classes given by a random decision tree on 6 features;
