@@ -31,6 +31,7 @@ import torch
 
 from streamal.messages import Sample
 from streamal.model import Labeled, ModelConfig
+from streamal.model.config import MLP_ALONE
 from streamal.model.default import FeatureModel
 
 CLASSES = ["a", "b", "c"]
@@ -78,8 +79,8 @@ def main() -> None:
     kalman = [float(noise) for noise in args.kalman.split(",") if noise]
     kinds = {
         "blend": {"online": online, "neighbors": args.neighbors, "kalman": kalman},
-        "online": {"online": online, "neighbors": 0, "kalman": []},
-        "mlp": {"online": [], "neighbors": 0, "kalman": []},
+        "online": MLP_ALONE | {"online": online},
+        "mlp": MLP_ALONE,
     }
     models = {
         name: FeatureModel(ModelConfig(n_features=args.features, classes=CLASSES, **parts))

@@ -67,6 +67,7 @@ import torch
 from pydantic import ValidationError
 
 from streamal.config import Settings
+from streamal.model.config import MLP_ALONE
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.run import ROLLING, Options, simulate
 from streamal.simulation.streams import (
@@ -104,7 +105,7 @@ Run = tuple[str | None, dict[str, Any]]
 RUNS: dict[str, Run] = {
     "default": (None, {}),
     "random": ("random", {}),
-    "mlp": (None, {"model": {"online": [], "neighbors": 0, "kalman": []}}),
+    "mlp": (None, {"model": MLP_ALONE}),
 }
 
 

@@ -17,6 +17,10 @@ from pydantic import (
 
 from streamal.plugins import ImportPath
 
+MLP_ALONE: dict[str, Any] = {"online": [], "neighbors": 0, "kalman": []}
+"""The `ModelConfig` fields that leave the default model's MLP without the parts blended with
+it: what the default model was before the blend, to measure the parts against."""
+
 
 class FitConfig(BaseModel):
     """How the default model trains: Adam with early stopping on the held-out labels in full

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from streamal.config import Settings
+from streamal.model.config import MLP_ALONE as ALONE
 from streamal.model.mlp import MLP
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.streams import builtin
 
 BLEND = [0.01, 0.1]  # the rates the README suggests
-ALONE = {"online": [], "neighbors": 0, "kalman": []}  # the MLP alone
 
 
 def accuracy(stream_name: str, n: int, model: dict[str, object]) -> float:

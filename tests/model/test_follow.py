@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from streamal.model import FeatureModel, Labeled, ModelConfig
+from streamal.model.config import MLP_ALONE
 from streamal.model.contract import arrival_order
 from streamal.simulation.streams import gaussian_classes
 from streamal.training.fit import accuracy
@@ -41,7 +42,7 @@ def test_following_teaches_the_online_parts_and_memory_but_not_the_mlp() -> None
 
 
 def test_a_model_without_parts_that_follow_the_stream_learns_nothing_from_held_out_labels() -> None:
-    alone = model(online=[], neighbors=0, kalman=[])
+    alone = model(**MLP_ALONE)
     alone.fit(labeled(range(100)), labeled(range(100, 120)), None)
     state = {name: tensor.clone() for name, tensor in alone.state_dict().items()}
     assert not alone.follow(labeled(range(120, 200)))

@@ -12,6 +12,7 @@ import torch
 
 from streamal.config import Settings
 from streamal.messages import LabelRequest, OracleLabel, encode
+from streamal.model.config import MLP_ALONE as ALONE
 from streamal.model.config import ModelConfig
 from streamal.model.default import FeatureModel
 from streamal.simulation.streams import LabeledStream, gaussian_classes
@@ -21,9 +22,6 @@ from tests.conftest import settings_for
 from tests.training.test_trainer import trainer_settings
 
 BEFORE, AFTER = 300, 150
-
-
-ALONE = {"online": [], "neighbors": 0, "kalman": []}  # the MLP alone
 
 
 @pytest.mark.parametrize("parts", [{"online": [0.1], "neighbors": 0}, {"online": []}])

@@ -26,6 +26,7 @@ from streamal.messages import (
     encode,
 )
 from streamal.model import ModelStore
+from streamal.model.config import MLP_ALONE
 from streamal.simulation.streams import gaussian_classes
 from streamal.training.labels import LabelStore, PendingDrift
 from streamal.training.trainer import Trainer
@@ -220,7 +221,7 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
 ) -> None:
     auto_label = {"min_audits": 100, "target_precision": 0.9}  # reachable on overlapping classes
     # a blend's other parts learn on while its MLP diverges: the challenger wins
-    alone = settings.model.model_copy(update={"online": [], "neighbors": 0, "kalman": []})
+    alone = settings.model.model_copy(update=MLP_ALONE)
     settings = settings.model_copy(
         update={"strategy": Settings(strategy={"auto_label": auto_label}).strategy, "model": alone}
     )
