@@ -15,8 +15,9 @@ with its SGD parts only (``online``) and the MLP alone (``model.online: []``,
   keeps the latest ``model.memory``).
 
 Ratios are to the MLP alone. Usage: ``python benchmarks/blend.py [--online R,R] [--neighbors K]
-[--kalman Q,Q] [--batch B] [--features F] [--labels N] [--new K] [--repeats R]``. Run it with
-one torch thread (``OMP_NUM_THREADS=1``) on a shared machine.
+[--kalman Q,Q] [--batch B] [--features F] [--classes C] [--labels N] [--new K] [--repeats R]``
+(``--classes``: of the Gaussian data, 3 by default). Run it with one torch thread
+(``OMP_NUM_THREADS=1``) on a shared machine.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -34,13 +36,11 @@ from streamal.model import Labeled, ModelConfig
 from streamal.model.config import MLP_ALONE
 from streamal.model.default import FeatureModel
 
-CLASSES = ["a", "b", "c"]
 
-
-def labeled(n: int, features: int, seed: int) -> Labeled:
-    """``n`` samples of three Gaussian classes."""
+def labeled(n: int, features: int, classes: int, seed: int) -> Labeled:
+    """``n`` samples of ``classes`` Gaussian classes."""
     rng = np.random.default_rng(seed)
-    targets = rng.integers(0, len(CLASSES), n)
+    targets = rng.integers(0, classes, n)
     x = rng.normal(size=(n, features)) + targets[:, None]
     return Labeled([Sample(id=f"s{i}", features=row.tolist()) for i, row in enumerate(x)], targets)
 
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--kalman", default=listed(default.kalman), help="its Kalman noises")
     parser.add_argument("--batch", type=int, default=256, help="rows per forward pass")
     parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--labels", type=int, default=2000, help="labels of a full round")
     parser.add_argument("--new", type=int, default=5, help="new labels of an update")
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each")
@@ -82,23 +83,25 @@ def main() -> None:
         "online": MLP_ALONE | {"online": online},
         "mlp": MLP_ALONE,
     }
+    classes = [f"c{i}" for i in range(args.classes)]
     models = {
-        name: FeatureModel(ModelConfig(n_features=args.features, classes=CLASSES, **parts))
+        name: FeatureModel(ModelConfig(n_features=args.features, classes=classes, **parts))
         for name, parts in kinds.items()
     }
-    data = labeled(args.labels, args.features, seed=0)
+    data = labeled(args.labels, args.features, args.classes, seed=0)
     validation, new = (
-        labeled(args.labels // 4, args.features, 1),
-        labeled(args.new, args.features, 2),
+        labeled(args.labels // 4, args.features, args.classes, 1),
+        labeled(args.new, args.features, args.classes, 2),
     )
-    batch = models["mlp"].encode(labeled(args.batch, args.features, 3).samples).inputs
+    rows = labeled(args.batch, args.features, args.classes, 3)
+    batch = models["mlp"].encode(rows.samples).inputs
     totals = {name: {"forward": 0.0, "update": 0.0, "round": 0.0} for name in kinds}
     for _ in range(args.repeats):
         for name, model in models.items():
             with torch.inference_mode():
-                totals[name]["forward"] += timed(lambda m=model: m.logits(batch), 200)
-            totals[name]["update"] += timed(lambda m=model: m.update(new, data), 5)
-            totals[name]["round"] += timed(lambda m=model: m.fit(data, validation, None), 1)
+                totals[name]["forward"] += timed(partial(model.logits, batch), 200)
+            totals[name]["update"] += timed(partial(model.update, new, data), 5)
+            totals[name]["round"] += timed(partial(model.fit, data, validation, None), 1)
     mean = {name: {k: v / args.repeats for k, v in parts.items()} for name, parts in totals.items()}
     report = {
         "setup": vars(args),

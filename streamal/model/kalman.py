@@ -12,14 +12,15 @@ import torch
 from torch import nn
 
 FULL_COVARIANCE_MAX = 2**19
-"""Most covariance entries per part (classes x (n_features + 1)^2) kept as full matrices;
+"""Most covariance entries per part (regressions x (n_features + 1)^2) kept as full matrices;
 wider inputs keep the diagonal only (checkpoints and steps stay small)."""
 PROBABILITY_FLOOR = 1e-6
 
 
 class KalmanParts(nn.Module):
     """One-vs-rest Bayesian logistic regressions over standardized rows, one per process noise
-    in ``noise``, each updated per label by an extended Kalman filter on its weights.
+    in ``noise``, each updated per label by an extended Kalman filter on its weights (with two
+    classes, one regression: the second class's, its complement the first's).
 
     Each class's weights (a bias included) have a Gaussian belief, from a standard normal
     prior. A label moves the mean by a Newton-like step scaled by the belief's covariance, then
@@ -38,19 +39,20 @@ class KalmanParts(nn.Module):
     >>> parts.log_proba(torch.tensor([[-2.0], [2.0]])).exp().argmax(-1).tolist()
     [[0, 1], [0, 1]]
     >>> tuple(parts.covariance.shape), KalmanParts(1000, 10, [0.0]).covariance.shape
-    ((2, 2, 2, 2), torch.Size([1, 10, 1001]))
+    ((2, 1, 2, 2), torch.Size([1, 10, 1001]))
     """
 
     def __init__(self, n_features: int, n_classes: int, noise: Sequence[float]) -> None:
         super().__init__()
         width = n_features + 1
-        full = n_classes * width**2 <= FULL_COVARIANCE_MAX
+        regressions = 1 if n_classes == 2 else n_classes
+        full = regressions * width**2 <= FULL_COVARIANCE_MAX
         self.noise: torch.Tensor
         self.mean: torch.Tensor
         self.covariance: torch.Tensor
         self.register_buffer("noise", torch.tensor(list(noise), dtype=torch.float32))
-        self.register_buffer("mean", torch.zeros(len(noise), n_classes, width))
-        shape = (len(noise), n_classes, *((width, width) if full else (width,)))
+        self.register_buffer("mean", torch.zeros(len(noise), regressions, width))
+        shape = (len(noise), regressions, *((width, width) if full else (width,)))
         self.register_buffer("covariance", torch.zeros(shape))
         self.reset()
 
@@ -83,8 +85,8 @@ class KalmanParts(nn.Module):
         else:
             variance = torch.einsum("kcf,bf->kbc", self.covariance, x * x)
         p = torch.sigmoid(logit / torch.sqrt(1 + math.pi / 8 * variance))
-        if p.shape[-1] == 2:  # one logistic regression, seen from both classes
-            p = torch.stack([1 - p[..., 1], p[..., 1]], -1)
+        if p.shape[-1] == 1:  # two classes: the second's regression, and its complement
+            p = torch.cat([1 - p, p], -1)
         p = p.clamp_min(PROBABILITY_FLOOR)
         return torch.log(p / p.sum(-1, keepdim=True))
 
@@ -93,7 +95,10 @@ class KalmanParts(nn.Module):
         """One filter step per label (standardized rows ``z``, class indices ``y``), in order."""
         mean, covariance, full = self.mean, self.covariance, self.full
         drift = self.noise.view(-1, 1, *[1] * (covariance.dim() - 2)) * self._identity()
-        targets = nn.functional.one_hot(y, mean.shape[1]).to(mean.dtype)
+        if mean.shape[1] == 1:  # two classes: the second's regression only
+            targets = y[:, None].to(mean.dtype)
+        else:
+            targets = nn.functional.one_hot(y, mean.shape[1]).to(mean.dtype)
         for x, target in zip(_with_bias(z), targets, strict=True):
             covariance += drift
             spread = covariance @ x if full else covariance * x  # [K, C, F]
@@ -109,7 +114,11 @@ class KalmanParts(nn.Module):
                 covariance -= spread * spread * shrink
 
     def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        """A checkpoint saved without these parts loads them at the prior."""
+        """A checkpoint saved without these parts loads them at the prior; one saved with a
+        regression per class of two keeps the second class's (the only one read)."""
+        if prefix + "mean" in state and state[prefix + "mean"].shape[1] > self.mean.shape[1]:
+            for name in ("mean", "covariance"):
+                state[prefix + name] = state[prefix + name][:, 1:]
         if prefix + "mean" not in state:
             state[prefix + "noise"] = self.noise.clone()
             state[prefix + "mean"] = torch.zeros_like(self.mean)

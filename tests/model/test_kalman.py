@@ -87,3 +87,21 @@ def test_a_checkpoint_without_kalman_parts_loads_them_at_the_prior_weighing_next
     assert float(torch.softmax(after.log_weights, 0)[-1]) < 1e-4
     rows = torch.randn(10, 3)
     assert torch.allclose(after(rows).exp(), before(rows).exp(), atol=1e-3)
+
+
+def test_two_classes_keep_one_regression_and_a_checkpoint_of_two_keeps_the_second() -> None:
+    # with two classes the first class's regression was never read: a part keeps the second's
+    # only, and a checkpoint saved with both (class 0's belief learned too) loads class 1's
+    x, y = linear_concept(200, 3, seed=0)
+    parts = KalmanParts(3, 2, [0.0, 1e-3])
+    assert tuple(parts.mean.shape) == (2, 1, 4) and tuple(parts.covariance.shape) == (2, 1, 4, 4)
+    parts.learn(x, y)
+    saved = parts.state_dict()
+    junk = torch.randn(2, 1, 4)  # a class-0 belief unlike class 1's
+    saved["mean"] = torch.cat([junk, saved["mean"]], 1)
+    saved["covariance"] = torch.cat([torch.eye(4).expand(2, 1, 4, 4) * 3, saved["covariance"]], 1)
+    loaded = KalmanParts(3, 2, [0.0, 1e-3])
+    loaded.load_state_dict(saved)
+    rows = linear_concept(50, 3, seed=1)[0]
+    assert torch.equal(loaded.log_proba(rows), parts.log_proba(rows))
+    assert accuracy(parts.log_proba(rows)[0], linear_concept(50, 3, seed=1)[1]) >= 0.9
