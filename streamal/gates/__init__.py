@@ -13,6 +13,7 @@ from streamal.gates.explore import ExploreGate
 from streamal.gates.precision import (
     BoundMethod,
     current_evidence,
+    out_of_reach,
     precision_lower_bound,
     select_threshold,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Split",
     "VariableUncertainty",
     "current_evidence",
+    "out_of_reach",
     "precision_lower_bound",
     "select_threshold",
 ]

@@ -14,6 +14,7 @@ from streamal.gates.base import Decision, Gate, Reason, Route, State, as_scores,
 from streamal.gates.precision import (
     BoundMethod,
     current_evidence,
+    out_of_reach,
     precision_lower_bound,
     select_threshold,
 )
@@ -22,7 +23,8 @@ __all__ = ["AutoLabelGate", "AutoLabelState"]
 
 RATE_WINDOW = 1000  # samples the candidate rate is averaged over
 ALARM = math.log(1000)  # the CUSUM of audit errors that pauses auto-labeling
-FEWEST_AUDITS = 0.25  # of audit_share, while the audits' bound is far above the target
+FEWEST_AUDITS = 0.25  # of audit_share, while the audits' bound is far above the target, or
+# every threshold is out of reach of it
 
 
 @dataclass
@@ -40,6 +42,7 @@ class AutoLabelState(State):
     stale: bool = False
     candidate_rate: float = 0.0
     bound: float = 0.0  # the audited precision's lower bound at the threshold
+    out_of_reach: bool = False  # the most confident audits are right too seldom for the target
 
 
 class AutoLabelGate(Gate[AutoLabelState]):
@@ -66,7 +69,12 @@ class AutoLabelGate(Gate[AutoLabelState]):
     came. While held back, audits take a share ``paused_audits`` of the ``budget``. While the
     audits' lower bound at the threshold is far above the target (the trainer's, announced
     with its threshold, until this gate kept ``min_audits`` of its own), fewer are asked: the
-    share shrinks with the room left, ``(1 - bound) / (1 - target)``, down to a quarter.
+    share shrinks with the room left, ``(1 - bound) / (1 - target)``, down to a quarter. While
+    no threshold is adopted and even the most confident audits are right too seldom (the
+    fewest that could vouch for the target, all right, taken from the top: their precision's
+    upper confidence bound under the target; annotators who err, or a concept the model cannot
+    learn that well), a quarter too: audits then vouch for nothing and only keep watch, until
+    they come right.
 
     Parameters
     ----------
@@ -244,6 +252,8 @@ class AutoLabelGate(Gate[AutoLabelState]):
             share = max(share, min(1.0, wanted))
         elif state.bound > self.target:  # the evidence to spare: fewer audits
             share *= max(FEWEST_AUDITS, (1 - state.bound) / (1 - self.target))
+        elif state.out_of_reach:  # no auto-labels to vouch for: audits only keep watch
+            share *= FEWEST_AUDITS
         audit = candidate & (draws < share)
         routes[audit] = Route.ORACLE
         reasons[audit] = Reason.AUDIT
@@ -315,6 +325,10 @@ class AutoLabelGate(Gate[AutoLabelState]):
             state.threshold = state.threshold if threshold is None else threshold
             bound = self._bound_at(state.threshold, *current)  # its own now
             state.bound = float(np.nan_to_num(bound))
+            state.out_of_reach = threshold is None and out_of_reach(
+                *current, target=self.target, method=self.method, level=self.level,
+                noise=self.noise,
+            )  # fmt: skip
         self._commit(state)
         return went_wrong
 
@@ -359,19 +373,24 @@ class AutoLabelGate(Gate[AutoLabelState]):
             state.stale = stale
             self._commit(state)
 
-    def set_active(self, threshold: float | None, bound: float = 0.0) -> None:
+    def set_active(
+        self, threshold: float | None, bound: float = 0.0, unreachable: bool = False
+    ) -> None:
         """Adopt the auto-label threshold chosen for a new model, or turn auto-labeling off.
 
         The trainer chooses it with `select_threshold` on the audits as they were served, so
         the audits kept here are forgotten; ``bound`` is the precision's lower bound it found
         there (it sets how many audits are asked until this gate's own audits say); ``None``
-        stops auto-labeling until ``min_audits`` new audits select a threshold.
+        stops auto-labeling until ``min_audits`` new audits select a threshold, with fewer
+        audits meanwhile where the trainer found every threshold ``unreachable``
+        (`streamal.gates.precision.out_of_reach`).
         """
         self._confidences.clear()
         self._correct.clear()
         state = self._state.copy()
         state.active = threshold is not None
         state.bound = bound if threshold is not None else 0.0
+        state.out_of_reach = threshold is None and unreachable
         if threshold is not None:
             state.threshold = self._checked_threshold(threshold)
         self._commit(state)

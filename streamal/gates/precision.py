@@ -186,3 +186,39 @@ def select_threshold(
     distinct = np.append(conf[1:] != conf[:-1], True)  # the last sample at each confidence
     meets = distinct & (bounds >= target)
     return float(conf[meets][-1]) if meets.any() else None
+
+
+def out_of_reach(
+    confidences: ArrayLike,
+    correct: ArrayLike,
+    *,
+    target: float = 0.98,
+    method: BoundMethod = "wilson",
+    level: float = 0.95,
+    noise: float = 0.0,
+) -> bool:
+    """Whether no threshold can reach ``target`` on audits like these: the fewest audits that
+    could vouch for it had they all been right, taken from the most confident, are right less
+    often than the target even by their precision's upper confidence bound (False while there
+    are fewer). Annotators who disagree with a good model 5% of the time, or a concept it cannot
+    learn that well, put every threshold out of reach; a calibrated model does not.
+
+    >>> rng = np.random.default_rng(0)
+    >>> sure = 0.9 + 0.1 * rng.random(1000)
+    >>> out_of_reach(sure, rng.random(1000) > 0.05)  # right 95% of the time, however sure
+    True
+    >>> out_of_reach(sure, rng.random(1000) < sure)  # right as often as it is sure
+    False
+    >>> out_of_reach(sure[:100], np.zeros(100, dtype=bool))  # too few to vouch for the target
+    False
+    """
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    counts = np.arange(1, len(right) + 1)
+    vouching = precision_lower_bound(counts, counts, method=method, level=level, noise=noise)
+    if not len(right) or vouching[-1] < target:
+        return False
+    fewest = int(counts[np.argmax(vouching >= target)])
+    top = right[np.argsort(conf, kind="stable")[-fewest:]]
+    upper = 1 - precision_lower_bound(fewest - top.sum(), fewest, method=method, level=level)
+    return bool(min(1.0, float(upper) / (1 - noise)) < target)

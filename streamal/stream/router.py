@@ -172,7 +172,9 @@ class Router:
                 self._retract(lambda _, auto: auto.labeled_at >= since, "a drift began", False)
         if self.auto_label is not None:
             self.auto_label.set_active(
-                thresholds.get("auto_label"), thresholds.get("auto_label_bound", 0.0)
+                thresholds.get("auto_label"),
+                thresholds.get("auto_label_bound", 0.0),
+                bool(thresholds.get("auto_label_out_of_reach", 0.0)),
             )
 
     def plan(self, envelopes: Sequence[Envelope]) -> Plan:

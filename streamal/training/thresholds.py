@@ -11,7 +11,9 @@
   they are right significantly more often (those of the first, weaker models) are left out
   (`current_evidence`). As served, not scored again by the new
   model: it learned most of them, and a model is more confident and more often right on what
-  it learned than on the samples it will auto-label.
+  it learned than on the samples it will auto-label. With it, ``auto_label_bound``: the bound
+  there. Without one, ``auto_label_out_of_reach`` (1) where even the most confident audits
+  are right too seldom for the target (`auto_label_out_of_reach`): serve audits fewer.
 - ``explore``: the share of the budget asked at random, from how much the latest answers of
   each kind surprised the model that served them (`explore_share`): random requests find
   what the model is sure of and wrong about, which uncertain ones never reach.
@@ -23,7 +25,12 @@ import numpy as np
 import torch
 
 from streamal.config import Settings
-from streamal.gates import current_evidence, precision_lower_bound, select_threshold
+from streamal.gates import (
+    current_evidence,
+    out_of_reach,
+    precision_lower_bound,
+    select_threshold,
+)
 from streamal.messages import Sample
 from streamal.model import Predictor
 from streamal.model.scoring import probabilities_and_utilities
@@ -59,8 +66,7 @@ def auto_label_threshold(
     lower bound there; None while the current ones are fewer than ``min_audits`` or no
     threshold qualifies."""
     auto = settings.strategy.auto_label
-    start = current_evidence(correct, fewest=auto.min_audits)
-    confidences, correct = confidences[start:], correct[start:]
+    confidences, correct = _current(settings, confidences, correct)
     if len(confidences) < auto.min_audits:
         return None
     method, level, noise = auto.bound, auto.confidence_level, auto.label_noise
@@ -74,6 +80,27 @@ def auto_label_threshold(
     return threshold, float(
         precision_lower_bound(above.sum(), len(above), method=method, level=level, noise=noise)
     )
+
+
+def auto_label_out_of_reach(
+    settings: Settings, confidences: np.ndarray, correct: np.ndarray
+) -> bool:
+    """Whether the current audits (as in `auto_label_threshold`) put every threshold out of
+    reach of the precision target (`out_of_reach`): serve then audits a quarter as many."""
+    auto = settings.strategy.auto_label
+    confidences, correct = _current(settings, confidences, correct)
+    return len(confidences) >= auto.min_audits and out_of_reach(
+        confidences, correct, target=auto.target_precision, method=auto.bound,
+        level=auto.confidence_level, noise=auto.label_noise,
+    )  # fmt: skip
+
+
+def _current(
+    settings: Settings, confidences: np.ndarray, correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The audits that speak of the model now (`current_evidence`)."""
+    start = current_evidence(correct, fewest=settings.strategy.auto_label.min_audits)
+    return confidences[start:], correct[start:]
 
 
 def surprise(confidences: np.ndarray, correct: np.ndarray, classes: int) -> np.ndarray:

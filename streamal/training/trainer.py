@@ -55,7 +55,12 @@ from streamal.training.labels import (
     PendingDrift,
 )
 from streamal.training.stopping import StoppingMonitor, stop_set_view
-from streamal.training.thresholds import auto_label_threshold, budget_threshold, explore_share
+from streamal.training.thresholds import (
+    auto_label_out_of_reach,
+    auto_label_threshold,
+    budget_threshold,
+    explore_share,
+)
 from streamal.transport import (
     Envelope,
     Transport,
@@ -70,7 +75,8 @@ log = logging.getLogger(__name__)
 ACCURACY_WINDOW = 500
 REPLAY_MIN, REPLAY_PER_NEW = 64, 4  # older labels replayed in an update: at least, per new one
 HEALTHY_WITHIN_S = 300.0  # a round on many labels may take minutes
-AUTO_LABEL = ("auto_label", "auto_label_bound")  # the thresholds that turn auto-labeling on
+AUTO_LABEL = ("auto_label", "auto_label_bound", "auto_label_out_of_reach")
+"""The thresholds of auto-labeling: none after a drift, until retrained."""
 EXPLORE_EVIDENCE = 200  # latest answers of each kind (explore, uncertain) the share weighs
 SHARE_KINDS = ("explore", "uncertain")  # the answers the explore share weighs
 
@@ -552,6 +558,8 @@ class Trainer:
             thresholds["auto_label"], bound = auto
             thresholds["auto_label_bound"] = round(bound, 6)  # serve audits fewer when high
             self.metrics.auto_label_precision_lower_bound.set(bound)
+        elif auto is None and auto_label_out_of_reach(self.settings, confidences, correct):
+            thresholds["auto_label_out_of_reach"] = 1.0  # serve audits fewer
         return thresholds
 
     def _announce(

@@ -234,6 +234,34 @@ def test_fewer_audits_while_their_bound_is_far_above_the_target() -> None:
     assert 0.023 < audit_rate(gate) < 0.027
 
 
+def test_fewer_audits_while_even_the_most_confident_ones_are_right_too_seldom() -> None:
+    # answers that disagree with the model 6% of the time at every confidence (noisy
+    # annotators, or a concept it cannot learn better): no threshold can ever vouch for 98%,
+    # so audits only keep watch, at a quarter of their share, until they come right
+    def audit_rate(gate: AutoLabelGate) -> float:
+        decision = gate.decide(np.full(20_000, 0.99), skipped(20_000))
+        return float((decision.reasons == Reason.AUDIT).mean())
+
+    rng = np.random.default_rng(3)
+    gate = AutoLabelGate(min_audits=200, audit_share=0.1, threshold=0.9, seed=2)
+    confident = 0.9 + 0.1 * rng.random(400)
+    gate.observe(confident[:100], rng.random(100) > 0.06)  # too few to tell
+    assert 0.09 < audit_rate(gate) < 0.11
+    gate.observe(confident[100:], rng.random(300) > 0.06)
+    assert not gate.active and 0.023 < audit_rate(gate) < 0.027
+    gate.observe(np.full(600, 0.99), np.ones(600, dtype=bool))  # a better model's audits
+    assert gate.active and gate.threshold >= 0.99
+    gate.set_active(None, unreachable=True)  # the trainer found every threshold out of reach
+    assert 0.023 < audit_rate(gate) < 0.027
+    gate.set_active(None)  # a new model's audits start over, in full
+    assert 0.09 < audit_rate(gate) < 0.11
+    calibrated = AutoLabelGate(min_audits=200, audit_share=0.1, threshold=0.9, seed=2)
+    sure = 0.9 + 0.1 * rng.random(2000)
+    calibrated.observe(sure, rng.random(2000) < sure)  # right as often as it is sure
+    assert calibrated.active  # the most confident are right often enough: a high threshold
+    assert 0.09 < audit_rate(calibrated) < 0.11  # the full share (its bound is near the target)
+
+
 @pytest.mark.parametrize(("precision", "auto_labels"), [(1.0, True), (0.96, False)])
 def test_declared_answer_noise_is_read_through_not_held_against_the_model(
     precision: float, auto_labels: bool

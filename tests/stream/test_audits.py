@@ -252,3 +252,18 @@ def test_audits_and_exploration_are_paid_from_the_one_budget() -> None:
     assert sum(reasons.values()) >= 0.9 * 0.2 * 64 * batches  # and the budget is used
     assert reasons["audit"] > 0.8 * sum(reasons.values())
     assert refused["audit"] > 0, refused  # the allowance held them back
+
+
+def test_a_replica_audits_a_quarter_as_many_while_the_trainer_finds_the_target_out_of_reach() -> (
+    None
+):
+    # no threshold in either announcement: candidates are only audited, at the full share, or
+    # at a quarter of it when the trainer's audits put every threshold out of reach
+    audits = {}
+    for announced in ({}, {"auto_label_out_of_reach": 1.0}):
+        routing = confident_router(Clock())
+        routing.use(routing.predictor, announced)
+        rng = np.random.default_rng(0)
+        audits[bool(announced)] = sum(len(route(routing, batch(rng, 64 * i, 0))) for i in range(60))
+    assert 150 <= audits[False] <= 240  # 5% of 3,840 candidates: 192
+    assert 0.15 <= audits[True] / audits[False] <= 0.35

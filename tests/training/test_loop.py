@@ -216,7 +216,7 @@ def test_an_abrupt_concept_change_is_detected_and_accuracy_recovers(
     assert "exploration boost " in caplog.text
     store = ModelStore(settings.model.store, settings.model.name)
     stored = [store.checkpoint(version).thresholds for version in store.versions()]
-    known = {"budget", "explore", "auto_label", "auto_label_bound"}
+    known = {"budget", "explore", "auto_label", "auto_label_bound", "auto_label_out_of_reach"}
     assert all(set(thresholds) <= known for thresholds in stored), stored
 
 

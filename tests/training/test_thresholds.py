@@ -11,6 +11,7 @@ from streamal.model import FeatureModel, ModelConfig, Predictor
 from streamal.model.features import FeatureRows
 from streamal.training.thresholds import (
     MIN_ANSWERS_EACH,
+    auto_label_out_of_reach,
     auto_label_threshold,
     budget_threshold,
     explore_share,
@@ -73,6 +74,23 @@ def test_the_first_models_wrong_audits_do_not_hold_a_better_model_back() -> None
     assert found[0] <= 0.91  # every confidence seen qualifies
     # the same outcomes the other way round: a model that got worse keeps auto-labeling off
     assert auto_label_threshold(settings, confidences, correct[::-1]) is None
+
+
+def test_audits_right_too_seldom_for_the_target_put_auto_labeling_out_of_reach() -> None:
+    # answers that disagree with the model 6% of the time, however sure it is: no threshold,
+    # and serve is told to audit fewer; a calibrated model's audits are never out of reach,
+    # nor the first model's wrong ones once better models' came
+    settings = Settings(strategy={"auto_label": {"min_audits": 200}})
+    rng = np.random.default_rng(5)
+    sure = rng.uniform(0.9, 1.0, 1000)
+    noisy = rng.random(1000) > 0.06
+    assert auto_label_threshold(settings, sure, noisy) is None
+    assert auto_label_out_of_reach(settings, sure, noisy)
+    assert not auto_label_out_of_reach(settings, sure[:150], noisy[:150])  # fewer than 200
+    calibrated = rng.random(1000) < sure
+    assert not auto_label_out_of_reach(settings, sure, calibrated)
+    better = np.concatenate([noisy[:300], np.ones(700, dtype=bool)])
+    assert not auto_label_out_of_reach(settings, sure, better)
 
 
 def answers(confidence: float, right_share: float, n: int = 100) -> tuple[np.ndarray, np.ndarray]:
