@@ -88,6 +88,12 @@ class Metrics:
             "streamal_auto_label_precision_lower_bound",
             "Lower confidence bound of auto-label precision, from audits", registry=r,
         )  # fmt: skip
+        self.auto_label_out_of_reach = Gauge(
+            "streamal_auto_label_out_of_reach",
+            "1 while the audits put every auto-label threshold out of reach of the precision "
+            "target (even the most confident are right too seldom): serve audits a quarter as "
+            "many", registry=r,
+        )  # fmt: skip
         self.auto_label_paused = Gauge(
             "streamal_auto_label_paused",
             "1 while this replica holds auto-labeling back, by reason: shift (its inputs shifted) "

@@ -138,6 +138,7 @@ class Trainer:
         self._drift = self.labels.pending_drift()
         self._drifted = self._drift is not None
         self._boost: ExploreBoost | None = None  # the last drift's, announced with each version
+        self._out_of_reach = False  # the audits put every auto-label threshold out of reach
         if self._drift is not None:
             self._concept_start = max(self._concept_start, self._drift.concept_start)
             self._evidence_start = self._drift.evidence_start
@@ -558,8 +559,17 @@ class Trainer:
             thresholds["auto_label"], bound = auto
             thresholds["auto_label_bound"] = round(bound, 6)  # serve audits fewer when high
             self.metrics.auto_label_precision_lower_bound.set(bound)
-        elif auto is None and auto_label_out_of_reach(self.settings, confidences, correct):
+        unreachable = auto is None and auto_label_out_of_reach(self.settings, confidences, correct)
+        if unreachable:
             thresholds["auto_label_out_of_reach"] = 1.0  # serve audits fewer
+            if not self._out_of_reach:
+                log.info(
+                    "auto-labeling out of reach: even the most confident audits are right too "
+                    "seldom for the %s precision target; serve audits a quarter as many until "
+                    "they come right", self.settings.strategy.auto_label.target_precision,
+                )  # fmt: skip
+        self._out_of_reach = unreachable
+        self.metrics.auto_label_out_of_reach.set(float(unreachable))
         return thresholds
 
     def _announce(

@@ -246,6 +246,31 @@ def test_a_kept_champion_gets_the_thresholds_of_the_labels_that_came_since_its_r
     assert announced[-1].version == 1 and announced[-1].thresholds == kept.thresholds
 
 
+def test_audits_right_too_seldom_for_the_target_announce_auto_labeling_out_of_reach(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # audits served at 0.97 and right 19 times in 20: no threshold can vouch for 99% (the
+    # 268 most confident, the fewest that could, are right too seldom by their upper bound)
+    caplog.set_level(logging.INFO, logger="streamal.training.trainer")
+    target = {"min_audits": 100, "target_precision": 0.99}
+    auto_label = Settings(strategy={"auto_label": target}).strategy
+    settings = settings.model_copy(update={"strategy": auto_label})
+    produce_labeled(settings, 300)
+    produce_labeled(settings, 700, reason="audit")  # the same 300, then 400 audits
+    trainer = Trainer(settings, max_rounds=1)
+    trainer.run()
+    latest = ModelStore(settings.model.store, settings.model.name).latest()
+    assert latest is not None and "auto_label" not in latest.thresholds
+    assert latest.thresholds["auto_label_out_of_reach"] == 1.0
+    announced = [
+        decode(ModelAnnouncement, e.value) for e in read_all(settings, settings.topics.models)
+    ]
+    assert announced[-1].thresholds == latest.thresholds
+    gauge = trainer.metrics.registry.get_sample_value("streamal_auto_label_out_of_reach")
+    assert gauge == 1.0
+    assert sum("auto-labeling out of reach" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_label_of_an_unknown_class_is_dead_lettered_and_never_trained_on(
     settings: Settings,
 ) -> None:
