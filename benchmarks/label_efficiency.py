@@ -36,6 +36,13 @@ With ``--held-out``, the held-out streams run too, as the built-in ones do (``ba
 dataset): streams no default was chosen on, to check that a change helps on streams it was not
 made for. Keep them that way: measure on them, never tune to them.
 
+With ``--peer-learners``, every stream also runs what a user would pick instead of streamal
+(`PEER_LEARNERS`, from `benchmarks/peers.py`): river's logistic regression and river's adaptive
+random forest, learning each granted label at once under the peers' protocol, on the same
+samples and seeds; ``default_minus_best_peer_learner`` is the default's lead over the best of
+them. On any stream, not only the five with published anchors, this is the issue's question:
+is streamal worth adopting over a plain online learner with a peer's strategy?
+
 To measure a change of settings side by side, ``--variant NAME=JSON`` adds a run of the
 default strategy with those settings (a JSON object, as in a config file) and reports its
 accuracy less the default's; ``--runs`` keeps only some of the runs above (``default`` always
@@ -43,9 +50,9 @@ runs).
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
 [--streams A,B] [--peers [A,B]] [--held-out [A,B]] [--seeds N] [--no-ceiling]
-[--protocol peers|annotator] [--jobs N] [--runs default,random,mlp] [--variant NAME=JSON
-...]`` (``--streams ""``: none of the built-in streams; ``--jobs``: streams run at once, each
-in a process of its own, with the same results).
+[--protocol peers|annotator] [--jobs N] [--runs default,random,mlp] [--peer-learners]
+[--variant NAME=JSON ...]`` (``--streams ""``: none of the built-in streams; ``--jobs``:
+streams run at once, each in a process of its own, with the same results).
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from peers import DEFAULT_STRATEGY as PEERS_STRATEGY  # benchmarks/peers.py, beside this one
+from peers import run_strategy, z_scored
 from pydantic import ValidationError
 
 from streamal.config import Settings
@@ -109,6 +118,17 @@ RUNS: dict[str, Run] = {
 }
 
 
+PEER_LEARNERS = {
+    "linear+random": ("linear", "random"),
+    f"linear+{PEERS_STRATEGY}": ("linear", PEERS_STRATEGY),
+    f"forest+{PEERS_STRATEGY}": ("forest", PEERS_STRATEGY),
+}
+"""``--peer-learners``: what a user would run instead, on the same stream under the peers'
+protocol (`benchmarks/peers.py`): river's logistic regression (one-vs-rest above two
+classes) on online z-scored features with random labels and with the strategy chosen there
+before any result, and river's adaptive random forest with that strategy."""
+
+
 def run_settings(run: Run) -> tuple[Settings, str]:
     """The settings and the score of ``run``."""
     score, overrides = run
@@ -137,13 +157,13 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
     protocol: str = "peers", runs: dict[str, Run] = RUNS,
-    make: Callable[..., LabeledStream] = builtin,
+    make: Callable[..., LabeledStream] = builtin, peer_learners: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The built-in stream ``name`` (or ``make``'s) at budget 0.1 under ``protocol``
     (`PROTOCOLS`), and its ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over
     the generator's seeds ``0 .. seeds - 1``."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, make, PROTOCOLS[protocol], runs
+        name, samples, rate, workdir, seeds, make, PROTOCOLS[protocol], runs, peer_learners
     )
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
@@ -173,12 +193,15 @@ def stream_result(
 
 
 def differences(accuracy: dict[str, float], runs: dict[str, Run]) -> dict[str, Any]:
-    """The default's accuracy less random's and mlp's, and each variant's (a run not in `RUNS`)
-    less the default's, for the runs that ran.
+    """The default's accuracy less random's and mlp's, each variant's (a run not in `RUNS`)
+    less the default's, and the default's less the best of `PEER_LEARNERS`, for the runs that
+    ran.
 
     >>> runs = {"default": RUNS["default"], "random": RUNS["random"], "fast": (None, {})}
     >>> differences({"default": 0.9, "random": 0.85, "fast": 0.91}, runs)
     {'default_minus_random': 0.05, 'minus_default': {'fast': 0.01}}
+    >>> differences({"default": 0.9, "linear+random": 0.8, "forest+margin+split": 0.87}, {})
+    {'best_peer_learner': 'forest+margin+split', 'default_minus_best_peer_learner': 0.03}
     """
     default = accuracy["default"]
     result: dict[str, Any] = {
@@ -187,7 +210,15 @@ def differences(accuracy: dict[str, float], runs: dict[str, Run]) -> dict[str, A
         if run in runs
     }
     variants = {run: round(accuracy[run] - default, 4) for run in runs if run not in RUNS}
-    return result | ({"minus_default": variants} if variants else {})
+    result |= {"minus_default": variants} if variants else {}
+    learners = {run: accuracy[run] for run in PEER_LEARNERS if run in accuracy}
+    if learners:
+        best = max(learners, key=learners.__getitem__)
+        result |= {
+            "best_peer_learner": best,
+            "default_minus_best_peer_learner": round(default - learners[best], 4),
+        }
+    return result
 
 
 def runs_over_seeds(
@@ -199,11 +230,14 @@ def runs_over_seeds(
     make: Callable[..., LabeledStream],
     protocol: dict[str, float],
     runs: dict[str, Run] = RUNS,
+    peer_learners: bool = False,
 ) -> tuple[dict[str, list[float]], dict[str, list[int]], dict[str, Any]]:
-    """Every run of ``runs`` on stream ``name`` (``make(name, samples, seed=...)``) for seeds
-    ``0 .. seeds - 1``: accuracies and labels used by run, and seed 0's reports."""
-    by_seed: dict[str, list[float]] = {run: [] for run in runs}
-    labels_used: dict[str, list[int]] = {run: [] for run in runs}
+    """Every run of ``runs`` (and with ``peer_learners``, of `PEER_LEARNERS`) on stream
+    ``name`` (``make(name, samples, seed=...)``) for seeds ``0 .. seeds - 1``: accuracies and
+    labels used by run, and seed 0's reports."""
+    names = [*runs, *(PEER_LEARNERS if peer_learners else ())]
+    by_seed: dict[str, list[float]] = {run: [] for run in names}
+    labels_used: dict[str, list[int]] = {run: [] for run in names}
     first: dict[str, Any] = {"reports": {}}
     for seed in range(seeds):
         stream = make(name, samples, seed=seed)
@@ -221,6 +255,14 @@ def runs_over_seeds(
             by_seed[run].append(report["prequential_accuracy"])
             labels_used[run].append(report["labels_used"])
             print(f"{name}/{run}/seed {seed}: accuracy {by_seed[run][-1]}", file=sys.stderr)
+        if peer_learners:
+            rows = (dict(enumerate(map(float, row))) for row in stream.features)
+            seen = z_scored(name, zip(rows, stream.labels.tolist(), strict=True))
+            for run, (learner, strategy) in PEER_LEARNERS.items():
+                outcome = run_strategy(seen, strategy, 0.1, learner, seed)
+                by_seed[run].append(outcome["accuracy"])
+                labels_used[run].append(outcome["labels_used"])
+                print(f"{name}/{run}/seed {seed}: accuracy {outcome['accuracy']}", file=sys.stderr)
     return by_seed, labels_used, first
 
 
@@ -241,13 +283,13 @@ def budget_spent(labels_used: dict[str, list[int]], samples: int) -> dict[str, A
 
 def peer_result(
     name: str, samples: int, rate: float, workdir: Path, seeds: int = 1,
-    runs: dict[str, Run] = RUNS,
+    runs: dict[str, Run] = RUNS, peer_learners: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The peer stream ``name`` at budget 0.1; with ``seeds`` > 1, means over seeds ``0 ..
     seeds - 1`` (of the generator, or for a bundled dataset in file order of the model and the
     draws alone) beside each seed's accuracy: one run of a short stream moves by points."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, peer, PEERS_PROTOCOL, runs
+        name, samples, rate, workdir, seeds, peer, PEERS_PROTOCOL, runs, peer_learners
     )
     accuracy = mean_accuracy(by_seed)
     random, best, best_accuracy = PEER_ANCHORS[name]
@@ -368,6 +410,11 @@ def main() -> None:
         help="which of default, random, mlp run (default always)",
     )  # fmt: skip
     parser.add_argument(
+        "--peer-learners", action="store_true",
+        help="also river's logistic regression and adaptive random forest on every stream, "
+        "under the peers' protocol (what a user would run instead)",
+    )  # fmt: skip
+    parser.add_argument(
         "--variant", type=_variant, action="append", default=[], metavar="NAME=JSON",
         help="also the default strategy with these settings, e.g. "
         "'slow={\"model\": {\"online\": [0.003, 0.03]}}' (repeatable)",
@@ -392,11 +439,12 @@ def main() -> None:
         result_of = partial(
             stream_result, samples=samples, rate=args.rate, workdir=Path(workdir),
             ceiling=args.ceiling, seeds=args.seeds, protocol=args.protocol, runs=runs,
+            peer_learners=args.peer_learners,
         )  # fmt: skip
         builtins = {name: pool.submit(result_of, name) for name in _names(args.streams)}
         held = {name: pool.submit(result_of, name, make=held_out) for name in _names(args.held_out)}
         peers = {
-            name: pool.submit(peer_result, name, 20_000, *at, args.seeds, runs)
+            name: pool.submit(peer_result, name, 20_000, *at, args.seeds, runs, args.peer_learners)
             for name in _names(args.peers)
         }
         result["streams"] = {name: done.result() for name, done in builtins.items()}

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from river import datasets, linear_model, multiclass, preprocessing
+from river import datasets, forest, linear_model, multiclass, preprocessing
 from river.datasets import synth
 
 from streamal.gates import Route
@@ -200,9 +200,19 @@ def load_stream(name: str, n: int | None = None) -> Stream:
     source, synthetic = SOURCES[name]
     if synthetic and n is None:
         n = 20_000
+    return z_scored(name, itertools.islice(source(n or 0), n))
+
+
+def z_scored(name: str, samples: Iterable[tuple[dict[Any, float], Any]]) -> Stream:
+    """``samples`` (feature dicts and labels) as a `Stream`, z-scored online as the peers'
+    learners see them: the scaler learns each sample before transforming it.
+
+    >>> z_scored("two", [({"a": 1.0}, "x"), ({"a": 3.0}, "y")]).features
+    [{'a': 0.0}, {'a': 1.0}]
+    """
     scaler = preprocessing.StandardScaler()
     features, labels = [], []
-    for x, y in itertools.islice(source(n or 0), n):
+    for x, y in samples:
         scaler.learn_one(x)
         features.append(scaler.transform_one(x))
         labels.append(y)
@@ -212,7 +222,7 @@ def load_stream(name: str, n: int | None = None) -> Stream:
 class Learner:
     """river LR (one-vs-rest above 2 classes) with probabilities in a fixed class order."""
 
-    def __init__(self, classes: Sequence[Any]) -> None:
+    def __init__(self, classes: Sequence[Any], seed: int = 0) -> None:
         self.classes = list(classes)
         self.learned = 0
         if len(self.classes) == 2:
@@ -234,13 +244,43 @@ class Learner:
         self.model.learn_one(x, y == self.classes[1] if len(self.classes) == 2 else y)
         self.learned += 1
 
+    def classes_learned(self) -> int | None:
+        """How many classes have a one-vs-rest model (None with two classes)."""
+        return len(self.model.classifiers) if len(self.classes) > 2 else None
 
-def _asker(strategy: str, budget: float) -> Callable[[list[float]], bool]:
+
+class Forest:
+    """river's adaptive random forest (``ARFClassifier(n_models=10)``), what a user would pick
+    instead of a linear model, in `Learner`'s interface; uniform until it predicts a class."""
+
+    def __init__(self, classes: Sequence[Any], seed: int = 0) -> None:
+        self.classes = list(classes)
+        self.learned = 0
+        self.model = forest.ARFClassifier(n_models=10, seed=seed)
+
+    def proba(self, x: dict[Any, float]) -> list[float]:
+        proba = self.model.predict_proba_one(x)
+        if not proba:  # nothing learned yet
+            return [1 / len(self.classes)] * len(self.classes)
+        return [proba.get(label, 0.0) for label in self.classes]
+
+    def learn(self, x: dict[Any, float], y: Any) -> None:
+        self.model.learn_one(x, y)
+        self.learned += 1
+
+    def classes_learned(self) -> int | None:
+        return None
+
+
+LEARNERS: dict[str, type[Learner] | type[Forest]] = {"linear": Learner, "forest": Forest}
+
+
+def _asker(strategy: str, budget: float, seed: int = 0) -> Callable[[list[float]], bool]:
     """Whether the strategy requests the label of a sample with these probabilities."""
     if strategy == "all_labels":
         return lambda proba: True
     if strategy == "random":
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         return lambda proba: bool(rng.random() < budget)
     score_name, gate_name = strategy.split("+")
     score = build_score(score_name)
@@ -255,13 +295,17 @@ def _asker(strategy: str, budget: float) -> Callable[[list[float]], bool]:
     return ask
 
 
-def run_strategy(stream: Stream, strategy: str, budget: float = BUDGET) -> dict[str, Any]:
-    """Prequential run of one strategy on one stream: accuracy, labels used, requests."""
+def run_strategy(
+    stream: Stream, strategy: str, budget: float = BUDGET, learner_name: str = "linear",
+    seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """Prequential run of one strategy driving one of `LEARNERS` on one stream: accuracy,
+    labels used, requests (``seed``: the forest's, and random's draws)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
     cap = 1.0 if strategy == "all_labels" else budget
-    learner = Learner(stream.classes)
-    ask = _asker(strategy, budget)
+    learner = LEARNERS[learner_name](stream.classes, seed)
+    ask = _asker(strategy, budget, seed)
     classes = stream.classes
     correct = requested = used = 0
     start = time.perf_counter()
@@ -279,7 +323,7 @@ def run_strategy(stream: Stream, strategy: str, budget: float = BUDGET) -> dict[
         "queried_fraction": round(used / n, 4),
         "labels_used": used,
         "requested": requested,
-        "classes_learned": len(learner.model.classifiers) if len(classes) > 2 else None,
+        "classes_learned": learner.classes_learned(),
         "seconds": round(time.perf_counter() - start, 2),
     }
 

@@ -85,3 +85,25 @@ def test_unknown_names_are_refused_with_the_allowed_ones(
     assert "allowed: random, all_labels, margin+variable_uncertainty" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown strategy 'bald'; allowed: random"):
         peers.run_strategy(peers.load_stream("phishing"), "bald")
+
+
+def test_the_forest_learns_within_the_budget_as_the_linear_learner_does() -> None:
+    stream = peers.load_stream("phishing")
+    majority = max(stream.labels.count(label) for label in stream.classes) / len(stream.labels)
+    for seed in (0, 1):
+        forest = peers.run_strategy(stream, "margin+split", learner_name="forest", seed=seed)
+        assert 0.9 * peers.BUDGET * 1_250 <= forest["labels_used"] <= peers.BUDGET * 1_250 + 1
+        assert forest["accuracy"] > majority + 0.2  # it learns, far above the majority class
+    first, again = (
+        peers.run_strategy(stream, "random", learner_name="forest", seed=3) for _ in range(2)
+    )
+    assert first == {**again, "seconds": first["seconds"]}  # the seed fixes the run
+
+
+def test_a_stream_of_streamals_own_is_z_scored_as_the_peers_see_it() -> None:
+    samples = [({0: 10.0, 1: 0.0}, "a"), ({0: 30.0, 1: 0.0}, "b"), ({0: 20.0, 1: 5.0}, "a")]
+    stream = peers.z_scored("three", samples)
+    assert stream.classes == ["a", "b"] and stream.labels == ["a", "b", "a"]
+    assert stream.features[1][0] == pytest.approx(1.0)  # (30 - 20) / 10 over what it has seen
+    deviation = (50 / 9) ** 0.5  # of 0, 0, 5
+    assert stream.features[2] == {0: pytest.approx(0.0), 1: pytest.approx((5 - 5 / 3) / deviation)}
