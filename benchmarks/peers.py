@@ -220,7 +220,8 @@ def z_scored(name: str, samples: Iterable[tuple[dict[Any, float], Any]]) -> Stre
 
 
 class Learner:
-    """river LR (one-vs-rest above 2 classes) with probabilities in a fixed class order."""
+    """river LR (one-vs-rest above 2 classes) with probabilities in a fixed class order
+    (``seed`` is for `Forest`'s interface: this learner draws nothing)."""
 
     def __init__(self, classes: Sequence[Any], seed: int = 0) -> None:
         self.classes = list(classes)
