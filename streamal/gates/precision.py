@@ -124,6 +124,15 @@ def current_evidence(correct: ArrayLike, *, fewest: int, level: float = 0.99) ->
     return int(splits[best]) if p_values[best] * len(splits) < 1 - level else 0
 
 
+def _audits(confidences: ArrayLike, correct: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Audits as arrays: each one's served confidence, and whether it was right."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    if conf.shape != right.shape or conf.ndim != 1:
+        raise ValueError(f"confidences {conf.shape} and correct {right.shape} must be 1-D alike")
+    return conf, right
+
+
 def _log_choose(n: ArrayLike, k: ArrayLike) -> np.ndarray:
     """log(n choose k), -inf where k is out of 0..n."""
     n, k = np.asarray(n, dtype=np.float64), np.asarray(k, dtype=np.float64)
@@ -170,10 +179,7 @@ def select_threshold(
     >>> select_threshold(conf[:20], ok[:20]) is None
     True
     """
-    conf = np.asarray(confidences, dtype=np.float64)
-    right = np.asarray(correct, dtype=bool)
-    if conf.shape != right.shape or conf.ndim != 1:
-        raise ValueError(f"confidences {conf.shape} and correct {right.shape} must be 1-D alike")
+    conf, right = _audits(confidences, correct)
     order = np.argsort(-conf, kind="stable")
     conf = conf[order]
     bounds = precision_lower_bound(
@@ -212,8 +218,7 @@ def out_of_reach(
     >>> out_of_reach(sure[:100], np.zeros(100, dtype=bool))  # too few to vouch for the target
     False
     """
-    conf = np.asarray(confidences, dtype=np.float64)
-    right = np.asarray(correct, dtype=bool)
+    conf, right = _audits(confidences, correct)
     counts = np.arange(1, len(right) + 1)
     vouching = precision_lower_bound(counts, counts, method=method, level=level, noise=noise)
     if not len(right) or vouching[-1] < target:
