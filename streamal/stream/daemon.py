@@ -78,6 +78,7 @@ class Daemon:
         self._router: Router | None = None
         self._beat = time.monotonic()
         self._failing_since: float | None = None  # start of the current run of failed batches
+        self._failing_on: set[TopicPartition] = set()  # the partitions owned when it began
         self.metrics.batch_failing_seconds.set_function(self.failing_for)
         self._processed = 0
         self._summary: Counter[str] = Counter()
@@ -179,8 +180,12 @@ class Daemon:
             self._beat = time.monotonic()
             try:
                 read = self.step(transport, watcher)
-                backoff.reset()
-                self._failing_since = None
+                if read or transport.assignment() != self._failing_on:
+                    # a batch went through, or the failing one's partitions moved away (an
+                    # empty poll alone ends nothing: a rewound consumer may take a while to
+                    # fetch the failed batch again)
+                    backoff.reset()
+                    self._failing_since = None
             except FencedError as error:
                 log.warning("batch dropped, its partitions moved to another replica: %s", error)
                 continue
@@ -188,6 +193,7 @@ class Daemon:
                 wait = backoff.next()
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
+                    self._failing_on = transport.assignment()
                 self.metrics.batch_failures.inc()
                 log.error("transport failed (%s); retrying in %.1fs", error, wait)
                 self._stopping.wait(wait)

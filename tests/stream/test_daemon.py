@@ -29,7 +29,14 @@ from streamal.metrics import Metrics
 from streamal.model import MLP, ModelStore
 from streamal.model.announce import announcement_record
 from streamal.stream.daemon import Daemon
-from streamal.transport import Record, Transport, open_transport, record_size, topic_specs
+from streamal.transport import (
+    Envelope,
+    Record,
+    Transport,
+    open_transport,
+    record_size,
+    topic_specs,
+)
 from streamal.transport.kafka import KafkaTransport
 from streamal.transport.local import LocalTransport
 from tests.conftest import unique
@@ -278,7 +285,7 @@ def test_two_replicas_share_the_partitions_and_route_each_sample_once(
     assert [r.returncode for r in replicas] == [0, 0], [log[-1500:] for log in logs]
     processed = [int(log.rsplit("stopped after ", 1)[1].split()[0]) for log in logs]
     assert all(n > 0 for n in processed), processed
-    assert sum(processed) == len(ids)
+    assert sum(processed) == len(ids), logs
     seen = routed_ids(settings, outputs(settings, len(ids)))
     assert set(seen.values()) == {1} and len(seen) == len(ids)
 
@@ -487,9 +494,30 @@ def refuse_dead_letters(settings: Settings) -> Callable[[], None]:
     return repair
 
 
+@pytest.mark.parametrize("slow_refetch", [False, True], ids=["", "slow-refetch"])
 def test_a_batch_that_keeps_failing_turns_healthz_and_the_metrics(
-    cluster: Settings, tmp_path: Path
+    cluster: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_refetch: bool
 ) -> None:
+    """With ``slow_refetch`` the poll after each failed batch brings nothing, as a Kafka
+    consumer's may while it fetches the rewound batch again: the run of failures goes on."""
+    if slow_refetch:
+        kind = KafkaTransport if cluster.transport.kind == "kafka" else LocalTransport
+        abort, poll, rewound = kind._abort_transaction, kind.poll, set()
+
+        def abort_and_rewind(transport: Transport) -> None:
+            abort(transport)
+            rewound.add(transport)
+
+        def poll_slowly_after_a_rewind(
+            transport: Transport, max_records: int, timeout_s: float
+        ) -> list[Envelope]:
+            if transport in rewound:
+                rewound.remove(transport)
+                return []
+            return poll(transport, max_records, timeout_s)
+
+        monkeypatch.setattr(kind, "_abort_transaction", abort_and_rewind)
+        monkeypatch.setattr(kind, "poll", poll_slowly_after_a_rewind)
     settings = serve_settings(cluster, tmp_path, budget=1.0, gate={"name": "fixed", "threshold": 0})
     settings = settings.model_copy(
         update={"serve": settings.serve.model_copy(update={"unhealthy_after_s": 1.0})}
