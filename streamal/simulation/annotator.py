@@ -2,11 +2,13 @@
 
 It consumes ``label-requests`` in its own group like a human's tool would and writes
 ``OracleLabel`` answers to ``labels``; an answer and the offsets of the requests it answers
-commit together, so a restart neither skips nor repeats an answer.
+commit together, so a restart neither skips nor repeats an answer. A failed commit (the
+broker away, the group rebalanced) rewinds to the committed requests, which come again.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -14,8 +16,12 @@ from collections import deque
 from collections.abc import Mapping
 
 from streamal.config import Settings
+from streamal.errors import TransportError
 from streamal.messages import LabelRequest, OracleLabel, decode, encode, now
 from streamal.transport import Envelope, Record, Transport, next_offsets, open_transport
+from streamal.transport.retry import Backoff, connect_with_retry
+
+log = logging.getLogger(__name__)
 
 
 class SimulatedAnnotator:
@@ -46,10 +52,20 @@ class SimulatedAnnotator:
         self._stop.set()
 
     def run(self) -> None:
-        """Answer until `stop`."""
-        with self.connect() as transport:
+        """Answer until `stop`, riding out transport failures with backoff."""
+        transport = connect_with_retry(self.connect, self._stop)
+        if transport is None:
+            return
+        backoff = Backoff()
+        with transport:
             while not self._stop.is_set():
-                self.step(transport, time.monotonic(), 0.1)
+                try:
+                    self.step(transport, time.monotonic(), 0.1)
+                    backoff.reset()
+                except TransportError as error:
+                    wait = backoff.next()
+                    log.warning("annotator: %s; retrying in %.1fs", error, wait)
+                    self._stop.wait(wait)
 
     def connect(self) -> Transport:
         """A transactional transport in the annotator's group, subscribed to the requests."""
@@ -64,8 +80,15 @@ class SimulatedAnnotator:
         if batch:
             self._waiting.append((now + self._delay_s, batch))
         while self._waiting and self._waiting[0][0] <= now:
-            _, due = self._waiting.popleft()
-            transport.produce_and_commit(self._answers(due), next_offsets(due))
+            due = self._waiting[0][1]
+            answers = self._answers(due)
+            try:
+                transport.produce_and_commit(answers, next_offsets(due))
+            except TransportError:
+                self._waiting.clear()  # rewound: every uncommitted request comes again
+                raise
+            self._waiting.popleft()
+            self.answered += len(answers)
         return len(batch)
 
     def _answers(self, batch: list[Envelope]) -> list[Record]:
@@ -82,5 +105,4 @@ class SimulatedAnnotator:
                 id=request.id, label=label, annotator="simulated", labeled_at=now()
             )
             answers.append(Record(self._settings.topics.labels, encode(answer), key=envelope.key))
-        self.answered += len(answers)
         return answers
