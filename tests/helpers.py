@@ -11,6 +11,13 @@ import yaml
 
 from streamal.config import Settings, TopicsConfig
 from streamal.transport import Envelope, Transport, open_transport
+from streamal.transport.kafka import KafkaTransport
+from streamal.transport.local import LocalTransport
+
+
+def transport_class(settings: Settings) -> type[Transport]:
+    """The class of the transports ``settings`` open: where a test injects a fault."""
+    return KafkaTransport if settings.transport.kind == "kafka" else LocalTransport
 
 
 def with_fresh_topics(settings: Settings) -> Settings:

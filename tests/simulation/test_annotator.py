@@ -13,10 +13,8 @@ from streamal.errors import FencedError
 from streamal.messages import OracleLabel, decode, encode
 from streamal.simulation.annotator import SimulatedAnnotator
 from streamal.transport import Record, Transport, open_transport, topic_specs
-from streamal.transport.kafka import KafkaTransport
-from streamal.transport.local import LocalTransport
 from tests.conftest import unique
-from tests.helpers import read_all, wait_for, with_fresh_topics
+from tests.helpers import read_all, transport_class, wait_for, with_fresh_topics
 from tests.training.test_labels import request
 
 REQUESTS = 60
@@ -32,7 +30,7 @@ def test_a_failed_commit_rewinds_and_every_request_is_answered_once(
         for sample_id in truth:
             record = Record(settings.topics.label_requests, encode(request(sample_id)))
             producer.produce(record)
-    kind = KafkaTransport if settings.transport.kind == "kafka" else LocalTransport
+    kind = transport_class(settings)
     commit, fenced = kind._commit_transaction, []
 
     def fenced_once(transport: Transport) -> None:

@@ -37,10 +37,15 @@ from streamal.transport import (
     record_size,
     topic_specs,
 )
-from streamal.transport.kafka import KafkaTransport
-from streamal.transport.local import LocalTransport
 from tests.conftest import unique
-from tests.helpers import read_all, read_back, wait_for, with_fresh_topics, write_config
+from tests.helpers import (
+    read_all,
+    read_back,
+    transport_class,
+    wait_for,
+    with_fresh_topics,
+    write_config,
+)
 
 ROOT = Path(__file__).parent.parent.parent
 CLASSES = ["a", "b", "c"]
@@ -156,7 +161,7 @@ def test_a_commit_that_landed_though_its_answer_was_lost_counts_once(
     would be unknown to it."""
     settings = serve_settings(cluster, tmp_path, budget=0.2, auto_label={"audit_share": 0.1})
     store_model(settings, {"auto_label": 0.4})
-    kind = KafkaTransport if settings.transport.kind == "kafka" else LocalTransport
+    kind = transport_class(settings)
     commit, lost = kind._commit_transaction, []
 
     def answer_lost(transport: Transport) -> None:
@@ -501,7 +506,7 @@ def test_a_batch_that_keeps_failing_turns_healthz_and_the_metrics(
     """With ``slow_refetch`` the poll after each failed batch brings nothing, as a Kafka
     consumer's may while it fetches the rewound batch again: the run of failures goes on."""
     if slow_refetch:
-        kind = KafkaTransport if cluster.transport.kind == "kafka" else LocalTransport
+        kind = transport_class(cluster)
         abort, poll, rewound = kind._abort_transaction, kind.poll, set()
 
         def abort_and_rewind(transport: Transport) -> None:
