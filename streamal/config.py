@@ -97,7 +97,11 @@ class KafkaTransportConfig(Section):
     request_timeout_ms: int = Field(
         30_000, ge=1_000, description="the longest a request, or a call of the client, waits"
     )
-    session_timeout_ms: int = Field(45_000, ge=1_000)
+    session_timeout_ms: int = Field(
+        45_000, ge=1_000,
+        description="a consumer silent this long leaves its group (heartbeats: a third of it, "
+        "at most 3 s)",
+    )  # fmt: skip
     transaction_timeout_ms: int = Field(60_000, ge=1_000)
     linger_ms: int = Field(5, ge=0)
 

@@ -105,6 +105,17 @@ def client_settings(config: KafkaTransportConfig) -> dict[str, Any]:
     return settings
 
 
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """The consumer's heartbeat: kafka-python's 3 s, or a third of the session where that is
+    shorter (Kafka's advice), so one late heartbeat does not end the session and start a
+    rebalance.
+
+    >>> heartbeat_interval_ms(45_000), heartbeat_interval_ms(6_000)
+    (3000, 2000)
+    """
+    return min(3000, session_timeout_ms // 3)
+
+
 class _KafkaTransaction(Transaction):
     def __init__(self, transport: KafkaTransport) -> None:
         self._transport = transport
@@ -196,6 +207,7 @@ class KafkaTransport(Transport):
                     isolation_level="read_committed",
                     auto_offset_reset=self._reset,
                     session_timeout_ms=self._config.session_timeout_ms,
+                    heartbeat_interval_ms=heartbeat_interval_ms(self._config.session_timeout_ms),
                     **self._settings,
                 )
         return self._consumer
