@@ -38,8 +38,9 @@ made for. Keep them that way: measure on them, never tune to them.
 
 With ``--peer-learners``, every stream also runs what a user would pick instead of streamal
 (`PEER_LEARNERS`, from `benchmarks/peers.py`): river's logistic regression and river's adaptive
-random forest, learning each granted label at once under the peers' protocol, on the same
-samples and seeds; ``default_minus_best_peer_learner`` is the default's lead over the best of
+random forest, learning each granted label at once under the peers' protocol (under
+``--protocol annotator``, as late as the annotator answers streamal), on the same samples and
+seeds; ``default_minus_best_peer_learner`` is the default's lead over the best of
 them. On any stream, not only the five with published anchors, this is the issue's question:
 is streamal worth adopting over a plain online learner with a peer's strategy?
 
@@ -121,12 +122,14 @@ RUNS: dict[str, Run] = {
 PEER_LEARNERS = {
     "linear+random": ("linear", "random"),
     f"linear+{PEERS_STRATEGY}": ("linear", PEERS_STRATEGY),
+    "forest+random": ("forest", "random"),
     f"forest+{PEERS_STRATEGY}": ("forest", PEERS_STRATEGY),
 }
 """``--peer-learners``: what a user would run instead, on the same stream under the peers'
 protocol (`benchmarks/peers.py`): river's logistic regression (one-vs-rest above two
-classes) on online z-scored features with random labels and with the strategy chosen there
-before any result, and river's adaptive random forest with that strategy."""
+classes) on online z-scored features and river's adaptive random forest, each with random
+labels and with the strategy chosen there before any result (the anchors' table has both
+learners' random baselines: on some streams a learner does better with random labels)."""
 
 
 def run_settings(run: Run) -> tuple[Settings, str]:
@@ -258,8 +261,9 @@ def runs_over_seeds(
         if peer_learners:
             rows = (dict(enumerate(map(float, row))) for row in stream.features)
             seen = z_scored(name, zip(rows, stream.labels.tolist(), strict=True))
+            delay = round(protocol["label_delay_s"] * rate)  # as the annotator's answers
             for run, (learner, strategy) in PEER_LEARNERS.items():
-                outcome = run_strategy(seen, strategy, 0.1, learner, seed)
+                outcome = run_strategy(seen, strategy, 0.1, learner, seed, delay)
                 by_seed[run].append(outcome["accuracy"])
                 labels_used[run].append(outcome["labels_used"])
                 print(f"{name}/{run}/seed {seed}: accuracy {outcome['accuracy']}", file=sys.stderr)

@@ -25,6 +25,7 @@ import itertools
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -298,10 +299,12 @@ def _asker(strategy: str, budget: float, seed: int = 0) -> Callable[[list[float]
 
 def run_strategy(
     stream: Stream, strategy: str, budget: float = BUDGET, learner_name: str = "linear",
-    seed: int = 0,
+    seed: int = 0, delay: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Prequential run of one strategy driving one of `LEARNERS` on one stream: accuracy,
-    labels used, requests (``seed``: the forest's, and random's draws)."""
+    labels used, requests (``seed``: the forest's, and random's draws). A granted label is
+    learned ``delay`` samples after its own (0: before the next sample, the peers' protocol;
+    more: an annotator's delay, as streamal's runs under it get)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
     cap = 1.0 if strategy == "all_labels" else budget
@@ -309,15 +312,18 @@ def run_strategy(
     ask = _asker(strategy, budget, seed)
     classes = stream.classes
     correct = requested = used = 0
+    answers: deque[tuple[int, dict[Any, float], Any]] = deque()  # (due, x, y), oldest first
     start = time.perf_counter()
     for seen, (x, y) in enumerate(zip(stream.features, stream.labels, strict=True), start=1):
+        while answers and answers[0][0] < seen:
+            learner.learn(*answers.popleft()[1:])
         proba = learner.proba(x)
         correct += classes[proba.index(max(proba))] == y
         if ask(proba):
             requested += 1
             if used <= cap * seen + 1e-9:
                 used += 1
-                learner.learn(x, y)
+                answers.append((seen + delay, x, y))
     n = len(stream.labels)
     return {
         "accuracy": round(correct / n, 4),

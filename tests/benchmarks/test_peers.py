@@ -107,3 +107,13 @@ def test_a_stream_of_streamals_own_is_z_scored_as_the_peers_see_it() -> None:
     assert stream.features[1][0] == pytest.approx(1.0)  # (30 - 20) / 10 over what it has seen
     deviation = (50 / 9) ** 0.5  # of 0, 0, 5
     assert stream.features[2] == {0: pytest.approx(0.0), 1: pytest.approx((5 - 5 / 3) / deviation)}
+
+
+def test_a_label_delay_holds_each_answer_back_and_spends_the_same_budget() -> None:
+    stream = peers.load_stream("phishing")
+    n, first_class = len(stream.labels), stream.classes[0]
+    now, late, never = (peers.run_strategy(stream, "random", delay=d) for d in (0, 300, n))
+    assert now["labels_used"] == late["labels_used"] == never["labels_used"]  # same draws
+    # nothing learned before the stream ends: the untrained learner's first class, throughout
+    assert never["accuracy"] == round(stream.labels.count(first_class) / n, 4)
+    assert never["accuracy"] < late["accuracy"] < now["accuracy"]  # the answers' wait costs
