@@ -180,10 +180,12 @@ class Daemon:
             self._beat = time.monotonic()
             try:
                 read = self.step(transport, watcher)
-                if read or transport.assignment() != self._failing_on:
-                    # a batch went through, or the failing one's partitions moved away (an
-                    # empty poll alone ends nothing: a rewound consumer may take a while to
-                    # fetch the failed batch again)
+                if self._failing_since is not None and (
+                    read or transport.assignment() != self._failing_on
+                ):
+                    # a run of failures ends: a batch went through, or the failing one's
+                    # partitions moved away (an empty poll alone ends nothing: a rewound
+                    # consumer may take a while to fetch the failed batch again)
                     backoff.reset()
                     self._failing_since = None
             except FencedError as error:
