@@ -43,12 +43,11 @@ def _demo(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     rate = 1500.0
     samples = args.samples
-    stream = streams.builtin("sea", samples, seed=settings.strategy.seed)
+    stream = streams.rotating(samples, noise=0.0, seed=settings.strategy.seed)
     print(
-        f"streamal demo: {samples:,} samples of SEA concepts (2 classes: do the first two of 3 "
-        f"features sum to more than a threshold?) whose threshold moves at {stream.drifts[0]:,}, "
-        "so samples near the boundary change class; serve + simulated annotator + train on the "
-        "embedded transport, "
+        f"streamal demo: {samples:,} samples on either side of a boundary (a hyperplane in 8 "
+        "dimensions) that turns steadily, half a turn over the stream, so yesterday's labels "
+        "grow wrong; serve + simulated annotator + train on the embedded transport, "
         f"the configured strategy ({settings.strategy.score}, {settings.strategy.gate.name} gate, "
         f"budget {settings.strategy.budget}) against random at the same budget",
         file=sys.stderr,
@@ -58,7 +57,9 @@ def _demo(args: argparse.Namespace) -> int:
         progress=report.ProgressLine(), time_limit_s=args.seconds / 2,
     )  # fmt: skip
     out = Path(args.out)
-    reports = report.compare(settings, stream, ["default", "random"], out, options, "sea")
+    reports = report.compare(
+        settings, stream, ["default", "random"], out, options, "rotating, noise-free"
+    )
     report.print_summary(reports, out)
     return EXIT_OK
 

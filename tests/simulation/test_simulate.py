@@ -55,7 +55,7 @@ def test_simulate_compares_strategies_with_the_baselines(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(900)  # a hang guard only: a slow runner takes longer, never cuts the stream
-def test_demo_runs_the_whole_loop_and_its_default_beats_random_and_finds_the_drift(
+def test_demo_runs_the_whole_loop_and_its_default_beats_random_by_three_points(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "demo"
@@ -68,10 +68,12 @@ def test_demo_runs_the_whole_loop_and_its_default_beats_random_and_finds_the_dri
     assert result.stdout.splitlines()[0].split()[:3] == ["strategy", "labels", "rate"]
     for run in (default, random):  # the same budget, audits and exploration included
         assert abs(run["label_rate"] - 0.1) <= 0.005
-    # SEA's boundary moves at half the stream: the samples that change class sit where the
-    # careful labeler asks, so it sees the change and learns it (seed 0: 0.971 against 0.952)
-    assert default["prequential_accuracy"] >= random["prequential_accuracy"] + 0.01
-    assert default["drift_events"] and default["standing_precision"] >= 0.98
+    # the boundary keeps turning: the labels near it tell how it turns, labels far from it
+    # tell little, so the careful labeler follows it closer (seed 0: 0.940 against 0.901)
+    assert default["prequential_accuracy"] >= random["prequential_accuracy"] + 0.03
+    # confident samples are auto-labeled, and the ones that stand keep the target on a
+    # boundary that moves under them (seed 0: 0.989)
+    assert default["auto_labeled_share"] > 0 and default["standing_precision"] >= 0.98
 
 
 def test_a_users_labeled_jsonl_stream(tmp_path: Path) -> None:
