@@ -13,6 +13,10 @@ Reported per stream:
 - ``labels_to_95``: labels spent until the rolling prequential accuracy first reaches 95% of
   the ceiling's final accuracy, for each run, and default's over random's (below 1: streamal
   needs fewer labels);
+- ``labels_to_95_held_out`` (streams without drift that grow longer: not ``short``): the
+  same target, on the learning curve of every version the default and random publish, tested
+  on the 2,000 samples after the stream (`held_out_labels_to_reach`), where the rolling
+  accuracy lags by the labels spent over its window; ``held_out_ratio_default_vs_random``;
 - ``accuracy``: prequential accuracy over the stream at budget 0.1, default against random and
   mlp (and the ceiling);
 - ``labels_used`` and ``label_rate``: labels spent and their share of the stream (the realized
@@ -78,8 +82,10 @@ from pydantic import ValidationError
 
 from streamal.config import Settings
 from streamal.model.config import MLP_ALONE
+from streamal.model.loader import ModelLoader
 from streamal.simulation.ceiling import all_labels
 from streamal.simulation.run import ROLLING, Options, simulate
+from streamal.simulation.run import run_settings as shaped_settings
 from streamal.simulation.streams import (
     BUILTIN,
     HELD_OUT,
@@ -157,6 +163,58 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
     return None
 
 
+HELD_OUT_TEST = 2000
+"""Samples after the end of a stream without drift on which every published version is tested
+(`held_out_labels_to_reach`)."""
+
+
+def labels_to_stay(curve: list[tuple[int, float]], target: float) -> int | None:
+    """Labels learned by the first version of a learning curve (labels, accuracy) from which
+    on every version reaches ``target`` (a lucky early version does not count); None: never.
+
+    >>> labels_to_stay([(10, 0.5), (20, 0.91), (30, 0.85), (40, 0.9), (50, 0.95)], 0.9)
+    40
+    """
+    for i, (labels, _) in enumerate(curve):
+        if all(accuracy >= target for _, accuracy in curve[i:]):
+            return labels
+    return None
+
+
+def held_out_labels_to_reach(
+    name: str, samples: int, rate: float, workdir: Path, target: float,
+    make: Callable[..., LabeledStream], protocol: dict[str, float],
+) -> dict[str, int | None] | None:  # fmt: skip
+    """For a stream without drift, seed 0: the default and random run on its first
+    ``samples``, every version they publish is tested on the `HELD_OUT_TEST` samples that
+    follow, and each run's labels to reach ``target`` is `labels_to_stay` on that learning
+    curve (the labels spent by the time the version first served). Unlike the rolling
+    accuracy, which averages the last `ROLLING` samples served (as many labels as the budget
+    spends in them, at least), this is how good each model is when it comes. None: a stream
+    with drift, or one that does not grow longer (``short``)."""
+    whole = make(name, samples + HELD_OUT_TEST, seed=0)
+    if whole.drifts or len(whole.ids) < samples + HELD_OUT_TEST:
+        return None
+    stream, rows = whole.head(samples), range(samples, len(whole.ids))
+    test, truth = whole.samples(rows), whole.labels[samples:]
+    options = Options(budget=0.1, rate=rate, seed=0, **protocol)
+    needed: dict[str, int | None] = {}
+    for run in ("default", "random"):
+        settings, score = run_settings(RUNS[run])
+        where = workdir / name / f"held-out-{run}"
+        report = simulate(settings, stream, run, score, where, options)
+        model = shaped_settings(settings, stream, where, score, options).model
+        loader, series = ModelLoader(model, 0), report["series"]
+        curve = []
+        for version, position in enumerate(report["model_swaps"], start=1):
+            predictor = loader.load(loader.store.checkpoint(version))
+            predicted = predictor.logits(predictor.encode(test).inputs).argmax(1).cpu().numpy()
+            spent = np.interp(position, series["position"], series["labels_used"])
+            curve.append((round(float(spent)), float((predicted == truth).mean())))
+        needed[run] = labels_to_stay(curve, target)
+    return needed
+
+
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
     protocol: str = "peers", runs: dict[str, Run] = RUNS,
@@ -186,6 +244,17 @@ def stream_result(
             "labels_to_95": needed,
             "labels_ratio_default_vs_random": ratio,
         }
+        tested = held_out_labels_to_reach(
+            name, samples, rate, workdir, target, make, PROTOCOLS[protocol]
+        )
+        if tested is not None:
+            default, random = tested["default"], tested["random"]
+            result |= {
+                "labels_to_95_held_out": tested,
+                "held_out_ratio_default_vs_random": (
+                    round(default / random, 3) if default and random else None
+                ),
+            }
     return (
         result
         | {"accuracy": accuracy}
