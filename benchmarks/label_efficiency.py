@@ -163,6 +163,16 @@ def labels_to_reach(report: dict[str, Any], target: float) -> int | None:
     return None
 
 
+def default_over_random(needed: dict[str, int | None]) -> float | None:
+    """The default's labels over random's (None: either never got there, or no random run).
+
+    >>> default_over_random({"default": 33, "random": 75}), default_over_random({"default": 9})
+    (0.44, None)
+    """
+    default, random = needed["default"], needed.get("random")
+    return round(default / random, 3) if default and random else None
+
+
 HELD_OUT_TEST = 2000
 """Samples after the end of a stream without drift on which every published version is tested
 (`held_out_labels_to_reach`)."""
@@ -236,24 +246,18 @@ def stream_result(
         target = 0.95 * top["final_accuracy"]
         reports = first["reports"]
         needed = {run: labels_to_reach(reports[run], target) for run in reports}
-        ratio, default, random = None, needed["default"], needed.get("random")
-        if default and random:
-            ratio = round(default / random, 3)
         result |= {
             "target_accuracy": round(target, 4),
             "labels_to_95": needed,
-            "labels_ratio_default_vs_random": ratio,
+            "labels_ratio_default_vs_random": default_over_random(needed),
         }
         tested = held_out_labels_to_reach(
             name, samples, rate, workdir, target, make, PROTOCOLS[protocol]
         )
         if tested is not None:
-            default, random = tested["default"], tested["random"]
             result |= {
                 "labels_to_95_held_out": tested,
-                "held_out_ratio_default_vs_random": (
-                    round(default / random, 3) if default and random else None
-                ),
+                "held_out_ratio_default_vs_random": default_over_random(tested),
             }
     return (
         result
