@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from streamal.simulation.streams import builtin
+from tests.benchmarks import load_benchmark
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # it imports peers.py from beside it
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "benchmarks_label_efficiency", BENCHMARKS / "label_efficiency.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
-label_efficiency = _load()
+label_efficiency = load_benchmark("label_efficiency")
 
 
 def test_every_version_is_tested_on_the_samples_after_the_stream(tmp_path: Path) -> None:
