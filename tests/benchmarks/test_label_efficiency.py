@@ -20,3 +20,15 @@ def test_every_version_is_tested_on_the_samples_after_the_stream(tmp_path: Path)
     # a stream that drifts has no fixed concept to test on, and short does not grow longer
     assert reach("abrupt", 1500, 1500.0, tmp_path, 0.85, builtin, protocol) is None
     assert reach("short", 1500, 1500.0, tmp_path, 0.85, builtin, protocol) is None
+
+
+def test_a_peer_streams_goal_is_set_against_learning_from_every_label(tmp_path: Path) -> None:
+    runs = {"default": label_efficiency.RUNS["default"]}
+    result = label_efficiency.peer_result("phishing", 20_000, 1500.0, tmp_path, runs=runs)
+    accuracy = result["accuracy"]
+    assert result["samples"] == 1250  # the bundled dataset, whole
+    # every label learned beats a tenth of them, on the same samples, as the goal knows
+    assert accuracy["default"] < accuracy["all_labels"] < 1.0, accuracy
+    goal = label_efficiency.PEER_ANCHORS["phishing"][2] + 0.01
+    assert result["goal_accuracy"] == round(goal, 4)
+    assert result["goal_over_all_labels"] == round(goal - accuracy["all_labels"], 4)
