@@ -228,6 +228,16 @@ def held_out_labels_to_reach(
     return needed
 
 
+def ceiling_run(
+    name: str, samples: int, make: Callable[..., LabeledStream]
+) -> dict[str, Any]:  # fmt: skip
+    """The all-labels ceiling's report (`all_labels`) on ``make``'s stream ``name``, seed 0,
+    its accuracy printed as the runs' are."""
+    top = all_labels(Settings(), make(name, samples, seed=0))
+    print(f"{name}/all_labels: accuracy {top['prequential_accuracy']}", file=sys.stderr)
+    return top
+
+
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
     protocol: str = "peers", runs: dict[str, Run] = RUNS,
@@ -242,10 +252,8 @@ def stream_result(
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
     if ceiling:
-        stream = make(name, samples, seed=0)
-        top = all_labels(Settings(), stream)
+        top = ceiling_run(name, samples, make)
         accuracy["all_labels"] = top["prequential_accuracy"]
-        print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
         target = 0.95 * top["final_accuracy"]
         reports = first["reports"]
         needed = {run: labels_to_reach(reports[run], target) for run in reports}
@@ -386,9 +394,7 @@ def peer_result(
         "goal_accuracy": goal,
     }
     if ceiling:
-        top = all_labels(Settings(), peer(name, samples, seed=0))
-        accuracy["all_labels"] = top["prequential_accuracy"]
-        print(f"{name}/all_labels: accuracy {accuracy['all_labels']}", file=sys.stderr)
+        accuracy["all_labels"] = ceiling_run(name, samples, peer)["prequential_accuracy"]
         result["goal_over_all_labels"] = round(goal - accuracy["all_labels"], 4)
     if "mlp" in runs:
         result["mlp_minus_best_peer"] = round(accuracy["mlp"] - best_accuracy, 4)
