@@ -22,6 +22,11 @@ Reported per stream:
 - ``labels_used`` and ``label_rate``: labels spent and their share of the stream (the realized
   budget, audits and exploration included).
 
+``summary`` says what each group of streams (built-in, peer, held-out) shows together, as the
+issue's goals read it (`summary`): the mean of the default's lead over random, the mean of the
+ceiling's (the room a strategy has over random labels) and the share of that room the default
+takes, how many peer streams meet their goal, and the mean lead over the peer learners.
+
 With ``--peers``, the peer-anchor streams (``sea_abrupt``, ``hyperplane``, ``rbf5``, ``phishing``,
 ``image_segments``, generated with river as the anchors describe) run too, at budget 0.1 only
 (default, random, mlp), beside the peers' measured accuracy under the same prequential
@@ -369,6 +374,47 @@ def budget_spent(labels_used: dict[str, list[int]], samples: int) -> dict[str, A
     }
 
 
+def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a group of streams' ``results`` (`stream_result` or `peer_result`) say together,
+    as the issue's goals read them: the mean of the default's lead over random; with the
+    ceilings, the mean of the all-labels run's lead over random (roughly the most any strategy
+    could add at the budget: the room) and the share of it the default takes; with the peers'
+    goals, how many streams meet theirs; with the peer learners, the mean of the default's
+    lead over the best of them.
+
+    >>> summary({
+    ...     "a": {"accuracy": {"default": 0.92, "random": 0.9, "all_labels": 0.95},
+    ...           "goal_accuracy": 0.93},
+    ...     "b": {"accuracy": {"default": 0.81, "random": 0.8, "all_labels": 0.83},
+    ...           "goal_accuracy": 0.8},
+    ... })  # doctest: +NORMALIZE_WHITESPACE
+    {'default_minus_random': 0.015, 'all_labels_minus_random': 0.04,
+     'share_of_room_taken': 0.375, 'goals_met': '1 of 2'}
+    """
+    streams = list(results.values())
+    lead: dict[str, Any] = {}
+    for run in ("default", "all_labels"):
+        leads = [
+            r["accuracy"][run] - r["accuracy"]["random"]
+            for r in streams
+            if run in r["accuracy"] and "random" in r["accuracy"]
+        ]
+        if leads:
+            lead[f"{run}_minus_random"] = round(float(np.mean(leads)), 4)
+    if lead.get("all_labels_minus_random", 0) > 0 and "default_minus_random" in lead:
+        taken = lead["default_minus_random"] / lead["all_labels_minus_random"]
+        lead["share_of_room_taken"] = round(taken, 3)
+    goals = [
+        r["accuracy"]["default"] >= r["goal_accuracy"] for r in streams if "goal_accuracy" in r
+    ]
+    if goals:
+        lead["goals_met"] = f"{sum(goals)} of {len(goals)}"
+    over = [r["default_minus_best_peer_learner"] for r in streams if "best_peer_learner" in r]
+    if over:
+        lead["default_minus_best_peer_learner"] = round(float(np.mean(over)), 4)
+    return lead
+
+
 def peer_result(
     name: str, samples: int, rate: float, workdir: Path, seeds: int = 1,
     runs: dict[str, Run] = RUNS, peer_learners: bool = False, ceiling: bool = True,
@@ -551,6 +597,8 @@ def main() -> None:
             result["peers"] = {name: done.result() for name, done in peers.items()}
         if held:
             result["held_out"] = {name: done.result() for name, done in held.items()}
+    groups = ("streams", "peers", "held_out")
+    result["summary"] = {group: summary(result[group]) for group in groups if result.get(group)}
     json.dump(result, sys.stdout, indent=2)
     print()
 

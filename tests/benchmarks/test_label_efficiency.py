@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 from streamal.simulation.streams import builtin
@@ -32,3 +33,21 @@ def test_a_peer_streams_goal_is_set_against_learning_from_every_label(tmp_path: 
     goal = label_efficiency.PEER_ANCHORS["phishing"][2] + 0.01
     assert result["goal_accuracy"] == round(goal, 4)
     assert result["goal_over_all_labels"] == round(goal - accuracy["all_labels"], 4)
+
+
+def test_the_scripts_examples_hold() -> None:
+    failed, tried = doctest.testmod(label_efficiency)
+    assert tried >= 5 and failed == 0
+
+
+def test_the_summary_reads_only_what_the_runs_measured() -> None:
+    summary = label_efficiency.summary
+    ran = {"accuracy": {"default": 0.9, "random": 0.86}}
+    assert summary({"a": ran}) == {"default_minus_random": 0.04}  # no ceiling: no room
+    assert summary({"a": {"accuracy": {"default": 0.9}}}) == {}  # --runs default: no lead
+    # the ceiling under random (a drift it found late): no share of a room that is not there
+    under = {"accuracy": {"default": 0.9, "random": 0.86, "all_labels": 0.85}}
+    assert "share_of_room_taken" not in summary({"a": under})
+    learners = {"best_peer_learner": "linear+random", "default_minus_best_peer_learner": 0.02}
+    both = summary({"a": ran | learners, "b": ran | learners | {"goal_accuracy": 0.95}})
+    assert both["goals_met"] == "0 of 1" and both["default_minus_best_peer_learner"] == 0.02
