@@ -75,6 +75,7 @@ class Joined:
     delay_s: float
     reason: str  # why it was asked: only ``explore`` and ``audit`` labels are unbiased samples
     seq: int  # the answer's point in the store: ``labeled(since=seq - 1)`` starts with it
+    model_version: int  # the version that predicted it (0: untrained)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ class LabelStore:
 
     def _joined(self, sample_id: str) -> Joined | None:
         row = self._db.execute(
-            "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at, r.reason, v.seq"
+            "SELECT r.predicted, r.confidence, r.requested_at, v.labeled_at, r.reason, v.seq,"
+            " r.model_version"
             " FROM requests r"
             " JOIN votes v ON v.id = r.id WHERE r.id=? ORDER BY v.seq LIMIT 1",
             (sample_id,),
@@ -215,7 +217,8 @@ class LabelStore:
             return None
         label = self.label_of(sample_id)
         assert label is not None
-        return Joined(sample_id, label, row[0], row[1], max(0.0, row[3] - row[2]), row[4], row[5])
+        delay = max(0.0, row[3] - row[2])
+        return Joined(sample_id, label, row[0], row[1], delay, row[4], row[5], row[6])
 
     # -- reading --------------------------------------------------------------------------
 

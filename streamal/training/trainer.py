@@ -317,12 +317,19 @@ class Trainer:
         transport.produce(dead_letter(envelope, reason, topic, limit))
 
     def _observe(self, joined: Joined) -> None:
-        """Answered accuracy and drift, from a label meeting its request."""
+        """Answered accuracy and drift, from a label meeting its request. The drift detectors
+        judge a trained model's predictions only (as `_as_rounds_predict` gives them): the
+        untrained version 0's uniform guesses would set their baselines, against which the
+        first models' usual over-confidence reads as a drift. A trainer that comes up to a
+        backlog of answers reads hundreds of those before its first round."""
         correct = joined.label == joined.predicted
         self._recent.append(correct)
         self.metrics.answered_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
-        drifts = self._detectors.update(self._as_rounds_predict(joined))
+        judged = self._as_rounds_predict(joined)
+        if judged.model_version == 0:
+            return
+        drifts = self._detectors.update(judged)
         for detector in drifts:
             log.warning(
                 "drift detected by the %s detector: exploring more, training early", detector
@@ -356,7 +363,10 @@ class Trainer:
         if (logits := rounds_logits(model, encoded.inputs)) is None:
             return joined
         confidence, best = torch.softmax(logits[0].float(), -1).max(-1)
-        return replace(joined, predicted=model.classes[int(best)], confidence=float(confidence))
+        predicted, version = model.classes[int(best)], self.champion.checkpoint.version
+        return replace(
+            joined, predicted=predicted, confidence=float(confidence), model_version=version
+        )
 
     # -- rounds ---------------------------------------------------------------------------
 

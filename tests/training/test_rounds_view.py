@@ -34,10 +34,12 @@ def test_rounds_logits_are_the_mlps_own_only_with_other_parts(parts: dict[str, o
 
 
 def produce_answered(
-    settings: Settings, stream: LabeledStream, rows: range, served: float, right: float
-) -> None:
-    """Requests for ``rows`` of ``stream``, served at confidence ``served`` and predicted
-    right at random with chance ``right``, and their answers."""
+    settings: Settings, stream: LabeledStream, rows: range, served: float, right: float,
+    reason: str = "uncertain", version: int = 1,
+) -> None:  # fmt: skip
+    """Requests for ``rows`` of ``stream``, asked for ``reason`` and served by ``version`` at
+    confidence ``served``, predicted right at random with chance ``right``, and their
+    answers."""
     at, chance = datetime.now(UTC), np.random.default_rng(rows.start)
     with open_transport(settings) as producer:
         producer.ensure_topics(topic_specs(settings.topics))
@@ -46,8 +48,9 @@ def produce_answered(
             wrong = stream.classes[stream.labels[i] - 1]
             predicted = truth if chance.random() < right else wrong
             request = LabelRequest(
-                id=f"s{i}", features=stream.features[i].tolist(), utility=0.5, reason="uncertain",
-                prediction=[{"label": predicted, "p": served}], model_version=1, requested_at=at,
+                id=f"s{i}", features=stream.features[i].tolist(), utility=0.5, reason=reason,
+                prediction=[{"label": predicted, "p": served}], model_version=version,
+                requested_at=at,
             )  # fmt: skip
             key = f"s{i}".encode()
             producer.produce(Record(settings.topics.label_requests, encode(request), key=key))
@@ -87,3 +90,28 @@ def test_a_change_that_a_blend_half_follows_is_found_on_its_rounds_part(
         produce_answered(settings, moved, range(BEFORE, n), served=0.5, right=0.5)
         steps_until_quiet(trainer, transport)
     assert bool(trainer.drift_events) == (parts != ALONE), trainer.drift_events
+
+
+def test_the_untrained_models_guesses_set_no_detectors_baseline(tmp_path: Path) -> None:
+    """A trainer comes up to a backlog: random requests served by the untrained version 0
+    (uniform guesses, as sure as they are right) and answered, 10 read before its first
+    round and 190 after it, late. Then its model is as over-confident as it always is: sure
+    at 0.95, right 70% of the time. Had the detectors learned from version 0's guesses, they
+    would take that model's first labels for a change for the worse (a model judged by what
+    it served: the MLP alone)."""
+    settings = trainer_settings(settings_for("local", tmp_path=tmp_path), tmp_path)
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update=ALONE)})
+    stream = gaussian_classes(BEFORE + AFTER * 2, spread=0.5, seed=3)
+    trainer = Trainer(settings)
+    with trainer.connected() as transport:
+        for backlog in (range(10), range(10, 200)):
+            produce_answered(
+                settings, stream, backlog, served=1 / 3, right=1 / 3, reason="explore", version=0
+            )
+            steps_until_quiet(trainer, transport)
+            assert trainer.champion is not None
+        trained = range(200, len(stream.labels))
+        produce_answered(settings, stream, trained, served=0.95, right=0.7, reason="explore")
+        steps_until_quiet(trainer, transport)
+    assert trainer.labels.counts()["labeled"] == len(stream.labels)
+    assert not trainer.drift_events
