@@ -51,7 +51,9 @@ def all_labels(
             correct[rows], confidences[rows] = predicted == batch.targets, confidence
             for row, guess, p in zip(rows.tolist(), predicted, confidence.tolist(), strict=True):
                 label, guessed = stream.classes[stream.labels[row]], stream.classes[guess]
-                answer = Joined(stream.ids[row], label, guessed, p, 0.0, "explore", row, 1)
+                answer = Joined(
+                    stream.ids[row], label, guessed, p, 0.0, "explore", row, model_version=1
+                )
                 found = drifts.update(answer)
                 if found:  # the new concept starts after the earliest point a detector saw
                     concept, drifted = max(concept, min(found.values()) + 1), True

@@ -22,8 +22,8 @@ unsure, and a part of it (the one judged) sure there is one its other parts disa
 wrong more often than it says without any drift (seen: false alarms on stationary streams
 of many classes, where the neighbours part leads the MLP).
 
-The trainer feeds them only labels answered once a trained model exists: an untrained model's
-guesses would set their baselines.
+The trainer feeds them only labels a trained model judges: the untrained version 0's guesses
+would set their baselines.
 
 A detector reports a change in either direction; only a change for the worse (more errors, less
 confidence) counts as a drift, since a model that improves with training changes all three too.
@@ -201,7 +201,8 @@ class DriftMonitor:
 
     >>> from streamal.training.labels import Joined
     >>> def label(i, correct):
-    ...     return Joined(f"s{i}", "a", "a" if correct else "b", 0.9, 0.0, "explore", i, 1)
+    ...     guess = "a" if correct else "b"
+    ...     return Joined(f"s{i}", "a", guess, 0.9, 0.0, "explore", i, model_version=1)
     >>> monitor = DriftMonitor(DriftConfig())
     >>> [monitor.update(label(i, correct=i >= 600)) for i in range(1200)] == [{}] * 1200
     True

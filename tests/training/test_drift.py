@@ -10,7 +10,8 @@ from streamal.training.labels import Joined
 
 
 def label(seq: int, reason: str, correct: bool, confidence: float = 0.9) -> Joined:
-    return Joined(f"s{seq}", "a", "a" if correct else "b", confidence, 0.0, reason, seq, 1)
+    guess = "a" if correct else "b"
+    return Joined(f"s{seq}", "a", guess, confidence, 0.0, reason, seq, model_version=1)
 
 
 def test_errors_their_confidence_expected_are_not_drift_evidence() -> None:
