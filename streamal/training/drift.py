@@ -22,8 +22,9 @@ unsure, and a part of it (the one judged) sure there is one its other parts disa
 wrong more often than it says without any drift (seen: false alarms on stationary streams
 of many classes, where the neighbours part leads the MLP).
 
-The trainer feeds them only labels a trained model judges: the untrained version 0's guesses
-would set their baselines.
+None of them reads a label predicted by the untrained version 0: its uniform guesses say
+nothing of a model's calibration, and would set the baselines against which the first trained
+models' usual over-confidence reads as a drift.
 
 A detector reports a change in either direction; only a change for the worse (more errors, less
 confidence) counts as a drift, since a model that improves with training changes all three too.
@@ -226,7 +227,10 @@ class DriftMonitor:
 
     def update(self, joined: Joined) -> dict[str, int]:
         """One label met its request; detector -> store point where the new concept starts,
-        for each detector that saw a drift."""
+        for each detector that saw a drift. A label predicted by the untrained version 0 is
+        not read (see the module)."""
+        if joined.model_version == 0:
+            return {}
         error = float(joined.label != joined.predicted)
         values = {"surprise": error - (1.0 - joined.confidence)}
         if joined.reason == "explore":

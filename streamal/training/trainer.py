@@ -317,19 +317,13 @@ class Trainer:
         transport.produce(dead_letter(envelope, reason, topic, limit))
 
     def _observe(self, joined: Joined) -> None:
-        """Answered accuracy and drift, from a label meeting its request. The drift detectors
-        judge a trained model's predictions only (as `_as_rounds_predict` gives them): the
-        untrained version 0's uniform guesses would set their baselines, against which the
-        first models' usual over-confidence reads as a drift. A trainer that comes up to a
-        backlog of answers reads hundreds of those before its first round."""
+        """Answered accuracy and drift, from a label meeting its request (for drift, as the
+        champion judges it: `_as_rounds_predict`)."""
         correct = joined.label == joined.predicted
         self._recent.append(correct)
         self.metrics.answered_accuracy.set(sum(self._recent) / len(self._recent))
         self.metrics.label_delay_seconds.observe(joined.delay_s)
-        judged = self._as_rounds_predict(joined)
-        if judged.model_version == 0:
-            return
-        drifts = self._detectors.update(judged)
+        drifts = self._detectors.update(self._as_rounds_predict(joined))
         for detector in drifts:
             log.warning(
                 "drift detected by the %s detector: exploring more, training early", detector
@@ -350,10 +344,10 @@ class Trainer:
             self.labels.record_drift(self._drift)
 
     def _as_rounds_predict(self, joined: Joined) -> Joined:
-        """``joined`` with the prediction of the champion's part that learns in rounds, for
-        a model that also follows the stream by itself (`StreamModel.rounds_logits`): such a
-        model is unsure where its parts disagree and partly right after a change, which would
-        hide from the detectors a change that the rounds must restart at."""
+        """``joined`` with the prediction (and version) of the champion's part that learns in
+        rounds, for a model that also follows the stream by itself (`StreamModel.rounds_logits`):
+        such a model is unsure where its parts disagree and partly right after a change, which
+        would hide from the detectors a change that the rounds must restart at."""
         if self.champion is None or (sample := self.labels.sample(joined.id)) is None:
             return joined
         model = self.champion.predictor.model

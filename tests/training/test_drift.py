@@ -9,9 +9,21 @@ from streamal.training.drift import DriftMonitor, Overconfidence
 from streamal.training.labels import Joined
 
 
-def label(seq: int, reason: str, correct: bool, confidence: float = 0.9) -> Joined:
+def label(
+    seq: int, reason: str, correct: bool, confidence: float = 0.9, version: int = 1
+) -> Joined:
     guess = "a" if correct else "b"
-    return Joined(f"s{seq}", "a", guess, confidence, 0.0, reason, seq, model_version=1)
+    return Joined(f"s{seq}", "a", guess, confidence, 0.0, reason, seq, model_version=version)
+
+
+def test_the_untrained_models_guesses_are_no_evidence() -> None:
+    """Random labels sure and wrong set the sequential test off within 10 (below), unless
+    the untrained version 0 predicted them: those no detector reads, then or later."""
+    calm = [label(i, "explore", correct=i % 10 != 0) for i in range(200)]
+    guessed = [label(200 + i, "explore", correct=False, version=0) for i in range(100)]
+    assert not first_found(DriftMonitor(DriftConfig()), calm + guessed)
+    trained = [label(200 + i, "explore", correct=False) for i in range(30)]
+    assert set(first_found(DriftMonitor(DriftConfig()), calm + trained)) >= {"overconfidence"}
 
 
 def test_errors_their_confidence_expected_are_not_drift_evidence() -> None:
