@@ -41,6 +41,10 @@ before the next samples, within a tick of 30 samples); ``--protocol annotator`` 
 built-in streams with the simulation's annotator instead (`ANNOTATOR_PROTOCOL`: answers 0.2 s
 of stream time after the request, 300 samples at the default rate, and a lockstep of 150
 samples), where the first model comes about 450 samples in for every strategy alike.
+``--label-delay S`` has the built-in and held-out streams' answers come ``S`` seconds of stream
+time after the request (``S`` x ``--rate`` samples) under either protocol: what asking
+carefully is worth when the annotators are late (`with_label_delay`). The peer streams keep the
+peers' protocol, under which their anchors were measured.
 
 With ``--held-out``, the held-out streams run too, as the built-in ones do (``bananas``,
 ``agrawal``, ``led``, ``waveform``, ``random_tree``, ``sine``, ``stagger``, ``mixed``,
@@ -51,10 +55,10 @@ made for. Keep them that way: measure on them, never tune to them.
 With ``--peer-learners``, every stream also runs what a user would pick instead of streamal
 (`PEER_LEARNERS`, from `benchmarks/peers.py`): river's logistic regression and river's adaptive
 random forest, learning each granted label at once under the peers' protocol (under
-``--protocol annotator``, as late as the annotator answers streamal), on the same samples and
-seeds; ``default_minus_best_peer_learner`` is the default's lead over the best of
-them. On any stream, not only the five with published anchors, this is the issue's question:
-is streamal worth adopting over a plain online learner with a peer's strategy?
+``--protocol annotator`` or ``--label-delay``, as late as the annotator answers streamal), on
+the same samples and seeds; ``default_minus_best_peer_learner`` is the default's lead over the
+best of them. On any stream, not only the five with published anchors, this is the issue's
+question: is streamal worth adopting over a plain online learner with a peer's strategy?
 
 To measure a change of settings side by side, ``--variant NAME=JSON`` adds a run of the
 default strategy with those settings (a JSON object, as in a config file) and reports its
@@ -63,9 +67,9 @@ runs).
 
 Usage: ``python benchmarks/label_efficiency.py [--quick] [--samples N] [--rate R]
 [--streams A,B] [--peers [A,B]] [--held-out [A,B]] [--seeds N] [--no-ceiling]
-[--protocol peers|annotator] [--jobs N] [--runs default,random,mlp] [--peer-learners]
-[--variant NAME=JSON ...]`` (``--streams ""``: none of the built-in streams; ``--jobs``:
-streams run at once, each in a process of its own, with the same results).
+[--protocol peers|annotator] [--label-delay S] [--jobs N] [--runs default,random,mlp]
+[--peer-learners] [--variant NAME=JSON ...]`` (``--streams ""``: none of the built-in streams;
+``--jobs``: streams run at once, each in a process of its own, with the same results).
 """
 
 from __future__ import annotations
@@ -122,6 +126,18 @@ ANNOTATOR_PROTOCOL = {"label_delay_s": Options.label_delay_s, "tick_s": Options.
 """The simulation's annotator: answers some time after the request, in a coarser lockstep."""
 
 PROTOCOLS = {"peers": PEERS_PROTOCOL, "annotator": ANNOTATOR_PROTOCOL}
+
+
+def with_label_delay(protocol: dict[str, float], seconds: float | None) -> dict[str, float]:
+    """``protocol`` with its answers ``seconds`` of stream time late (None: as it has them).
+
+    >>> with_label_delay(PEERS_PROTOCOL, 0.5)
+    {'label_delay_s': 0.5, 'tick_s': 0.02}
+    >>> with_label_delay(ANNOTATOR_PROTOCOL, None) == ANNOTATOR_PROTOCOL
+    True
+    """
+    return protocol if seconds is None else protocol | {"label_delay_s": seconds}
+
 
 Run = tuple[str | None, dict[str, Any]]
 """A run: its score (None: the settings' own) and its settings, as overrides of the defaults."""
@@ -245,14 +261,14 @@ def ceiling_run(
 
 def stream_result(
     name: str, samples: int, rate: float, workdir: Path, ceiling: bool = True, seeds: int = 1,
-    protocol: str = "peers", runs: dict[str, Run] = RUNS,
+    protocol: dict[str, float] = PEERS_PROTOCOL, runs: dict[str, Run] = RUNS,
     make: Callable[..., LabeledStream] = builtin, peer_learners: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """The built-in stream ``name`` (or ``make``'s) at budget 0.1 under ``protocol``
-    (`PROTOCOLS`), and its ceiling, from seed 0; with ``seeds`` > 1, accuracies are means over
-    the generator's seeds ``0 .. seeds - 1``."""
+    """The built-in stream ``name`` (or ``make``'s) at budget 0.1 under ``protocol`` (one of
+    `PROTOCOLS`, maybe `with_label_delay`), and its ceiling, from seed 0; with ``seeds`` > 1,
+    accuracies are means over the generator's seeds ``0 .. seeds - 1``."""
     by_seed, labels_used, first = runs_over_seeds(
-        name, samples, rate, workdir, seeds, make, PROTOCOLS[protocol], runs, peer_learners
+        name, samples, rate, workdir, seeds, make, protocol, runs, peer_learners
     )
     accuracy = mean_accuracy(by_seed)
     result: dict[str, Any] = {"samples": first["samples"]}
@@ -267,9 +283,7 @@ def stream_result(
             "labels_to_95": needed,
             "labels_ratio_default_vs_random": default_over_random(needed),
         }
-        tested = held_out_labels_to_reach(
-            name, samples, rate, workdir, target, make, PROTOCOLS[protocol]
-        )
+        tested = held_out_labels_to_reach(name, samples, rate, workdir, target, make, protocol)
         if tested is not None:
             result |= {
                 "labels_to_95_held_out": tested,
@@ -509,6 +523,13 @@ def _runs(listed: str) -> list[str]:
     return names
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be seconds >= 0 (got {text})")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -544,6 +565,11 @@ def main() -> None:
         "answered after the simulated annotator's delay (annotator)",
     )  # fmt: skip
     parser.add_argument(
+        "--label-delay", type=_seconds, metavar="S",
+        help="the built-in and held-out streams' answers S seconds of stream time after the "
+        "request (S x --rate samples), under either protocol",
+    )  # fmt: skip
+    parser.add_argument(
         "--jobs", type=_positive, default=1, metavar="N",
         help="streams run at once, each in a process of its own (the runs are deterministic: "
         "the same JSON as one at a time)",
@@ -568,9 +594,15 @@ def main() -> None:
     runs = {name: RUNS[name] for name in args.runs} | dict(args.variant)
     samples = args.samples or (6000 if args.quick else 20_000)
     default = Settings().strategy
+    protocol = with_label_delay(PROTOCOLS[args.protocol], args.label_delay)
+    ours = {"name": args.protocol, **protocol}
     result: dict[str, Any] = {
         "default_strategy": f"{default.score} + {default.gate.name}, budget 0.1",
-        "protocol": {"builtin": args.protocol, "held_out": args.protocol, "peers": "peers"},
+        "protocol": {
+            "builtin": ours,
+            "held_out": ours,
+            "peers": {"name": "peers", **PEERS_PROTOCOL},
+        },
         "variants": {name: settings for name, (_, settings) in args.variant},
         "streams": {},
     }
@@ -581,7 +613,7 @@ def main() -> None:
         at = (args.rate, Path(workdir))
         result_of = partial(
             stream_result, samples=samples, rate=args.rate, workdir=Path(workdir),
-            ceiling=args.ceiling, seeds=args.seeds, protocol=args.protocol, runs=runs,
+            ceiling=args.ceiling, seeds=args.seeds, protocol=protocol, runs=runs,
             peer_learners=args.peer_learners,
         )  # fmt: skip
         builtins = {name: pool.submit(result_of, name) for name in _names(args.streams)}

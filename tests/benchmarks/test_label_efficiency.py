@@ -35,6 +35,20 @@ def test_a_peer_streams_goal_is_set_against_learning_from_every_label(tmp_path: 
     assert result["goal_over_all_labels"] == round(goal - accuracy["all_labels"], 4)
 
 
+def test_late_answers_are_learned_late(tmp_path: Path) -> None:
+    runs = {"default": label_efficiency.RUNS["default"]}
+    accuracy = {
+        delay: label_efficiency.stream_result(
+            "short", 1200, 1500.0, tmp_path / str(delay), ceiling=False, runs=runs,
+            protocol=label_efficiency.with_label_delay(label_efficiency.PEERS_PROTOCOL, delay),
+        )["accuracy"]["default"]
+        for delay in (0.0, 0.5)
+    }  # fmt: skip
+    # 4 classes (chance 0.25): answers 750 samples late leave the first 750 of the 1,200 samples
+    # to the untrained model, where answers before the next samples have it learn from the first
+    assert accuracy[0.5] < 0.5 < 0.7 < accuracy[0.0], accuracy
+
+
 def test_the_scripts_examples_hold() -> None:
     failed, tried = doctest.testmod(label_efficiency)
     assert tried >= 5 and failed == 0
